@@ -1,0 +1,65 @@
+#pragma once
+
+/// Signature sets as loaded from ClamAV database files, before compilation.
+///
+/// Loading runs at startup and reload only, so errors are exceptions (load_error) whose
+/// what() names the file and line, as ClamAV's loader does.
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ringscan::matcher {
+
+class load_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// A body signature whose pattern is a plain byte string (.ndb target 0, offset `*`).
+struct body_signature {
+    std::string name;   ///< as reported, ".UNOFFICIAL" already appended where due
+    std::string bytes;  ///< the literal to find anywhere in the data
+};
+
+enum class hash_kind : std::uint8_t { md5, sha1, sha256 };
+
+/// A whole-file hash signature (.hdb / .hsb line).
+struct hash_signature {
+    hash_kind kind = hash_kind::md5;
+    std::array<std::uint8_t, 32> digest{};  ///< first 16/20/32 bytes used
+    std::optional<std::uint64_t> size;      ///< nullopt: `*` (any size)
+    std::string name;
+};
+
+struct signature_set {
+    std::vector<body_signature> bodies;
+    std::vector<hash_signature> hashes;
+    /// Lines ClamAV accepts but this engine cannot match yet; each names file:line.
+    std::vector<std::string> skipped;
+
+    void append(signature_set other);
+    [[nodiscard]] std::size_t size() const { return bodies.size() + hashes.size(); }
+};
+
+/// Loads one database file (by extension: .ndb, .hdb, .hsb) or every database file in a
+/// directory (non-recursive, sorted by name). Names get ".UNOFFICIAL" (raw files are
+/// unsigned). Throws load_error naming file and line on a malformed line, and when a
+/// directory holds no database at all.
+[[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory);
+
+/// Parses the text of one database file; `file_name` decides the format by extension and
+/// names the file in errors. `official` suppresses the ".UNOFFICIAL" suffix.
+[[nodiscard]] signature_set parse_signatures(std::string_view text, std::string_view file_name,
+                                             bool official = false);
+
+/// The database used when no DatabaseDirectory is configured: EICAR as
+/// "Eicar-Test-Signature" and ClamAV's clam.exe (MD5 aa15bcf4..., 544 bytes) as
+/// "Clamav.Test.File-6" -- the names clients know from the official databases.
+[[nodiscard]] signature_set embedded_default_signatures();
+
+}  // namespace ringscan::matcher
