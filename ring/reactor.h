@@ -1,0 +1,161 @@
+#pragma once
+
+/// The io_uring reactor: one shard thread per core, each pinned, each with its own ring,
+/// its own provided-buffer ring and its own connections. Nothing is shared between shards
+/// on the hot path; the only cross-thread operation is request_stop() (an eventfd write).
+///
+/// Each shard accepts on its own SO_REUSEPORT TCP sockets (the kernel spreads connections)
+/// and on the shared unix socket (every shard arms a multishot accept on it), receives with
+/// multishot recv into provided buffers and hands the bytes to a connection_handler, which
+/// consumes them in place before the buffer is recycled. The library knows nothing of
+/// clamd, milter or Hyperscan.
+
+#include "ring/listener.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace ringscan::ring {
+
+class connection;
+class shard;
+
+namespace detail {
+/// What an SQE's user_data points at: the kind of operation and who owns it.
+enum class op_kind : std::uint8_t { accept, recv, send, wake, tick };
+struct op {
+    op_kind kind;
+    void* owner;
+};
+}  // namespace detail
+
+/// What a connection's traffic means: implemented by the protocol layer, one per
+/// connection, created on and called only from the connection's shard thread. Callbacks
+/// must not throw and must not block.
+class connection_handler {
+public:
+    virtual ~connection_handler() = default;
+    /// Received bytes. They live in a provided buffer that is recycled when this returns:
+    /// consume or copy them now.
+    virtual void on_data(connection& conn, std::span<const std::byte> data) noexcept = 0;
+    /// The peer shut down its write side (or the connection failed).
+    virtual void on_peer_closed(connection& conn) noexcept = 0;
+    /// The deadline set with connection::set_deadline() passed.
+    virtual void on_deadline(connection& conn) noexcept = 0;
+};
+
+enum class socket_family : std::uint8_t { tcp, local };
+
+/// One accepted socket. Owned by its shard; destroyed (with its handler) only once no
+/// io_uring operation on it is in flight, never directly on close.
+class connection {
+public:
+    connection(shard& owner, int fd, socket_family family);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    /// Queues bytes to send; they are copied into the connection's send buffer, which stays
+    /// alive until the kernel has taken them all.
+    void send(std::string_view bytes);
+    /// Stops reading now and closes once every queued byte is sent.
+    void close_after_send();
+    /// Calls handler->on_deadline() once `from_now` has passed (shard tick resolution).
+    void set_deadline(std::chrono::steady_clock::duration from_now);
+    void clear_deadline();
+
+    [[nodiscard]] socket_family family() const { return family_; }
+    [[nodiscard]] unsigned shard_index() const;
+    [[nodiscard]] int fd() const { return fd_; }
+    /// "127.0.0.1@46232" or "unix" (computed on first use).
+    [[nodiscard]] const std::string& peer();
+    [[nodiscard]] bool closing() const { return close_requested_; }
+
+private:
+    friend class shard;
+
+    shard& shard_;
+    int fd_;
+    socket_family family_;
+    std::unique_ptr<connection_handler> handler_;
+    detail::op recv_op_{detail::op_kind::recv, this};
+    detail::op send_op_{detail::op_kind::send, this};
+    unsigned in_flight_ = 0;
+    bool recv_armed_ = false;
+    bool recv_needs_rearm_ = false;
+    bool close_requested_ = false;  ///< no more reads, close when the send queue drains
+    bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
+    bool destroy_queued_ = false;
+    std::string send_queue_;        ///< bytes not yet handed to the kernel
+    std::string send_in_flight_;    ///< bytes the kernel is sending (owned until the CQE)
+    std::size_t send_offset_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
+    std::string peer_;
+};
+
+/// Creates the handler for a new connection, on the connection's shard thread.
+using handler_factory = std::function<std::unique_ptr<connection_handler>(connection&)>;
+
+struct reactor_options {
+    unsigned shard_count = 0;  ///< 0: one per CPU this process may run on
+    bool pin_shards = true;
+    std::vector<tcp_endpoint> tcp;
+    std::optional<unix_endpoint> local;
+    int backlog = 200;
+    unsigned buffer_count = 256;     ///< provided buffers per shard (power of two)
+    unsigned buffer_size = 16384;    ///< bytes per provided buffer
+    unsigned ring_entries = 1024;
+    std::chrono::milliseconds tick{100};  ///< deadline resolution
+    /// Warnings from shard threads (accept failures and the like).
+    std::function<void(std::string_view)> log;
+};
+
+/// io_uring could not be set up; what() names the cause (sysctl, seccomp, old kernel).
+class setup_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class reactor {
+public:
+    /// Opens the listeners (throws std::system_error / std::runtime_error naming the
+    /// address). Shards start with start().
+    reactor(reactor_options options, handler_factory factory);
+    ~reactor();
+    reactor(const reactor&) = delete;
+    reactor& operator=(const reactor&) = delete;
+
+    /// Starts the shard threads and waits until every ring is up; throws setup_error if a
+    /// ring cannot be created (and stops the shards that did start).
+    void start();
+    /// Asks every shard to stop: close listeners and connections, then exit. Safe to call
+    /// from any thread and from a signal handler.
+    void request_stop() noexcept;
+    /// Joins the shard threads.
+    void wait();
+
+    [[nodiscard]] unsigned shard_count() const { return static_cast<unsigned>(shards_.size()); }
+
+private:
+    reactor_options options_;
+    handler_factory factory_;
+    std::vector<std::unique_ptr<shard>> shards_;
+    std::vector<std::thread> threads_;
+    unique_fd local_listener_;
+};
+
+/// Checks that this kernel lets us use io_uring with what the reactor needs; throws
+/// setup_error naming the cause otherwise.
+void probe_io_uring();
+
+}  // namespace ringscan::ring
