@@ -1,1 +1,79 @@
-// placeholder: being written
+#include "tools/ringscand/daemon_config.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+namespace ringscan::daemon {
+
+namespace {
+
+/// clamd's LocalSocketMode is an octal string; anything else is a startup error.
+mode_t parse_socket_mode(const std::string& text) {
+    if (text.empty() || text.size() > 4 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+        throw std::runtime_error("Invalid LocalSocketMode " + text + " (expected an octal mode)");
+    }
+    return static_cast<mode_t>(std::stoul(text, nullptr, 8));
+}
+
+template <typename Int>
+Int clamp_to(std::uint64_t value) {
+    return static_cast<Int>(std::min<std::uint64_t>(value, std::numeric_limits<Int>::max()));
+}
+
+/// Only what the file says: a compiled-in default must not count as "configured".
+std::optional<std::string> optional_string(const proto::clamd_config& config, const char* name) {
+    return config.has(name) ? config.get_string(name) : std::nullopt;
+}
+
+}  // namespace
+
+daemon_settings settings_from(const proto::clamd_config& config) {
+    daemon_settings settings;
+    if (config.has("TCPSocket")) {
+        const std::uint64_t port = config.get_number("TCPSocket");
+        if (port == 0 || port > 65535) {
+            throw proto::config_error("ERROR: Incorrect argument format for option TCPSocket");
+        }
+        std::vector<std::string> addresses = config.get_all("TCPAddr");
+        if (addresses.empty()) {
+            addresses.emplace_back();  // every local address, as clamd without TCPAddr
+        }
+        for (const std::string& address : addresses) {
+            settings.tcp.push_back({address, static_cast<std::uint16_t>(port)});
+        }
+    }
+    if (const auto path = optional_string(config, "LocalSocket")) {
+        ring::unix_endpoint local{*path};
+        if (const auto mode = optional_string(config, "LocalSocketMode")) {
+            local.mode = parse_socket_mode(*mode);
+        }
+        local.fix_stale = config.get_bool("FixStaleSocket");
+        settings.local = std::move(local);
+    }
+    if (settings.tcp.empty() && !settings.local) {
+        throw std::runtime_error("Please define server type (local and/or TCP).");
+    }
+    settings.backlog = clamp_to<int>(config.get_number("MaxConnectionQueueLength"));
+    settings.max_shards = std::max(1U, clamp_to<unsigned>(config.get_number("MaxThreads")));
+    // Unlike clamd there is no compiled-in directory: without one we serve the embedded DB.
+    settings.database_directory = optional_string(config, "DatabaseDirectory");
+    settings.stream_max_length = config.get_size("StreamMaxLength");
+    settings.command_read_timeout =
+        std::chrono::seconds(clamp_to<std::int64_t>(config.get_number("CommandReadTimeout")));
+    settings.read_timeout =
+        std::chrono::seconds(clamp_to<std::int64_t>(config.get_number("ReadTimeout")));
+    settings.foreground = config.get_bool("Foreground");
+    settings.log_file = optional_string(config, "LogFile");
+    if (settings.log_file && settings.log_file->front() != '/') {
+        throw std::runtime_error("LogFile requires full path.");
+    }
+    settings.log_time = config.get_bool("LogTime");
+    settings.log_verbose = config.get_bool("LogVerbose");
+    settings.log_clean = config.get_bool("LogClean");
+    settings.pid_file = optional_string(config, "PidFile");
+    return settings;
+}
+
+}  // namespace ringscan::daemon

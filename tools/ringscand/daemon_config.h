@@ -1,0 +1,40 @@
+#pragma once
+
+/// The part of clamd.conf ringscand honours, read once at startup into plain values.
+/// Options clamd knows but ringscand does not act on yet are accepted and listed in the
+/// README; unknown options were already refused by proto::clamd_config.
+
+#include "proto/config.h"
+#include "ring/listener.h"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringscan::daemon {
+
+struct daemon_settings {
+    std::vector<ring::tcp_endpoint> tcp;          ///< TCPSocket x TCPAddr
+    std::optional<ring::unix_endpoint> local;     ///< LocalSocket (+Mode, FixStaleSocket)
+    int backlog = 200;                            ///< MaxConnectionQueueLength
+    unsigned max_shards = 10;                     ///< MaxThreads caps the shard count
+    std::optional<std::string> database_directory;
+    std::uint64_t stream_max_length = 100ULL << 20;
+    std::chrono::seconds command_read_timeout{30};
+    std::chrono::seconds read_timeout{120};
+    bool foreground = false;
+    std::optional<std::string> log_file;
+    bool log_time = false;
+    bool log_verbose = false;
+    bool log_clean = false;
+    std::optional<std::string> pid_file;
+};
+
+/// Turns a parsed clamd.conf into settings. Throws proto::config_error for a value clamd's
+/// parser refuses, std::runtime_error (clamd's wording, no "ERROR: ") for a configuration
+/// clamd refuses after parsing (no socket at all, relative LogFile).
+[[nodiscard]] daemon_settings settings_from(const proto::clamd_config& config);
+
+}  // namespace ringscan::daemon
