@@ -73,6 +73,9 @@ public:
     void feed(std::span<const std::byte> bytes);
     /// Ends the stream: flushes Hyperscan, checks whole-stream hashes, returns the verdict.
     [[nodiscard]] verdict finish();
+    /// True when Hyperscan or OpenSSL failed during this stream (out of memory, broken
+    /// scratch): matching stopped early, so a clean verdict is not trustworthy. Never throws.
+    [[nodiscard]] bool scan_error() const;
 
     struct impl;
 

@@ -1,1 +1,434 @@
-// placeholder: being written
+#include "matcher/signatures.h"
+
+#include "base/assert.h"
+#include "matcher/internal/offset.h"
+#include "matcher/internal/text.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <iterator>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+namespace ringscan::matcher {
+namespace {
+
+using detail::all_digits;
+using detail::digits_value;
+
+// What ClamAV 1.4.6 does with each field was checked line by line with `clamscan -d`; the
+// comments name the behaviour they mirror.
+
+// A plain literal for target 0 goes to ClamAV's Boyer-Moore matcher, which refuses
+// anything shorter (cli_bm_addpatt: "Signature ... is too short").
+constexpr std::size_t min_literal_length = 3;
+// Targets from 15 up are unknown to ClamAV 1.4.6: it skips such lines without a word.
+constexpr unsigned first_unknown_target = 15;
+// `*` as .hdb size is only valid when the line also says MinFL >= 73.
+constexpr std::int64_t min_flevel_for_any_size = 73;
+// ClamAV keeps hash-signature sizes in 32 bits and rejects 0 and UINT32_MAX.
+constexpr std::int64_t max_hash_size = 0xFFFFFFFELL;
+
+enum class db_format : std::uint8_t { ndb, hash };
+
+std::optional<db_format> format_of(std::string_view file_name) {
+    const auto dot = file_name.rfind('.');
+    if (dot == std::string_view::npos || file_name.size() - dot != 4) {
+        return std::nullopt;
+    }
+    std::array<char, 3> ext{};
+    for (std::size_t i = 0; i < ext.size(); ++i) {
+        const char c = file_name[dot + 1 + i];
+        ext[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    const std::string_view e(ext.data(), ext.size());
+    if (e == "ndb") {
+        return db_format::ndb;
+    }
+    if (e == "hdb" || e == "hsb") {
+        return db_format::hash;
+    }
+    return std::nullopt;
+}
+
+// Where a line came from, for messages: "<file>:<line>: <reason>".
+struct line_ref {
+    std::string_view file;
+    std::size_t number = 0;
+
+    [[nodiscard]] std::string describe(std::string_view reason) const {
+        std::string text(file);
+        text += ':';
+        text += std::to_string(number);
+        text += ": ";
+        text += reason;
+        return text;
+    }
+};
+
+[[noreturn]] void malformed(const line_ref& where, std::string_view reason) {
+    throw load_error(where.describe(reason));
+}
+
+void skip(signature_set& out, const line_ref& where, std::string_view reason) {
+    out.skipped.push_back(where.describe(reason));
+}
+
+// Splits on ':' keeping empty fields; counts every field but stores at most fields.size().
+struct fields {
+    static constexpr std::size_t capacity = 8;
+    std::array<std::string_view, capacity> items{};
+    std::size_t count = 0;
+
+    explicit fields(std::string_view line) {
+        std::size_t start = 0;
+        while (true) {
+            const auto colon = line.find(':', start);
+            const auto field = line.substr(
+                start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
+            if (count < capacity) {
+                items[count] = field;
+            }
+            ++count;
+            if (colon == std::string_view::npos) {
+                break;
+            }
+            start = colon + 1;
+        }
+    }
+    [[nodiscard]] std::string_view operator[](std::size_t i) const { return items[i]; }
+};
+
+// ClamAV's cli_virname(): the name ends at the first " (Clam)"; raw files get
+// ".UNOFFICIAL" appended unconditionally (a name already ending in it gets it twice).
+std::string signature_name(std::string_view raw, bool official, const line_ref& where) {
+    if (const auto clam = raw.find(" (Clam)"); clam != std::string_view::npos) {
+        raw = raw.substr(0, clam);
+    }
+    if (raw.empty()) {
+        malformed(where, "empty signature name");
+    }
+    std::string name(raw);
+    if (!official) {
+        name += ".UNOFFICIAL";
+    }
+    return name;
+}
+
+std::string flevel_reason(std::string_view relation, std::uint64_t level) {
+    return "needs functionality level " + std::string(relation) + ' ' + std::to_string(level) +
+           " (this engine has " + std::to_string(functionality_level) + ")";
+}
+
+// Characters of ClamAV's hex-signature syntax beyond the hex digits themselves:
+// `??` `a?` `*` `{n-m}` `[x-y]` `(aa|bb)` `!(..)` `(B)` `(L)` `(W)`.
+constexpr bool is_pattern_char(char c) {
+    switch (c) {
+        case '?':
+        case '*':
+        case '{':
+        case '}':
+        case '[':
+        case ']':
+        case '(':
+        case ')':
+        case '|':
+        case '!':
+        case '-':
+        case 'L':
+        case 'W':
+            return true;
+        default:
+            return false;
+    }
+}
+
+// .ndb: Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]]
+void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
+                    signature_set& out) {
+    const fields f(line);
+    if (f.count < 4 || f.count > 6) {
+        malformed(where, "expected Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]], found " +
+                             std::to_string(f.count) + " fields");
+    }
+    // The FLEVEL range is checked before anything else, so an out-of-range line is skipped
+    // even when its other fields would not parse.
+    if (f.count >= 5) {
+        if (!all_digits(f[4])) {
+            malformed(where, "MinFL is not a number");
+        }
+        if (const auto min_level = digits_value(f[4]); min_level > functionality_level) {
+            skip(out, where, flevel_reason(">=", min_level));
+            return;
+        }
+    }
+    if (f.count == 6) {
+        if (!all_digits(f[5])) {
+            malformed(where, "MaxFL is not a number");
+        }
+        if (const auto max_level = digits_value(f[5]); max_level < functionality_level) {
+            skip(out, where, flevel_reason("<=", max_level));
+            return;
+        }
+    }
+    if (!all_digits(f[1])) {
+        malformed(where, "target type is not a number");
+    }
+    const std::uint64_t target64 = digits_value(f[1]);
+    if (target64 >= first_unknown_target) {
+        skip(out, where, "unknown target type " + std::string(f[1]) + " (ClamAV ignores it)");
+        return;
+    }
+    const auto target = static_cast<unsigned>(target64);
+    std::string name = signature_name(f[0], official, where);
+
+    const std::string_view hex = f[3];
+    bool literal = true;
+    for (const char c : hex) {
+        if (detail::hex_digit_value(c) >= 0) {
+            continue;
+        }
+        if (!is_pattern_char(c)) {
+            malformed(where, std::string("invalid character '") + c + "' in hex signature");
+        }
+        literal = false;
+    }
+    if (literal && hex.size() % 2 != 0) {
+        malformed(where, "hex signature has an odd number of digits");
+    }
+    const auto offset = detail::parse_body_offset(f[2], target);
+    if (!offset) {
+        malformed(where, "offset '" + std::string(f[2]) + "': " + offset.error());
+    }
+    if (literal && target == 0 && hex.size() / 2 < min_literal_length) {
+        malformed(where, "signature too short: " + std::to_string(hex.size() / 2) +
+                             " bytes, at least 3 needed");
+    }
+    if (target != 0) {
+        skip(out, where, "target type " + std::to_string(target) + " not supported yet");
+        return;
+    }
+    if (offset->from != detail::body_offset::anchor::any) {
+        skip(out, where, "offset '" + std::string(f[2]) + "' not supported yet");
+        return;
+    }
+    if (!literal) {
+        skip(out, where, "wildcards and alternatives in hex signatures not supported yet");
+        return;
+    }
+    std::string bytes;
+    bytes.reserve(hex.size() / 2);
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        bytes.push_back(static_cast<char>(detail::hex_digit_value(hex[i]) * 16 +
+                                          detail::hex_digit_value(hex[i + 1])));
+    }
+    out.bodies.push_back(body_signature{std::move(name), std::move(bytes)});
+}
+
+// .hdb / .hsb: HashHex:FileSize:Name[:MinFL[:MaxFL]]
+void parse_hash_line(std::string_view line, const line_ref& where, bool official,
+                     signature_set& out) {
+    const fields f(line);
+    if (f.count < 3 || f.count > 5) {
+        malformed(where, "expected Hash:Size:Name[:MinFL[:MaxFL]], found " +
+                             std::to_string(f.count) + " fields");
+    }
+    // Unlike .ndb, the hash loader reads FLEVELs with atoi: "x" or "" means 0.
+    const std::int64_t min_level = f.count >= 4 ? detail::c_atoi(f[3]) : 0;
+    if (min_level > static_cast<std::int64_t>(functionality_level)) {
+        skip(out, where, flevel_reason(">=", static_cast<std::uint64_t>(min_level)));
+        return;
+    }
+    if (f.count == 5) {
+        if (const std::int64_t max_level = detail::c_atoi(f[4]);
+            max_level < static_cast<std::int64_t>(functionality_level)) {
+            skip(out, where,
+                 max_level < 0 ? std::string("needs a negative functionality level")
+                               : flevel_reason("<=", static_cast<std::uint64_t>(max_level)));
+            return;
+        }
+    }
+
+    hash_signature sig;
+    const std::string_view hash = f[0];
+    switch (hash.size()) {
+        case 32:
+            sig.kind = hash_kind::md5;
+            break;
+        case 40:
+            sig.kind = hash_kind::sha1;
+            break;
+        case 64:
+            sig.kind = hash_kind::sha256;
+            break;
+        default:
+            malformed(where, "hash must be 32 (MD5), 40 (SHA1) or 64 (SHA256) hex digits");
+    }
+    if (!detail::decode_hex(hash, sig.digest)) {
+        malformed(where, "hash is not a hex string");
+    }
+
+    if (f[1] == "*") {
+        if (min_level < min_flevel_for_any_size) {
+            malformed(where, "size '*' needs MinFL 73 or higher");
+        }
+    } else {
+        const auto size = detail::c_strtol_whole(f[1]);
+        if (!size || *size < 1 || *size > max_hash_size) {
+            malformed(where, "invalid file size '" + std::string(f[1]) + "'");
+        }
+        sig.size = static_cast<std::uint64_t>(*size);
+    }
+    sig.name = signature_name(f[2], official, where);
+    out.hashes.push_back(std::move(sig));
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    struct file_closer {
+        void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+    };
+    const std::unique_ptr<std::FILE, file_closer> file(std::fopen(path.c_str(), "rb"));
+    if (!file) {
+        throw load_error(path.string() +
+                         ": cannot open: " + std::generic_category().message(errno));
+    }
+    std::string text;
+    std::array<char, 1 << 16> buffer{};
+    while (true) {
+        const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get());
+        text.append(buffer.data(), n);
+        if (n < buffer.size()) {
+            break;
+        }
+    }
+    if (std::ferror(file.get()) != 0) {
+        throw load_error(path.string() + ": read error");
+    }
+    return text;
+}
+
+signature_set load_file(const std::filesystem::path& path) {
+    return parse_signatures(read_file(path), path.string());
+}
+
+template <typename Element>
+void move_all(std::vector<Element>& into, std::vector<Element>& from) {
+    if (into.empty()) {
+        into = std::move(from);
+        return;
+    }
+    into.reserve(into.size() + from.size());
+    std::move(from.begin(), from.end(), std::back_inserter(into));
+}
+
+}  // namespace
+
+void signature_set::append(signature_set other) {
+    move_all(bodies, other.bodies);
+    move_all(hashes, other.hashes);
+    move_all(skipped, other.skipped);
+}
+
+signature_set parse_signatures(std::string_view text, std::string_view file_name, bool official) {
+    const auto format = format_of(file_name);
+    if (!format) {
+        throw load_error(std::string(file_name) +
+                         ": unsupported database type (expected .ndb, .hdb or .hsb)");
+    }
+    if (text.empty()) {
+        throw load_error(std::string(file_name) + ": empty database file");
+    }
+    signature_set out;
+    line_ref where{file_name, 0};
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto newline = text.find('\n', start);
+        const auto end = newline == std::string_view::npos ? text.size() : newline;
+        std::string_view line = text.substr(start, end - start);
+        start = end + 1;
+        ++where.number;
+        while (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+        if (line.empty()) {
+            malformed(where, "empty line");  // ClamAV rejects blank lines too
+        }
+        if (line.front() == '#') {
+            continue;
+        }
+        if (*format == db_format::ndb) {
+            parse_ndb_line(line, where, official, out);
+        } else {
+            parse_hash_line(line, where, official, out);
+        }
+    }
+    return out;
+}
+
+signature_set load_signatures(const std::filesystem::path& file_or_directory) {
+    namespace fs = std::filesystem;
+    std::error_code error;
+    const auto status = fs::status(file_or_directory, error);
+    if (error) {
+        throw load_error(file_or_directory.string() + ": " + error.message());
+    }
+    if (fs::is_regular_file(status)) {
+        return load_file(file_or_directory);
+    }
+    if (!fs::is_directory(status)) {
+        throw load_error(file_or_directory.string() + ": not a file or directory");
+    }
+
+    std::vector<fs::path> files;
+    fs::directory_iterator it(file_or_directory, error);
+    for (; !error && it != fs::directory_iterator(); it.increment(error)) {
+        const auto& path = it->path();
+        std::error_code type_error;
+        if (format_of(path.filename().native()) && it->is_regular_file(type_error)) {
+            files.push_back(path);
+        }
+    }
+    if (error) {
+        throw load_error(file_or_directory.string() + ": " + error.message());
+    }
+    if (files.empty()) {
+        throw load_error(file_or_directory.string() +
+                         ": no supported database files (.ndb, .hdb, .hsb)");
+    }
+    std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+        return a.filename().native() < b.filename().native();
+    });
+    signature_set all;
+    for (const auto& path : files) {
+        all.append(load_file(path));
+    }
+    return all;
+}
+
+signature_set embedded_default_signatures() {
+    // The 68-byte EICAR test string (eicar.org). Built from two halves so that this object
+    // file does not itself carry the complete string.
+    static constexpr std::string_view eicar_head = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR";
+    static constexpr std::string_view eicar_tail = "-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    // MD5 and size of ClamAV's clam.exe test file (Debian clamav-testfiles).
+    static constexpr std::string_view clam_exe_md5 = "aa15bcf478d165efd2065190eb473bcb";
+    static constexpr std::uint64_t clam_exe_size = 544;
+
+    signature_set set;
+    std::string eicar(eicar_head);
+    eicar += eicar_tail;
+    set.bodies.push_back(body_signature{"Eicar-Test-Signature", std::move(eicar)});
+
+    hash_signature clam_exe;
+    clam_exe.kind = hash_kind::md5;
+    RINGSCAN_ASSERT(detail::decode_hex(clam_exe_md5, clam_exe.digest));
+    clam_exe.size = clam_exe_size;
+    clam_exe.name = "Clamav.Test.File-6";
+    set.hashes.push_back(std::move(clam_exe));
+    return set;
+}
+
+}  // namespace ringscan::matcher

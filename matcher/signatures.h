@@ -11,9 +11,14 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringscan::matcher {
+
+/// The functionality level (FLEVEL) this engine claims: ClamAV 1.4.6's (`clamconf`: "Engine
+/// flevel: 216"). Lines whose :MinFL:MaxFL range excludes it are skipped, as ClamAV does.
+inline constexpr unsigned functionality_level = 216;
 
 class load_error : public std::runtime_error {
 public:

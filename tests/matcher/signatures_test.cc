@@ -1,1 +1,492 @@
-// placeholder: being written
+// Loader tests. Every accept/reject/skip rule below was checked against clamscan 1.4.6
+// (`clamscan -d file.ndb`) before being written down here.
+
+#include "matcher/signatures.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/matcher/test_util.h"
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace ringscan::matcher {
+namespace {
+
+using testing::shared_dir;
+
+// "MAGIC" as hex.
+constexpr std::string_view magic_hex = "4d41474943";
+constexpr std::string_view md5_hex = "76842e6fcd33eeb87d3b7f396fb14be5";
+constexpr std::string_view sha1_hex = "a63bab0f8f1bb3ad9798e3d0fc8716635286c5a6";
+constexpr std::string_view sha256_hex =
+    "87bbd08d48db8e33d72ef486b3121116f49d29625b7b0884e61d449372e17aff";
+
+std::string load_error_message(std::string_view text, std::string_view file = "t.ndb") {
+    try {
+        static_cast<void>(parse_signatures(text, file));
+    } catch (const load_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+std::string cat(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (const auto part : parts) {
+        out += part;
+    }
+    return out;
+}
+
+// --- .ndb --------------------------------------------------------------------------------
+
+TEST(NdbParser, LoadsPlainLiteralWithUnofficialName) {
+    const auto set = parse_signatures(cat({"Test.Magic:0:*:", magic_hex, "\n"}), "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "Test.Magic.UNOFFICIAL");
+    EXPECT_EQ(set.bodies[0].bytes, "MAGIC");
+    EXPECT_TRUE(set.hashes.empty());
+    EXPECT_TRUE(set.skipped.empty());
+    EXPECT_EQ(set.size(), 1U);
+}
+
+TEST(NdbParser, DecodesUppercaseHexAndBinaryBytes) {
+    const auto set = parse_signatures("A:0:*:00FFab0D0a\n", "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].bytes, std::string("\x00\xff\xab\x0d\x0a", 5));
+}
+
+TEST(NdbParser, OfficialDatabasesKeepBareNames) {
+    const auto set = parse_signatures(cat({"Test.Magic:0:*:", magic_hex}), "t.ndb", true);
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "Test.Magic");
+}
+
+TEST(NdbParser, AppendsUnofficialEvenWhenAlreadyPresent) {
+    // cli_virname() appends unconditionally: clamscan prints "A.UNOFFICIAL.UNOFFICIAL".
+    const auto set = parse_signatures(cat({"A.UNOFFICIAL:0:*:", magic_hex}), "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "A.UNOFFICIAL.UNOFFICIAL");
+}
+
+TEST(NdbParser, CutsNameAtClamSuffix) {
+    const auto set =
+        parse_signatures(cat({"A (Clam):0:*:", magic_hex, "\nB (Clam)C:0:*:", magic_hex}), "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 2U);
+    EXPECT_EQ(set.bodies[0].name, "A.UNOFFICIAL");
+    EXPECT_EQ(set.bodies[1].name, "B.UNOFFICIAL");
+}
+
+TEST(NdbParser, KeepsSpacesInNames) {
+    const auto set = parse_signatures(cat({" A B:0:*:", magic_hex}), "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, " A B.UNOFFICIAL");
+}
+
+TEST(NdbParser, AcceptsCrlfCommentsAndMissingFinalNewline) {
+    const auto set = parse_signatures(
+        cat({"# a comment\r\nA:0:*:", magic_hex, "\r\n#another\nB:0:*:", magic_hex}), "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 2U);
+    EXPECT_EQ(set.bodies[1].name, "B.UNOFFICIAL");
+}
+
+TEST(NdbParser, AcceptsFlevelRangeThatIncludesTheEngine) {
+    const auto set = parse_signatures(
+        cat({"A:0:*:", magic_hex, ":216:216\nB:0:*:", magic_hex, ":\nC:0:*:", magic_hex, ":51"}),
+        "t.ndb");
+    EXPECT_EQ(set.bodies.size(), 3U);
+    EXPECT_TRUE(set.skipped.empty());
+}
+
+TEST(NdbParser, AcceptsThreeByteLiteral) {
+    const auto set = parse_signatures("A:0:*:4d4147\n", "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].bytes, "MAG");
+}
+
+TEST(NdbParser, RejectsBlankLineNamingIt) {
+    EXPECT_EQ(load_error_message(cat({"A:0:*:", magic_hex, "\n\nB:0:*:", magic_hex, "\n"})),
+              "t.ndb:2: empty line");
+    EXPECT_EQ(load_error_message(cat({"A:0:*:", magic_hex, "\n\n"})), "t.ndb:2: empty line");
+}
+
+TEST(NdbParser, RejectsEmptyFile) {
+    EXPECT_EQ(load_error_message(""), "t.ndb: empty database file");
+}
+
+TEST(NdbParser, RejectsWrongFieldCount) {
+    EXPECT_EQ(load_error_message("#c\nA:0:*\n"),
+              "t.ndb:2: expected Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]], found 3 "
+              "fields");
+    EXPECT_EQ(load_error_message(cat({"A:0:*:", magic_hex, ":1:255:9"})).substr(0, 8), "t.ndb:1:");
+    EXPECT_EQ(load_error_message(cat({"A=0:*:", magic_hex})).substr(0, 8), "t.ndb:1:");
+}
+
+TEST(NdbParser, RejectsOddLengthHex) {
+    EXPECT_EQ(load_error_message("A:0:*:4d41474\n"),
+              "t.ndb:1: hex signature has an odd number of digits");
+}
+
+TEST(NdbParser, RejectsInvalidHexCharacters) {
+    EXPECT_EQ(load_error_message("A:0:*:4d4147zz\n"),
+              "t.ndb:1: invalid character 'z' in hex signature");
+    EXPECT_EQ(load_error_message("A:0:*:4d4147 \n"),
+              "t.ndb:1: invalid character ' ' in hex signature");
+}
+
+TEST(NdbParser, RejectsLiteralShorterThanThreeBytes) {
+    EXPECT_EQ(load_error_message("A:0:*:4d41\n"),
+              "t.ndb:1: signature too short: 2 bytes, at least 3 needed");
+    EXPECT_EQ(load_error_message("A:0:*:\n"),
+              "t.ndb:1: signature too short: 0 bytes, at least 3 needed");
+}
+
+TEST(NdbParser, RejectsEmptyName) {
+    EXPECT_EQ(load_error_message(cat({":0:*:", magic_hex})), "t.ndb:1: empty signature name");
+    EXPECT_EQ(load_error_message(cat({" (Clam):0:*:", magic_hex})),
+              "t.ndb:1: empty signature name");
+}
+
+TEST(NdbParser, RejectsNonNumericFields) {
+    EXPECT_EQ(load_error_message(cat({"A:x:*:", magic_hex})),
+              "t.ndb:1: target type is not a number");
+    EXPECT_EQ(load_error_message(cat({"A:-1:*:", magic_hex})),
+              "t.ndb:1: target type is not a number");
+    EXPECT_EQ(load_error_message(cat({"A:0:*:", magic_hex, ":x"})),
+              "t.ndb:1: MinFL is not a number");
+    EXPECT_EQ(load_error_message(cat({"A:0:*:", magic_hex, ":216:x"})),
+              "t.ndb:1: MaxFL is not a number");
+}
+
+TEST(NdbParser, RejectsInvalidOffsets) {
+    for (const std::string_view offset :
+         {"foo", " *", "*,5", "EOF+5", "-5", "5x", "5,x", "S1-5", "SL-1", "$40$", "EP"}) {
+        SCOPED_TRACE(offset);
+        EXPECT_EQ(load_error_message(cat({"A:1:", offset, ":", magic_hex})).substr(0, 17),
+                  cat({"t.ndb:1: offset '"}));
+    }
+    // Executable offsets are an error for other targets.
+    EXPECT_EQ(load_error_message(cat({"A:0:EP+0:", magic_hex})),
+              "t.ndb:1: offset 'EP+0': offset type needs target 1 (PE), 6 (ELF) or 9 (Mach-O), "
+              "not 0");
+}
+
+TEST(NdbParser, SkipsValidLinesThisSliceCannotMatch) {
+    const std::string m(magic_hex);
+    const std::vector<std::string> lines = {
+        "T1:1:*:" + m,                // 1: PE target
+        "T0off:0:10:" + m,            // 2: absolute offset
+        "Teof:0:EOF-5,3:" + m,        // 3: end-of-file offset
+        "Tep:1:EP+0,20:" + m,         // 4: PE entry point
+        "Twild:0:*:4d41??4d*4d4147",  // 5: wildcards
+        "Talt:0:*:4d4147(41|42)",     // 6: alternatives
+        "Tnew:0:*:" + m + ":300",     // 7: future FLEVEL
+        "Told:0:*:" + m + ":1:100",   // 8: retired FLEVEL
+        "Tunk:15:*:" + m,             // 9: unknown target
+        "Ok:0:*:" + m,                // 10: loads
+    };
+    std::string text;
+    for (const auto& line : lines) {
+        text += line + "\n";
+    }
+    const auto set = parse_signatures(text, "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "Ok.UNOFFICIAL");
+    ASSERT_EQ(set.skipped.size(), 9U);
+    for (std::size_t i = 0; i < set.skipped.size(); ++i) {
+        EXPECT_EQ(set.skipped[i].rfind("t.ndb:" + std::to_string(i + 1) + ": ", 0), 0U)
+            << set.skipped[i];
+    }
+    EXPECT_EQ(set.skipped[0], "t.ndb:1: target type 1 not supported yet");
+    EXPECT_EQ(set.skipped[1], "t.ndb:2: offset '10' not supported yet");
+    EXPECT_EQ(set.skipped[6], "t.ndb:7: needs functionality level >= 300 (this engine has 216)");
+    EXPECT_EQ(set.skipped[7], "t.ndb:8: needs functionality level <= 100 (this engine has 216)");
+    EXPECT_EQ(set.skipped[8], "t.ndb:9: unknown target type 15 (ClamAV ignores it)");
+}
+
+TEST(NdbParser, ChecksFlevelAndTargetBeforeTheRest) {
+    // ClamAV skips these without looking at the malformed hex or name.
+    const auto set =
+        parse_signatures("A:0:*:4d4:300\nB:15:*:4d4\n:15:*:4d41\nC:0:*:4d4147:217:x\n", "t.ndb");
+    EXPECT_TRUE(set.bodies.empty());
+    EXPECT_EQ(set.skipped.size(), 4U);
+}
+
+TEST(NdbParser, ShortLiteralIsFineForOtherTargets) {
+    // Only target 0 goes through ClamAV's Boyer-Moore matcher and its 3-byte minimum.
+    const auto set = parse_signatures("A:1:*:4d41\n", "t.ndb");
+    EXPECT_TRUE(set.bodies.empty());
+    EXPECT_EQ(set.skipped.size(), 1U);
+}
+
+// --- .hdb / .hsb -------------------------------------------------------------------------
+
+TEST(HashParser, LoadsMd5Sha1AndSha256ByLength) {
+    const auto set = parse_signatures(
+        cat({md5_hex, ":56:Md5\n", sha1_hex, ":56:Sha1\n", sha256_hex, ":56:Sha256\n"}), "t.hdb");
+    ASSERT_EQ(set.hashes.size(), 3U);
+    EXPECT_EQ(set.hashes[0].kind, hash_kind::md5);
+    EXPECT_EQ(set.hashes[1].kind, hash_kind::sha1);
+    EXPECT_EQ(set.hashes[2].kind, hash_kind::sha256);
+    EXPECT_EQ(set.hashes[0].name, "Md5.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[0].size, 56U);
+    EXPECT_EQ(set.hashes[0].digest[0], 0x76);
+    EXPECT_EQ(set.hashes[0].digest[15], 0xe5);
+    EXPECT_EQ(set.hashes[0].digest[16], 0);
+    EXPECT_EQ(set.hashes[2].digest[31], 0xff);
+}
+
+TEST(HashParser, HsbAndUppercaseAreAccepted) {
+    std::string upper(md5_hex);
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](char c) { return static_cast<char>(std::toupper(c)); });
+    const auto set = parse_signatures(cat({upper, ":56:A\n", sha256_hex, ":56:B"}), "x.HSB");
+    ASSERT_EQ(set.hashes.size(), 2U);
+    EXPECT_EQ(set.hashes[0].digest[0], 0x76);
+}
+
+TEST(HashParser, WildcardSizeNeedsMinFlevel73) {
+    EXPECT_EQ(load_error_message(cat({md5_hex, ":*:A\n"}), "t.hdb"),
+              "t.hdb:1: size '*' needs MinFL 73 or higher");
+    EXPECT_EQ(load_error_message(cat({md5_hex, ":*:A:72\n"}), "t.hdb"),
+              "t.hdb:1: size '*' needs MinFL 73 or higher");
+    const auto set = parse_signatures(cat({md5_hex, ":*:A:73\n"}), "t.hdb");
+    ASSERT_EQ(set.hashes.size(), 1U);
+    EXPECT_FALSE(set.hashes[0].size.has_value());
+}
+
+TEST(HashParser, RejectsBadHashes) {
+    EXPECT_EQ(load_error_message(cat({md5_hex, "0:56:A"}), "t.hdb"),
+              "t.hdb:1: hash must be 32 (MD5), 40 (SHA1) or 64 (SHA256) hex digits");
+    std::string bad(md5_hex);
+    bad.back() = 'x';
+    EXPECT_EQ(load_error_message(cat({bad, ":56:A"}), "t.hdb"),
+              "t.hdb:1: hash is not a hex string");
+}
+
+TEST(HashParser, RejectsBadSizes) {
+    for (const std::string_view size :
+         {"x", "0", "-1", "", "56x", "56 ", "4294967295", "99999999999999999999999"}) {
+        SCOPED_TRACE(size);
+        EXPECT_EQ(load_error_message(cat({md5_hex, ":", size, ":A"}), "t.hdb"),
+                  cat({"t.hdb:1: invalid file size '", size, "'"}));
+    }
+}
+
+TEST(HashParser, AcceptsSizesThatStrtolAccepts) {
+    const auto set = parse_signatures(cat({md5_hex, ":+56:A\n", md5_hex, ": 56:B\n", md5_hex,
+                                           ":056:C\n", md5_hex, ":4294967294:D"}),
+                                      "t.hdb");
+    ASSERT_EQ(set.hashes.size(), 4U);
+    EXPECT_EQ(set.hashes[2].size, 56U);
+    EXPECT_EQ(set.hashes[3].size, 4294967294U);
+}
+
+TEST(HashParser, RejectsWrongFieldCountAndEmptyName) {
+    EXPECT_EQ(load_error_message(cat({md5_hex, ":56"}), "t.hdb"),
+              "t.hdb:1: expected Hash:Size:Name[:MinFL[:MaxFL]], found 2 fields");
+    EXPECT_EQ(load_error_message(cat({md5_hex, ":56:A:1:2:3"}), "t.hdb"),
+              "t.hdb:1: expected Hash:Size:Name[:MinFL[:MaxFL]], found 6 fields");
+    EXPECT_EQ(load_error_message(cat({md5_hex, ":56:"}), "t.hdb"), "t.hdb:1: empty signature name");
+}
+
+TEST(HashParser, ReadsFlevelsLikeAtoi) {
+    // "x" and "" are 0 to the hash loader: fine as MinFL, out of range as MaxFL.
+    const auto set = parse_signatures(
+        cat({md5_hex, ":56:A:x\n", md5_hex, ":56:B:\n", md5_hex, ":56:C:1:x\n", md5_hex,
+             ":56:D::\n", md5_hex, ":56:E:300\n", md5_hex, ":56:F:100:300\n"}),
+        "t.hdb");
+    ASSERT_EQ(set.hashes.size(), 3U);
+    EXPECT_EQ(set.hashes[0].name, "A.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[1].name, "B.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[2].name, "F.UNOFFICIAL");
+    ASSERT_EQ(set.skipped.size(), 3U);
+    EXPECT_EQ(set.skipped[0].substr(0, 9), "t.hdb:3: ");
+    EXPECT_EQ(set.skipped[2], "t.hdb:5: needs functionality level >= 300 (this engine has 216)");
+}
+
+TEST(HashParser, FlevelSkipComesBeforeValidation) {
+    const auto set = parse_signatures(
+        cat({"xx:56:A:300\n", md5_hex, ":x:A:300\n", md5_hex, ":*:A:300\n"}), "t.hdb");
+    EXPECT_TRUE(set.hashes.empty());
+    EXPECT_EQ(set.skipped.size(), 3U);
+}
+
+// --- files, directories, defaults ---------------------------------------------------------
+
+TEST(Signatures, RejectsUnknownExtension) {
+    EXPECT_EQ(load_error_message("A=4d414749\n", "t.db"),
+              "t.db: unsupported database type (expected .ndb, .hdb or .hsb)");
+}
+
+TEST(Signatures, AppendKeepsOrder) {
+    auto a = parse_signatures(cat({"A:0:*:", magic_hex, "\nX:1:*:", magic_hex}), "a.ndb");
+    a.append(parse_signatures(cat({"B:0:*:", magic_hex}), "b.ndb"));
+    a.append(parse_signatures(cat({md5_hex, ":56:H"}), "c.hdb"));
+    ASSERT_EQ(a.bodies.size(), 2U);
+    EXPECT_EQ(a.bodies[1].name, "B.UNOFFICIAL");
+    EXPECT_EQ(a.hashes.size(), 1U);
+    EXPECT_EQ(a.skipped.size(), 1U);
+    EXPECT_EQ(a.size(), 3U);
+}
+
+class TempDir {
+public:
+    TempDir() {
+        path_ = std::filesystem::temp_directory_path() /
+                ("ringscan-matcher-" + std::to_string(::getpid()) + "-" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(path_);
+        std::filesystem::create_directories(path_);
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+    void write(const std::string& name, std::string_view text) const {
+        std::ofstream(path_ / name, std::ios::binary) << text;
+    }
+
+private:
+    std::filesystem::path path_;
+};
+
+TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
+    TempDir dir;
+    dir.write("b.hdb", cat({md5_hex, ":56:InB\n"}));
+    dir.write("c.NDB", cat({"InC:0:*:", magic_hex, "\n"}));
+    dir.write("a.ndb", cat({"InA:0:*:", magic_hex, "\nSkip:1:*:", magic_hex, "\n"}));
+    dir.write("d.hsb", cat({sha256_hex, ":56:InD\n"}));
+    dir.write("notes.txt", "not a database\n");
+    dir.write("main.ldb", "Not;Loaded;Yet\n");
+    std::filesystem::create_directory(dir.path() / "sub.ndb");
+
+    const auto set = load_signatures(dir.path());
+    ASSERT_EQ(set.bodies.size(), 2U);
+    EXPECT_EQ(set.bodies[0].name, "InA.UNOFFICIAL");
+    EXPECT_EQ(set.bodies[1].name, "InC.UNOFFICIAL");
+    ASSERT_EQ(set.hashes.size(), 2U);
+    EXPECT_EQ(set.hashes[0].name, "InB.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[1].name, "InD.UNOFFICIAL");
+    ASSERT_EQ(set.skipped.size(), 1U);
+    EXPECT_EQ(set.skipped[0],
+              (dir.path() / "a.ndb").string() + ":2: target type 1 not supported yet");
+}
+
+TEST(LoadSignatures, LoadsASingleFile) {
+    TempDir dir;
+    dir.write("one.ndb", cat({"One:0:*:", magic_hex, "\n"}));
+    const auto set = load_signatures(dir.path() / "one.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "One.UNOFFICIAL");
+}
+
+TEST(LoadSignatures, ErrorsNameFileAndLine) {
+    TempDir dir;
+    dir.write("a.ndb", cat({"A:0:*:", magic_hex, "\n"}));
+    dir.write("b.ndb", cat({"#c\nB:0:*:", magic_hex, "\nC:0:*:4d4\n"}));
+    try {
+        static_cast<void>(load_signatures(dir.path()));
+        FAIL() << "expected load_error";
+    } catch (const load_error& e) {
+        EXPECT_EQ(std::string(e.what()), (dir.path() / "b.ndb").string() +
+                                             ":3: hex signature has an odd number of digits");
+    }
+}
+
+TEST(LoadSignatures, FailsOnDirectoryWithoutDatabases) {
+    TempDir dir;
+    dir.write("readme.txt", "nothing here\n");
+    try {
+        static_cast<void>(load_signatures(dir.path()));
+        FAIL() << "expected load_error";
+    } catch (const load_error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  dir.path().string() + ": no supported database files (.ndb, .hdb, .hsb)");
+    }
+}
+
+TEST(LoadSignatures, FailsOnMissingPathAndEmptyFile) {
+    TempDir dir;
+    EXPECT_THROW(static_cast<void>(load_signatures(dir.path() / "absent.ndb")), load_error);
+    dir.write("empty.hdb", "");
+    try {
+        static_cast<void>(load_signatures(dir.path() / "empty.hdb"));
+        FAIL() << "expected load_error";
+    } catch (const load_error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  (dir.path() / "empty.hdb").string() + ": empty database file");
+    }
+}
+
+TEST(EmbeddedSignatures, HoldEicarAndClamExeUnderOfficialNames) {
+    const auto set = embedded_default_signatures();
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_EQ(set.bodies[0].name, "Eicar-Test-Signature");
+    EXPECT_EQ(set.bodies[0].bytes, testing::eicar());
+    EXPECT_EQ(set.bodies[0].bytes.size(), 68U);
+    ASSERT_EQ(set.hashes.size(), 1U);
+    EXPECT_EQ(set.hashes[0].name, "Clamav.Test.File-6");
+    EXPECT_EQ(set.hashes[0].kind, hash_kind::md5);
+    EXPECT_EQ(set.hashes[0].size, 544U);
+    const auto expected = parse_signatures("aa15bcf478d165efd2065190eb473bcb:544:X", "x.hdb");
+    EXPECT_EQ(set.hashes[0].digest, expected.hashes[0].digest);
+    EXPECT_TRUE(set.skipped.empty());
+}
+
+// --- real databases from ../shared -------------------------------------------------------
+
+TEST(SharedSignatures, DailyNdbLoadsItsPlainLiterals) {
+    const auto path = shared_dir() / "sigs/clamav-official/daily.ndb";
+    RINGSCAN_REQUIRE_SHARED(path);
+    const auto set = load_signatures(path);
+    // 258 lines: 5 are target-0 `*` literals; the rest need later slices.
+    EXPECT_EQ(set.bodies.size(), 5U);
+    EXPECT_EQ(set.bodies.size() + set.skipped.size(), 258U);
+    for (const auto& body : set.bodies) {
+        EXPECT_GE(body.bytes.size(), 3U);
+        EXPECT_TRUE(body.name.ends_with(".UNOFFICIAL")) << body.name;
+    }
+}
+
+TEST(SharedSignatures, EveryDatabaseClamAvLoadsAlsoLoadsHere) {
+    // clamscan 1.4.6 loads all of these without error, so no line may be "malformed" to us.
+    const auto root = shared_dir() / "sigs";
+    RINGSCAN_REQUIRE_SHARED(root);
+    std::size_t files = 0;
+    std::size_t loaded = 0;
+    std::size_t skipped = 0;
+    for (const auto* sub : {"clamav-official", "interserver", "unofficial-mix"}) {
+        const auto dir = root / sub;
+        RINGSCAN_REQUIRE_SHARED(dir);
+        for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+            const auto ext = entry.path().extension().string();
+            if (ext != ".ndb" && ext != ".hdb" && ext != ".hsb") {
+                continue;
+            }
+            SCOPED_TRACE(entry.path().string());
+            signature_set set;
+            ASSERT_NO_THROW(set = load_signatures(entry.path()));
+            ++files;
+            loaded += set.size();
+            skipped += set.skipped.size();
+        }
+    }
+    EXPECT_GE(files, 10U);
+    EXPECT_GT(loaded, 200000U);
+    std::cout << "[          ] " << files << " files: " << loaded << " signatures loaded, "
+              << skipped << " skipped\n";
+}
+
+}  // namespace
+}  // namespace ringscan::matcher

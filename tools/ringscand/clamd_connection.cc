@@ -110,7 +110,12 @@ void clamd_connection::start_stream(ring::connection& conn) {
 
 void clamd_connection::finish_stream(ring::connection& conn) {
     const matcher::verdict result = stream_->finish();
-    if (result.infected) {
+    if (!result.infected && stream_->scan_error()) {
+        // Matching stopped early, so "OK" would be a guess: report clamd's generic error.
+        service_.log.error("instream(" + conn.peer() + "): scan failed inside the matcher");
+        out_.clear();
+        proto::append_path_status(out_, reply_, "stream", "Unspecified error ERROR");
+    } else if (result.infected) {
         service_.log.info("instream(" + conn.peer() + "): " + std::string(result.name) +
                           " FOUND");
         out_.clear();

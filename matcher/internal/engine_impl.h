@@ -1,0 +1,175 @@
+#pragma once
+
+/// The state behind engine, scanner and stream_scan. Private to matcher/: the daemon only
+/// sees the classes in matcher/engine.h.
+
+#include "matcher/engine.h"
+
+#include <hs/hs.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringscan::matcher::detail {
+
+// --- RAII owners of the C resources -----------------------------------------------------
+
+struct hs_database_deleter {
+    void operator()(hs_database_t* database) const noexcept { hs_free_database(database); }
+};
+using hs_database_ptr = std::unique_ptr<hs_database_t, hs_database_deleter>;
+
+struct hs_scratch_deleter {
+    void operator()(hs_scratch_t* scratch) const noexcept { hs_free_scratch(scratch); }
+};
+using hs_scratch_ptr = std::unique_ptr<hs_scratch_t, hs_scratch_deleter>;
+
+/// Closing without a callback drops matches still pending at end of stream: used only for
+/// streams that are abandoned (destroyed before finish()) or already decided.
+struct hs_stream_deleter {
+    void operator()(hs_stream_t* stream) const noexcept {
+        hs_close_stream(stream, nullptr, nullptr, nullptr);
+    }
+};
+using hs_stream_ptr = std::unique_ptr<hs_stream_t, hs_stream_deleter>;
+
+struct evp_md_deleter {
+    void operator()(EVP_MD* md) const noexcept { EVP_MD_free(md); }
+};
+using evp_md_ptr = std::unique_ptr<EVP_MD, evp_md_deleter>;
+
+struct evp_md_ctx_deleter {
+    void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+using evp_md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, evp_md_ctx_deleter>;
+
+// --- Signature names ------------------------------------------------------------------
+
+/// Every signature name in one buffer; verdicts are views into it.
+class name_pool {
+public:
+    struct ref {
+        std::uint32_t offset = 0;
+        std::uint32_t length = 0;
+    };
+
+    ref add(std::string_view name);
+    [[nodiscard]] std::string_view get(ref r) const { return {text_.data() + r.offset, r.length}; }
+
+private:
+    std::string text_;
+};
+
+// --- Whole-file hashes ----------------------------------------------------------------
+
+inline constexpr std::size_t hash_kind_count = 3;
+
+[[nodiscard]] constexpr std::size_t index_of(hash_kind kind) {
+    return static_cast<std::size_t>(kind);
+}
+
+/// The hash signatures of one kind, sorted by (digest, size) for binary search.
+class hash_table {
+public:
+    static constexpr std::uint64_t any_size = std::numeric_limits<std::uint64_t>::max();
+
+    struct entry {
+        std::array<std::uint8_t, 32> digest{};  ///< unused tail bytes are zero
+        std::uint64_t size = any_size;
+        name_pool::ref name;
+    };
+
+    /// Takes the entries in load order. For one (digest, size) the last loaded wins, as in
+    /// ClamAV, where a later line replaces the name of an earlier one.
+    void build(std::vector<entry> entries);
+
+    /// The match for a stream of `length` bytes: the entry with that exact size, else one
+    /// with size `*` (ClamAV prefers the sized one).
+    [[nodiscard]] const entry* find(std::span<const std::uint8_t> digest,
+                                    std::uint64_t length) const;
+
+    [[nodiscard]] bool empty() const { return entries_.empty(); }
+    /// False when no stream longer than this can match (no `*` sizes): hashing can stop.
+    [[nodiscard]] bool accepts_length(std::uint64_t length) const {
+        return has_any_size_ || length <= max_size_;
+    }
+
+private:
+    std::vector<entry> entries_;
+    std::uint64_t max_size_ = 0;
+    bool has_any_size_ = false;
+};
+
+}  // namespace ringscan::matcher::detail
+
+namespace ringscan::matcher {
+
+/// Immutable after compile(); read concurrently by every shard.
+struct engine::impl {
+    /// Distinguishes engines for scratch sizing; never reused (addresses can be).
+    std::uint64_t id = 0;
+    std::size_t signature_count = 0;
+    detail::name_pool names;
+
+    // Body literals. Pattern id = index into body_names / body_lengths.
+    detail::hs_database_ptr database;  ///< null when there are no body signatures
+    std::vector<detail::name_pool::ref> body_names;
+    std::vector<std::uint32_t> body_lengths;
+    std::uint32_t max_body_length = 0;
+
+    // Hashes, indexed by hash_kind; digests[k] is null when table k is empty.
+    std::array<detail::hash_table, detail::hash_kind_count> hashes;
+    std::array<detail::evp_md_ptr, detail::hash_kind_count> digests;
+};
+
+/// Owned by one shard: Hyperscan scratch grown to fit every engine it has been used with.
+struct scanner::impl {
+    detail::hs_scratch_ptr scratch;
+    std::uint64_t sized_for = 0;  ///< engine id the scratch was last (re)allocated for
+
+    /// Makes the scratch valid for `compiled`. False when Hyperscan cannot allocate it.
+    [[nodiscard]] bool prepare(const engine::impl& compiled) noexcept;
+};
+
+/// One stream: its Hyperscan stream state, its hash contexts, and the match so far.
+struct stream_scan::impl {
+    impl(std::shared_ptr<const engine> compiled, scanner::impl& context) noexcept;
+
+    void feed(std::span<const std::byte> bytes) noexcept;
+    verdict finish() noexcept;
+    /// Hyperscan match callback body: keeps the earliest-starting match.
+    int on_match(unsigned int id, unsigned long long to) noexcept;
+
+    std::shared_ptr<const engine> owner;  ///< keeps `compiled` alive
+    const engine::impl& compiled;
+    scanner::impl& context;
+
+    detail::hs_stream_ptr stream;  ///< null once body matching is over (or impossible)
+    std::array<detail::evp_md_ctx_ptr, detail::hash_kind_count> hashing;  ///< null: not needed
+    std::uint64_t length = 0;                                             ///< bytes fed so far
+
+    // Best body match so far: ClamAV reports the match that starts first, then the shortest,
+    // then the first loaded.
+    bool matched = false;
+    std::uint64_t match_start = 0;
+    std::uint32_t match_length = 0;
+    std::uint32_t match_id = 0;
+
+    bool error = false;  ///< Hyperscan or OpenSSL failed; matching stopped early
+    bool finished = false;
+    verdict result;
+
+private:
+    void scan_bodies(std::span<const std::byte> bytes) noexcept;
+    void update_hashes(std::span<const std::byte> bytes) noexcept;
+    void stop_bodies() noexcept;
+};
+
+}  // namespace ringscan::matcher

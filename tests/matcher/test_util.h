@@ -1,0 +1,103 @@
+#pragma once
+
+// Helpers shared by the matcher tests: test data locations and byte-buffer builders.
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ringscan::matcher::testing {
+
+/// ../shared next to the project root (STYLE.md: tests reach shared data through it).
+inline std::filesystem::path shared_dir() {
+    return std::filesystem::path(RINGSCAN_SOURCE_DIR) / ".." / "shared";
+}
+
+/// Debian clamav-testfiles: the plain clam.exe (MD5 aa15bcf4..., 544 bytes).
+inline const std::filesystem::path clam_exe_path{"/usr/share/clamav-testfiles/clam.exe"};
+
+inline bool running_in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
+}
+
+inline std::optional<std::string> read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// The EICAR test string, assembled at run time so the test binary does not carry it whole.
+inline std::string eicar() {
+    std::string text = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR";
+    text += "-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    return text;
+}
+
+inline std::span<const std::byte> as_bytes(std::string_view text) {
+    return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+inline std::string random_bytes(std::size_t size, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::string out(size, '\0');
+    for (char& c : out) {
+        c = static_cast<char>(rng() & 0xFFU);
+    }
+    return out;
+}
+
+/// English-like text with markup and code fragments, deterministic for a seed.
+inline std::string text_like(std::size_t size, std::uint64_t seed) {
+    static constexpr std::string_view words[] = {
+        "the",     "of",       "and",      "to",     "in",         "is",       "that",
+        "for",     "it",       "with",     "as",     "was",        "on",       "be",
+        "message", "received", "function", "return", "<div>",      "</div>",   "http://",
+        "www.",    "example",  "com",      "From:",  "Subject:",   "Content-", "Type:",
+        "text/",   "plain;",   "charset",  "utf-8",  "var",        "=",        "{",
+        "}",       "if",       "else",     "0x00",   "2024-01-01", "report",   "invoice",
+        "payment", "account",  "please",   "click",  "here",       "password", "update"};
+    std::mt19937_64 rng(seed);
+    std::string out;
+    out.reserve(size + 32);
+    while (out.size() < size) {
+        out += words[rng() % std::size(words)];
+        const auto r = rng() % 16;
+        out += r == 0 ? ".\n" : (r == 1 ? ", " : " ");
+    }
+    out.resize(size);
+    return out;
+}
+
+}  // namespace ringscan::matcher::testing
+
+/// Skips a test whose local input is missing, except under CI=true where it fails.
+#define RINGSCAN_REQUIRE_FILE(path)                              \
+    do {                                                         \
+        if (!std::filesystem::exists(path)) {                    \
+            if (::ringscan::matcher::testing::running_in_ci()) { \
+                FAIL() << "missing test input " << (path);       \
+            }                                                    \
+            GTEST_SKIP() << "missing test input " << (path);     \
+        }                                                        \
+    } while (false)
+
+/// Fails (never skips) when ../shared test data is absent, naming the path.
+#define RINGSCAN_REQUIRE_SHARED(path)                                       \
+    do {                                                                    \
+        if (!std::filesystem::exists(path)) {                               \
+            FAIL() << "shared test data missing: " << (path)                \
+                   << " (tests expect ../shared next to the project root)"; \
+        }                                                                   \
+    } while (false)
