@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -25,6 +26,15 @@ using detail::op;
 using detail::op_kind;
 
 constexpr std::uint16_t buffer_group_id = 0;
+/// Descriptors accepted in one unix-socket message (clamd takes one per FILDES).
+constexpr std::size_t max_fds_per_message = 8;
+
+/// A read_file() in flight: the op the CQE points at, and whose read it is.
+struct read_op {
+    op base;
+    connection* conn;
+    std::uint64_t token;
+};
 
 std::string errno_text(int err) { return std::error_code(err, std::system_category()).message(); }
 
@@ -63,6 +73,14 @@ std::vector<std::size_t> allowed_cpus() {
 }
 
 }  // namespace
+
+/// recvmsg header for unix sockets; the multishot recvmsg reads its name and control
+/// lengths, so it must outlive the operation (it lives as long as the connection).
+struct connection::msghdr_storage {
+    msghdr header{};
+    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(int) * max_fds_per_message)>
+        control{};
+};
 
 /// One core's event loop. Lives on (and is only touched by) its own thread, except for
 /// request_stop(), which writes its eventfd. Owns its ring, its provided buffers, its
@@ -268,7 +286,12 @@ private:
 
     void arm_recv(connection& conn) {
         io_uring_sqe* sqe = get_sqe();
-        ::io_uring_prep_recv_multishot(sqe, conn.fd_, nullptr, 0, 0);
+        if (conn.family_ == socket_family::local) {
+            // recvmsg, so SCM_RIGHTS descriptors (clamd's FILDES) come with the bytes.
+            ::io_uring_prep_recvmsg_multishot(sqe, conn.fd_, &conn.msg_->header, 0);
+        } else {
+            ::io_uring_prep_recv_multishot(sqe, conn.fd_, nullptr, 0, 0);
+        }
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = buffer_group_id;
         ::io_uring_sqe_set_data(sqe, &conn.recv_op_);
@@ -356,16 +379,15 @@ private:
             conn.recv_armed_ = false;
             --conn.in_flight_;
         }
+        int res = cqe.res;
         if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) {
             const unsigned bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-            if (cqe.res > 0 && !conn.close_requested_) {
-                conn.handler_->on_data(
-                    conn, std::span<const std::byte>(buffer_address(bid),
-                                                     static_cast<std::size_t>(cqe.res)));
+            if (res > 0) {
+                res = deliver(conn, buffer_address(bid), res);
             }
             recycle_buffer(bid);
         }
-        if (cqe.res == 0 || (cqe.res < 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED)) {
+        if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)) {
             // EOF or a socket error: the peer is gone for reading purposes.
             if (!conn.close_requested_) {
                 conn.handler_->on_peer_closed(conn);
@@ -373,20 +395,104 @@ private:
             if (!conn.close_requested_) {
                 conn.close_requested_ = true;
             }
-            if (cqe.res < 0) {
+            if (res < 0) {
                 conn.send_queue_.clear();
             }
             if (conn.recv_armed_) {
                 cancel(&conn.recv_op_);
             }
             maybe_shutdown(conn);
-        } else if (!more && !conn.close_requested_) {
+        } else if (!more && !conn.close_requested_ && !conn.paused_) {
             // -ENOBUFS, or the kernel ended the multishot: re-arm once buffers are back
             // (they are: handlers never keep a buffer past on_data).
             conn.recv_needs_rearm_ = true;
             rearm_list_.push_back(&conn);
         }
         maybe_destroy(conn);
+    }
+
+    /// Hands one received buffer to the handler; returns a positive length, 0 for end of
+    /// file, or -errno for a malformed message.
+    int deliver(connection& conn, std::byte* buffer, int length) {
+        if (conn.close_requested_) {
+            return length;
+        }
+        if (conn.family_ != socket_family::local) {
+            conn.handler_->on_data(
+                conn, std::span<const std::byte>(buffer, static_cast<std::size_t>(length)));
+            return length;
+        }
+        msghdr& header = conn.msg_->header;
+        io_uring_recvmsg_out* out = ::io_uring_recvmsg_validate(buffer, length, &header);
+        if (out == nullptr) {
+            return -EINVAL;
+        }
+        std::array<int, max_fds_per_message> fds{};
+        std::size_t fd_count = 0;
+        for (cmsghdr* cmsg = ::io_uring_recvmsg_cmsg_firsthdr(out, &header); cmsg != nullptr;
+             cmsg = ::io_uring_recvmsg_cmsg_nexthdr(out, &header, cmsg)) {
+            if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+                continue;
+            }
+            const std::size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd = -1;
+                std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+                if (fd_count < fds.size()) {
+                    fds[fd_count++] = fd;
+                } else {
+                    ::close(fd);
+                }
+            }
+        }
+        const bool truncated = (out->flags & MSG_CTRUNC) != 0;
+        const unsigned payload_length = ::io_uring_recvmsg_payload_length(out, length, &header);
+        if (fd_count > 0 || truncated) {
+            conn.handler_->on_descriptors(conn, std::span<const int>(fds.data(), fd_count),
+                                          truncated);
+        }
+        if (payload_length > 0 && !conn.close_requested_) {
+            conn.handler_->on_data(
+                conn, std::span<const std::byte>(
+                          static_cast<const std::byte*>(::io_uring_recvmsg_payload(out, &header)),
+                          payload_length));
+        }
+        // A message carrying only descriptors is not end of file.
+        return payload_length > 0 || fd_count > 0 ? static_cast<int>(payload_length) + 1 : 0;
+    }
+
+    void submit_read(connection& conn, int file, std::span<std::byte> into,
+                     std::uint64_t offset, std::uint64_t token) {
+        auto* operation = new read_op{{op_kind::read, nullptr}, &conn, token};
+        operation->base.owner = operation;
+        io_uring_sqe* sqe = get_sqe();
+        ::io_uring_prep_read(sqe, file, into.data(), static_cast<unsigned>(into.size()), offset);
+        ::io_uring_sqe_set_data(sqe, &operation->base);
+        ++conn.in_flight_;
+    }
+
+    void on_read(read_op* operation, const io_uring_cqe& cqe) {
+        connection& conn = *operation->conn;
+        const std::uint64_t token = operation->token;
+        delete operation;
+        --conn.in_flight_;
+        // Delivered even while closing: the handler may own descriptors it must release.
+        conn.handler_->on_file_read(conn, token, cqe.res);
+        maybe_destroy(conn);
+    }
+
+    void pause(connection& conn) {
+        conn.paused_ = true;
+        if (conn.recv_armed_) {
+            cancel(&conn.recv_op_);
+        }
+    }
+
+    void resume(connection& conn) {
+        conn.paused_ = false;
+        if (!conn.recv_armed_ && !conn.close_requested_) {
+            arm_recv(conn);
+        }
     }
 
     void on_send(connection& conn, const io_uring_cqe& cqe) {
@@ -474,7 +580,7 @@ private:
             }
             ::io_uring_cq_advance(&ring_, seen);
             for (connection* conn : rearm_list_) {
-                if (conn->recv_needs_rearm_ && !conn->close_requested_) {
+                if (conn->recv_needs_rearm_ && !conn->close_requested_ && !conn->paused_) {
                     arm_recv(*conn);
                 }
             }
@@ -502,6 +608,9 @@ private:
                 break;
             case op_kind::send:
                 on_send(*static_cast<connection*>(operation->owner), cqe);
+                break;
+            case op_kind::read:
+                on_read(static_cast<read_op*>(operation->owner), cqe);
                 break;
             case op_kind::wake:
                 if (stop_requested_.load(std::memory_order_acquire) && !stopping_) {
@@ -547,8 +656,23 @@ private:
 
 // --- connection ---------------------------------------------------------------------------
 
+void connection_handler::on_descriptors(connection& /*conn*/, std::span<const int> fds,
+                                        bool /*truncated*/) noexcept {
+    for (const int fd : fds) {
+        ::close(fd);
+    }
+}
+
+void connection_handler::on_file_read(connection& /*conn*/, std::uint64_t /*token*/,
+                                      int /*result*/) noexcept {}
+
 connection::connection(shard& owner, int fd, socket_family family)
-    : shard_(owner), fd_(fd), family_(family) {}
+    : shard_(owner), fd_(fd), family_(family) {
+    if (family_ == socket_family::local) {
+        msg_ = std::make_unique<msghdr_storage>();
+        msg_->header.msg_controllen = msg_->control.size();
+    }
+}
 
 connection::~connection() {
     handler_.reset();
@@ -576,6 +700,23 @@ void connection::set_deadline(std::chrono::steady_clock::duration from_now) {
 }
 
 void connection::clear_deadline() { deadline_.reset(); }
+
+void connection::read_file(int file, std::span<std::byte> into, std::uint64_t offset,
+                           std::uint64_t token) {
+    shard_.submit_read(*this, file, into, offset, token);
+}
+
+void connection::pause_reading() {
+    if (!paused_ && !close_requested_) {
+        shard_.pause(*this);
+    }
+}
+
+void connection::resume_reading() {
+    if (paused_) {
+        shard_.resume(*this);
+    }
+}
 
 unsigned connection::shard_index() const { return shard_.index(); }
 

@@ -32,7 +32,7 @@ class shard;
 
 namespace detail {
 /// What an SQE's user_data points at: the kind of operation and who owns it.
-enum class op_kind : std::uint8_t { accept, recv, send, wake, tick };
+enum class op_kind : std::uint8_t { accept, recv, send, read, wake, tick };
 struct op {
     op_kind kind;
     void* owner;
@@ -52,6 +52,13 @@ public:
     virtual void on_peer_closed(connection& conn) noexcept = 0;
     /// The deadline set with connection::set_deadline() passed.
     virtual void on_deadline(connection& conn) noexcept = 0;
+    /// Descriptors that arrived with the next on_data() packet (SCM_RIGHTS, unix sockets
+    /// only); `truncated` when the kernel dropped some (MSG_CTRUNC). The handler owns them
+    /// from here on; the default closes them.
+    virtual void on_descriptors(connection& conn, std::span<const int> fds,
+                                bool truncated) noexcept;
+    /// A read started with connection::read_file() finished: bytes read, or -errno.
+    virtual void on_file_read(connection& conn, std::uint64_t token, int result) noexcept;
 };
 
 enum class socket_family : std::uint8_t { tcp, local };
@@ -73,6 +80,14 @@ public:
     /// Calls handler->on_deadline() once `from_now` has passed (shard tick resolution).
     void set_deadline(std::chrono::steady_clock::duration from_now);
     void clear_deadline();
+    /// Reads from a file descriptor with io_uring into `into` (owned by the handler, which
+    /// must keep it alive until on_file_read(token) arrives -- it does, since the handler
+    /// dies only after every operation on the connection completed).
+    void read_file(int file, std::span<std::byte> into, std::uint64_t offset,
+                   std::uint64_t token);
+    /// Stops taking bytes from the socket (TCP back-pressure) until resume_reading().
+    void pause_reading();
+    void resume_reading();
 
     [[nodiscard]] socket_family family() const { return family_; }
     [[nodiscard]] unsigned shard_index() const;
@@ -93,6 +108,7 @@ private:
     unsigned in_flight_ = 0;
     bool recv_armed_ = false;
     bool recv_needs_rearm_ = false;
+    bool paused_ = false;
     bool close_requested_ = false;  ///< no more reads, close when the send queue drains
     bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
     bool destroy_queued_ = false;
@@ -101,6 +117,9 @@ private:
     std::size_t send_offset_ = 0;
     std::optional<std::chrono::steady_clock::time_point> deadline_;
     std::string peer_;
+    /// recvmsg header for unix sockets (descriptor passing); must outlive the multishot op.
+    struct msghdr_storage;
+    std::unique_ptr<msghdr_storage> msg_;
 };
 
 /// Creates the handler for a new connection, on the connection's shard thread.
