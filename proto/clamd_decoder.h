@@ -13,11 +13,13 @@
 /// internal buffer (at most command_buffer_limit bytes). One decoder per connection,
 /// lives on the connection's shard.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringscan::proto {
 
@@ -66,15 +68,15 @@ enum class event_kind : std::uint8_t {
 
 enum class decode_error : std::uint8_t {
     none,
-    command_too_long,       ///< > command_buffer_limit bytes without a terminator: close, no reply
-    stream_size_exceeded,   ///< "INSTREAM size limit exceeded. ERROR"
-    old_style_in_session,   ///< "Only nCMDS\\n and zCMDS\\0 are accepted inside IDSESSION. ERROR"
+    command_too_long,      ///< > command_buffer_limit bytes without a terminator: close, no reply
+    stream_size_exceeded,  ///< "INSTREAM size limit exceeded. ERROR"
+    old_style_in_session,  ///< "Only nCMDS\\n and zCMDS\\0 are accepted inside IDSESSION. ERROR"
 };
 
 struct decoder_event {
     event_kind kind = event_kind::need_more;
-    parsed_command command;            ///< valid when kind == command
-    std::span<const std::byte> data;   ///< valid when kind == stream_data
+    parsed_command command;                   ///< valid when kind == command
+    std::span<const std::byte> data;          ///< valid when kind == stream_data
     decode_error error = decode_error::none;  ///< valid when kind == protocol_error
 };
 
@@ -108,14 +110,51 @@ public:
     [[nodiscard]] std::uint64_t stream_bytes() const { return stream_total_; }
 
 private:
+    enum class state : std::uint8_t { command, stream_header, stream_data, failed };
+
+    // The unconsumed input is one logical buffer: carry_[carry_pos_..] (bytes kept from
+    // earlier packets, copied) followed by packet_[pos_..] (the current packet, borrowed).
+    [[nodiscard]] std::size_t available() const;
+    [[nodiscard]] std::uint8_t byte_at(std::size_t index) const;
+    [[nodiscard]] std::string_view window(std::size_t max_len);
+    void consume(std::size_t count);
+    [[nodiscard]] std::span<const std::byte> take_contiguous(std::size_t max_len);
+
+    [[nodiscard]] decoder_event next_command();
+    [[nodiscard]] decoder_event next_stream_header();
+    [[nodiscard]] decoder_event next_stream_data();
+    [[nodiscard]] decoder_event wait_for_packet();
+    [[nodiscard]] decoder_event fail(decode_error error);
+
     // Implementation state (see clamd_decoder.cc).
     decoder_limits limits_;
     bool in_session_ = false;
-    // ... further private members are the implementation's choice.
+    state state_ = state::command;
+    decode_error error_ = decode_error::none;
+    bool fresh_ = true;           // at clamd's "buffer offset 0": a bare command may start here
+    bool awaiting_feed_ = false;  // need_more was returned; only feed() moves us on
+    std::span<const std::byte> packet_;
+    std::size_t pos_ = 0;
+    std::string carry_;
+    std::size_t carry_pos_ = 0;
+    std::string tail_;            // packet bytes saved at need_more, appended to carry_ by feed()
+    std::string scratch_;         // a command assembled from carry_ + packet_
+    std::uint64_t consumed_ = 0;  // absolute input offset of the logical buffer's start
+    // Absolute offsets whose byte reads as NUL: clamd overwrites an n-command's '\n' with
+    // '\0' but may resume parsing before it (see clamd_decoder.cc, "chomp quirk").
+    std::vector<std::uint64_t> nul_patches_;
+    std::array<std::uint8_t, 4> header_{};
+    std::size_t header_len_ = 0;
+    std::uint32_t chunk_left_ = 0;
     std::uint64_t stream_total_ = 0;
 };
 
 /// The error line for a protocol_error, without terminator (empty: close without reply).
+/// Send it like any other reply line (append_single), i.e. with the session's "N: " prefix.
 [[nodiscard]] std::string_view error_reply(decode_error error);
+
+/// A second line clamd sends after error_reply() (same prefix and terminator), or empty.
+/// Only old_style_in_session has one: "Error processing command. ERROR".
+[[nodiscard]] std::string_view error_followup(decode_error error);
 
 }  // namespace ringscan::proto

@@ -15,7 +15,7 @@ namespace ringscan::proto {
 /// The terminator and (inside IDSESSION) the "N: " prefix a reply line carries.
 struct reply_context {
     framing style = framing::n;
-    std::optional<std::uint64_t> session_id;  ///< set inside IDSESSION
+    std::optional<std::uint64_t> session_id;  ///< set inside IDSESSION (0 prints no prefix)
 };
 
 /// `<status>T` (e.g. PONG, version string, UNKNOWN COMMAND).
