@@ -1,6 +1,69 @@
 #include "tools/ringscand/clamd_connection.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#if defined(RINGSCAN_WITH_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#endif
+
 namespace ringscan::daemon {
+
+namespace {
+
+using proto::command;
+
+/// Commands clamd accepts inside IDSESSION (clamd/session.c, the IDS column).
+bool allowed_in_session(command cmd) {
+    switch (cmd) {
+        case command::scan:
+        case command::instream:
+        case command::fildes:
+        case command::version:
+        case command::versioncommands:
+        case command::ping:
+        case command::stats:
+        case command::end:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::string seconds_text(std::chrono::steady_clock::duration elapsed) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%f",
+                  std::chrono::duration<double>(elapsed).count());
+    return text;
+}
+
+/// "12.345M" as clamd prints megabytes, or "N/A".
+std::string megabytes(std::optional<std::size_t> bytes) {
+    if (!bytes) {
+        return "N/A";
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3fM", static_cast<double>(*bytes) / (1024.0 * 1024.0));
+    return text;
+}
+
+std::optional<std::size_t> jemalloc_stat([[maybe_unused]] const char* name) {
+#if defined(RINGSCAN_WITH_JEMALLOC)
+    std::uint64_t epoch = 1;
+    std::size_t epoch_size = sizeof epoch;
+    mallctl("epoch", &epoch, &epoch_size, &epoch, epoch_size);
+    std::size_t value = 0;
+    std::size_t size = sizeof value;
+    if (mallctl(name, &value, &size, nullptr, 0) == 0) {
+        return value;
+    }
+#endif
+    return std::nullopt;
+}
+
+}  // namespace
 
 clamd_connection::clamd_connection(service& svc, ring::connection& conn)
     : service_(svc),
@@ -10,24 +73,45 @@ clamd_connection::clamd_connection(service& svc, ring::connection& conn)
     conn.set_deadline(service_.settings.command_read_timeout);
 }
 
+clamd_connection::~clamd_connection() {
+    for (const int fd : descriptors_) {
+        ::close(fd);
+    }
+    const bool busy = stream_.has_value() || !jobs_.empty();
+    if (busy) {
+        job_done();
+    }
+}
+
+void clamd_connection::on_descriptors(ring::connection& /*conn*/, std::span<const int> fds,
+                                      bool truncated) noexcept {
+    descriptors_.insert(descriptors_.end(), fds.begin(), fds.end());
+    descriptors_in_packet_ = true;
+    if (truncated) {
+        service_.log.warning(
+            "FILDES: control data was truncated (MSG_CTRUNC); an SELinux or AppArmor policy "
+            "may be refusing the descriptor");
+    }
+}
+
 void clamd_connection::on_data(ring::connection& conn,
                                std::span<const std::byte> data) noexcept {
-    if (state_ == state::done) {
-        return;  // one command per connection: what follows it is discarded, as in clamd
+    if (!accepting_ && !stream_) {
+        return;  // after the one command (or END), clamd ignores what follows
     }
     decoder_.feed(data);
     bool stream_progress = false;
-    while (state_ != state::done) {
+    bool more = true;
+    while (more && (accepting_ || stream_)) {
         const proto::decoder_event event = decoder_.next();
         switch (event.kind) {
             case proto::event_kind::need_more:
-                if (stream_progress) {
-                    // ReadTimeout restarts with every chunk of a stream.
-                    conn.set_deadline(service_.settings.read_timeout);
-                }
-                return;
+                more = false;
+                break;
             case proto::event_kind::command:
-                execute(conn, event.command);
+                if (accepting_) {
+                    execute(conn, event.command);
+                }
                 break;
             case proto::event_kind::stream_data:
                 stream_->feed(event.data);
@@ -38,119 +122,330 @@ void clamd_connection::on_data(ring::connection& conn,
                 break;
             case proto::event_kind::protocol_error:
                 fail(conn, event.error);
+                more = false;
                 break;
         }
     }
+    if (descriptors_in_packet_ && !descriptors_.empty() && accepting_) {
+        refuse_descriptors(conn);
+    }
+    descriptors_in_packet_ = false;
+    if (stream_progress && stream_) {
+        conn.set_deadline(service_.settings.read_timeout);  // re-armed by every chunk
+    }
+    settle(conn);
 }
 
 void clamd_connection::on_peer_closed(ring::connection& conn) noexcept {
-    // An unterminated z/n command or a stream cut short gets no reply, as in clamd.
-    state_ = state::done;
-    stream_.reset();
-    conn.close_after_send();
+    // An unterminated command or a stream cut short gets no reply, as in clamd; replies
+    // to session commands already running are still sent.
+    if (stream_) {
+        stream_.reset();
+        job_done();
+    }
+    stop_accepting();
+    settle(conn);
+    if (jobs_.empty()) {
+        conn.close_after_send();
+    }
 }
 
 void clamd_connection::on_deadline(ring::connection& conn) noexcept {
-    state_ = state::done;
-    stream_.reset();
+    if (!jobs_.empty()) {
+        return;  // a scan is running: clamd's timeouts only cover reading from the client
+    }
+    if (stream_) {
+        stream_.reset();
+        job_done();
+    }
+    stop_accepting();
     out_.clear();
     proto::append_read_timeout(out_);
     conn.send(out_);
     conn.close_after_send();
 }
 
+void clamd_connection::on_file_read(ring::connection& conn, std::uint64_t token,
+                                    int result) noexcept {
+    const auto it = std::find_if(jobs_.begin(), jobs_.end(),
+                                 [token](const auto& job) { return job->token() == token; });
+    if (it == jobs_.end()) {
+        return;
+    }
+    path_scan& job = **it;
+    if (conn.closing()) {
+        job.cancel();
+    }
+    job.on_read(conn, result);
+    if (job.finished()) {
+        jobs_.erase(it);
+        job_done();
+    }
+    settle(conn);
+}
+
 void clamd_connection::execute(ring::connection& conn, const proto::parsed_command& request) {
-    reply_.style = request.style;
-    using proto::command;
+    proto::reply_context ctx{request.style, std::nullopt};
+    if (session_) {
+        ctx.session_id = next_id_++;
+        if (!allowed_in_session(request.cmd)) {
+            reply(conn, ctx, "Command invalid inside IDSESSION. ERROR");
+            stop_accepting();
+            return;
+        }
+    } else if (request.cmd != command::idsession) {
+        stop_accepting();  // one command per connection outside a session
+    }
+
     switch (request.cmd) {
         case command::ping:
-            reply_and_close(conn, "PONG");
+            reply(conn, ctx, "PONG");
             return;
         case command::version:
-            reply_and_close(conn, service_.version);
+            reply(conn, ctx, service_.version);
             return;
         case command::versioncommands:
-            reply_and_close(conn, service_.version + std::string(proto::commands_list()));
+            reply(conn, ctx, service_.version + std::string(proto::commands_list()));
+            return;
+        case command::stats:
+            reply_stats(conn, ctx);
             return;
         case command::instream:
-            start_stream(conn);
+            start_stream(conn, ctx);
             return;
-        case command::detstats:
-        case command::detstatsclear:
-            // Accepted and ignored since clamd 0.99: no reply, connection closed.
-            state_ = state::done;
-            conn.close_after_send();
+        case command::fildes: {
+            if (descriptors_.empty()) {
+                // clamd treats this as a protocol error: it also ends an IDSESSION.
+                reply(conn, ctx, "No file descriptor received. ERROR");
+                stop_accepting();
+                return;
+            }
+            const int fd = descriptors_.front();
+            descriptors_.pop_front();
+            service_.engine_for(shard_);
+            auto job = std::make_unique<path_scan>(service_.settings, shard_, fd, ctx,
+                                                   next_token_++);
+            start_job(conn, std::move(job), "FILDES", "fd[" + std::to_string(fd) + "]");
             return;
-        case command::unknown:
-        case command::end:  // END outside IDSESSION is unknown to clamd
-            reply_and_close(conn, "UNKNOWN COMMAND");
-            return;
-        case command::reload:
-        case command::shutdown:
-        case command::quit:
+        }
         case command::scan:
         case command::contscan:
         case command::multiscan:
-        case command::allmatchscan:
-        case command::fildes:
-        case command::stats:
+        case command::allmatchscan: {
+            if (request.cmd == command::allmatchscan && !service_.settings.allow_allmatch_scan) {
+                reply(conn, ctx,
+                      request.argument +
+                          ": ALLMATCHSCAN command disabled by clamd configuration. ERROR");
+                return;
+            }
+            const scan_mode mode = request.cmd == command::scan       ? scan_mode::scan
+                                   : request.cmd == command::contscan ? scan_mode::contscan
+                                   : request.cmd == command::multiscan
+                                       ? scan_mode::multiscan
+                                       : scan_mode::allmatch;
+            const char* name = request.cmd == command::scan       ? "SCAN"
+                               : request.cmd == command::contscan ? "CONTSCAN"
+                               : request.cmd == command::multiscan ? "MULTISCAN"
+                                                                   : "ALLMATCHSCAN";
+            service_.engine_for(shard_);
+            auto job = std::make_unique<path_scan>(service_.settings, shard_, mode,
+                                                   request.argument, ctx, next_token_++);
+            start_job(conn, std::move(job), name, request.argument);
+            return;
+        }
         case command::idsession:
-            // Not served by this build yet (see README "Differences from clamd"): answered
-            // the way clamd answers a command its configuration disables.
-            reply_and_close(conn, "COMMAND UNAVAILABLE");
+            if (session_) {
+                reply(conn, ctx, "Command invalid inside IDSESSION. ERROR");
+                stop_accepting();
+                return;
+            }
+            session_ = true;
+            decoder_.enter_session();
+            conn.set_deadline(service_.settings.read_timeout);
+            return;
+        case command::end:
+            if (session_) {
+                stop_accepting();  // close once the outstanding replies are out
+            } else {
+                reply(conn, ctx, "UNKNOWN COMMAND");
+            }
+            return;
+        case command::reload:
+            service_.request_reload();
+            reply(conn, ctx, "RELOADING");
+            return;
+        case command::shutdown:
+        case command::quit:
+            service_.log.info("Received SHUTDOWN command");
+            service::request_shutdown();
+            return;
+        case command::detstats:
+        case command::detstatsclear:
+            return;  // accepted and ignored since clamd 0.99: no reply, connection closed
+        case command::unknown:
+            reply(conn, ctx, "UNKNOWN COMMAND");
             return;
     }
 }
 
-void clamd_connection::start_stream(ring::connection& conn) {
-    state_ = state::streaming;
-    stream_.emplace(shard_.engine, shard_.scanner);
+void clamd_connection::start_job(ring::connection& conn, std::unique_ptr<path_scan> job,
+                                 std::string_view name, const std::string& path) {
+    if (jobs_.empty() && !stream_) {
+        ++shard_.busy_jobs;
+    }
+    shard_.set_activity(name, path);
+    conn.clear_deadline();
+    path_scan& started = *job;
+    jobs_.push_back(std::move(job));
+    started.advance(conn);
+    if (started.finished()) {
+        jobs_.pop_back();
+        if (jobs_.empty() && !stream_) {
+            job_done();
+        }
+    }
+}
+
+void clamd_connection::job_done() {
+    if (shard_.busy_jobs > 0 && --shard_.busy_jobs == 0) {
+        shard_.set_idle();
+    }
+}
+
+void clamd_connection::start_stream(ring::connection& conn, const proto::reply_context& ctx) {
+    if (jobs_.empty()) {
+        ++shard_.busy_jobs;
+    }
+    shard_.set_activity("INSTREAM", "");
+    stream_reply_ = ctx;
+    stream_.emplace(service_.engine_for(shard_), shard_.scanner);
     conn.set_deadline(service_.settings.read_timeout);
 }
 
 void clamd_connection::finish_stream(ring::connection& conn) {
     const matcher::verdict result = stream_->finish();
+    out_.clear();
     if (!result.infected && stream_->scan_error()) {
         // Matching stopped early, so "OK" would be a guess: report clamd's generic error.
         service_.log.error("instream(" + conn.peer() + "): scan failed inside the matcher");
-        out_.clear();
-        proto::append_path_status(out_, reply_, "stream", "Unspecified error ERROR");
+        proto::append_path_status(out_, stream_reply_, "stream", "Unspecified error ERROR");
     } else if (result.infected) {
         service_.log.info("instream(" + conn.peer() + "): " + std::string(result.name) +
                           " FOUND");
-        out_.clear();
-        proto::append_found(out_, reply_, "stream", result.name);
+        proto::append_found(out_, stream_reply_, "stream", result.name);
     } else {
         if (service_.settings.log_clean) {
             service_.log.info("instream(" + conn.peer() + "): OK");
         }
-        out_.clear();
-        proto::append_path_status(out_, reply_, "stream", "OK");
+        proto::append_path_status(out_, stream_reply_, "stream", "OK");
     }
     stream_.reset();
-    state_ = state::done;
+    if (jobs_.empty()) {
+        job_done();
+    }
     conn.send(out_);
-    conn.close_after_send();
+    if (session_ && accepting_) {
+        conn.set_deadline(service_.settings.read_timeout);
+    }
 }
 
-void clamd_connection::reply_and_close(ring::connection& conn, std::string_view status) {
+void clamd_connection::reply(ring::connection& conn, const proto::reply_context& ctx,
+                             std::string_view status) {
     out_.clear();
-    proto::append_single(out_, reply_, status);
-    state_ = state::done;
+    proto::append_single(out_, ctx, status);
     conn.send(out_);
-    conn.close_after_send();
+}
+
+std::string clamd_connection::stats_body(const service& svc, unsigned asking_shard) {
+    const auto now = std::chrono::steady_clock::now();
+    std::string tasks;
+    unsigned idle = 0;
+    for (std::size_t i = 0; i < svc.shards.size(); ++i) {
+        shard_activity& activity = svc.shards[i]->activity;
+        const std::lock_guard lock(activity.mutex);
+        std::string command = i == asking_shard ? "STATS" : activity.command;
+        if (command.empty()) {
+            ++idle;
+            command = "IDLE";
+        }
+        tasks += "\t" + command + " " + seconds_text(now - activity.since) + " " +
+                 (i == asking_shard ? std::string() : activity.path) + "\n";
+    }
+    const auto allocated = jemalloc_stat("stats.allocated");
+    const auto mapped = jemalloc_stat("stats.mapped");
+    const auto active = jemalloc_stat("stats.active");
+    std::optional<std::size_t> free_bytes;
+    if (active.has_value() && allocated.has_value()) {
+        free_bytes = active.value() - allocated.value();
+    }
+    const auto live = svc.shards.size();
+    std::string body = "POOLS: 1\n\nSTATE: VALID PRIMARY\n";
+    body += "THREADS: live " + std::to_string(live) + "  idle " + std::to_string(idle) +
+            " max " + std::to_string(live) + " idle-timeout " +
+            std::to_string(svc.settings.idle_timeout) + "\n";
+    body += "QUEUE: 0 items\n" + tasks + "\n";
+    body += "MEMSTATS: heap " + megabytes(allocated) + " mmap " + megabytes(mapped) + " used " +
+            megabytes(allocated) + " free " + megabytes(free_bytes) +
+            " releasable N/A pools 1 pools_used " + megabytes(allocated) + " pools_total " +
+            megabytes(mapped) + "\n";
+    return body;
+}
+
+void clamd_connection::reply_stats(ring::connection& conn, const proto::reply_context& ctx) {
+    // Inner lines always end in '\n'; only END carries the command's terminator, and only
+    // the first line carries the session id (clamd's thrmgr_printstats).
+    out_.clear();
+    if (ctx.session_id) {
+        out_ += std::to_string(*ctx.session_id) + ": ";
+    }
+    out_ += stats_body(service_, conn.shard_index());
+    out_ += "END";
+    out_ += ctx.style == proto::framing::z ? '\0' : '\n';
+    conn.send(out_);
 }
 
 void clamd_connection::fail(ring::connection& conn, proto::decode_error error) {
-    state_ = state::done;
-    stream_.reset();
+    proto::reply_context ctx = stream_ ? stream_reply_ : proto::reply_context{};
+    if (error == proto::decode_error::old_style_in_session) {
+        ctx = {proto::framing::n, next_id_++};
+    }
+    if (stream_) {
+        stream_.reset();
+        if (jobs_.empty()) {
+            job_done();
+        }
+    }
+    stop_accepting();
     const std::string_view message = proto::error_reply(error);
     if (!message.empty()) {
-        out_.clear();
-        proto::append_single(out_, reply_, message);
-        conn.send(out_);
+        reply(conn, ctx, message);
     }
-    conn.close_after_send();
+    const std::string_view followup = proto::error_followup(error);
+    if (!followup.empty()) {
+        reply(conn, ctx, followup);
+    }
+}
+
+void clamd_connection::refuse_descriptors(ring::connection& conn) {
+    // Descriptors that no FILDES in their packet claimed: clamd's protocol error.
+    for (const int fd : descriptors_) {
+        ::close(fd);
+    }
+    descriptors_.clear();
+    const proto::reply_context ctx{proto::framing::z, std::nullopt};
+    reply(conn, ctx, "PROTOCOL ERROR: ancillary data sent without FILDES. ERROR");
+    if (!session_) {
+        reply(conn, ctx, "Error processing command. ERROR");
+    }
+    stop_accepting();
+}
+
+void clamd_connection::settle(ring::connection& conn) {
+    if (!accepting_ && !stream_ && jobs_.empty()) {
+        conn.close_after_send();
+    } else if (session_ && accepting_ && !stream_ && jobs_.empty()) {
+        conn.set_deadline(service_.settings.read_timeout);
+    }
 }
 
 }  // namespace ringscan::daemon

@@ -1,18 +1,22 @@
 #pragma once
 
 /// One clamd client connection: feeds received packets to the sans-I/O decoder, runs the
-/// commands this build serves, and streams INSTREAM bytes straight into the matcher.
+/// commands, streams INSTREAM bytes straight into the matcher and drives path/FILDES scan
+/// jobs. Outside IDSESSION it serves one command and closes after the reply; inside, it
+/// numbers commands and answers each as it finishes (out of order, as clamd does).
 ///
 /// Lives on (and is only called from) the shard that accepted the connection; owned by the
-/// ring::connection, so it dies when the connection does.
+/// ring::connection, so it dies when the connection does -- after every read it started.
 
 #include "matcher/engine.h"
 #include "proto/clamd_decoder.h"
 #include "proto/clamd_reply.h"
 #include "ring/reactor.h"
-#include "tools/ringscand/daemon_config.h"
-#include "tools/ringscand/logger.h"
+#include "tools/ringscand/path_scan.h"
+#include "tools/ringscand/service.h"
 
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,45 +24,54 @@
 
 namespace ringscan::daemon {
 
-/// What every connection on one shard shares: the shard's own scanner (Hyperscan
-/// scratch) and its reference to the engine. One per shard, touched only by that shard.
-struct shard_context {
-    matcher::scanner scanner;
-    std::shared_ptr<const matcher::engine> engine;
-};
-
-/// Process-wide, read-only once the reactor runs.
-struct service {
-    const daemon_settings& settings;
-    logger& log;
-    std::string version;  ///< VERSION reply, e.g. "ClamAV 1.4.6"
-    std::vector<std::unique_ptr<shard_context>> shards;
-};
-
 class clamd_connection final : public ring::connection_handler {
 public:
     clamd_connection(service& svc, ring::connection& conn);
+    ~clamd_connection() override;
+    clamd_connection(const clamd_connection&) = delete;
+    clamd_connection& operator=(const clamd_connection&) = delete;
 
     void on_data(ring::connection& conn, std::span<const std::byte> data) noexcept override;
     void on_peer_closed(ring::connection& conn) noexcept override;
     void on_deadline(ring::connection& conn) noexcept override;
+    void on_descriptors(ring::connection& conn, std::span<const int> fds,
+                        bool truncated) noexcept override;
+    void on_file_read(ring::connection& conn, std::uint64_t token, int result) noexcept override;
+
+    /// The STATS reply body (without the final END line), shared with tests.
+    [[nodiscard]] static std::string stats_body(const service& svc, unsigned asking_shard);
 
 private:
-    enum class state : std::uint8_t { awaiting_command, streaming, done };
-
     void execute(ring::connection& conn, const proto::parsed_command& request);
-    void start_stream(ring::connection& conn);
+    void start_job(ring::connection& conn, std::unique_ptr<path_scan> job, std::string_view name,
+                   const std::string& path);
+    void start_stream(ring::connection& conn, const proto::reply_context& ctx);
     void finish_stream(ring::connection& conn);
-    void reply_and_close(ring::connection& conn, std::string_view status);
+    void reply(ring::connection& conn, const proto::reply_context& ctx, std::string_view status);
+    void reply_stats(ring::connection& conn, const proto::reply_context& ctx);
     void fail(ring::connection& conn, proto::decode_error error);
+    void refuse_descriptors(ring::connection& conn);
+    /// Stops taking commands; the connection closes once outstanding work has replied.
+    void stop_accepting() { accepting_ = false; }
+    void settle(ring::connection& conn);
+    void job_done();
 
     service& service_;
     shard_context& shard_;
     proto::clamd_decoder decoder_;
-    proto::reply_context reply_;
-    state state_ = state::awaiting_command;
+    bool accepting_ = true;
+    bool session_ = false;
+    std::uint64_t next_id_ = 1;
+
     std::optional<matcher::stream_scan> stream_;
-    std::string out_;  ///< reply being encoded; handed to the connection's send buffer
+    proto::reply_context stream_reply_;
+
+    std::vector<std::unique_ptr<path_scan>> jobs_;
+    std::uint64_t next_token_ = 1;
+
+    std::deque<int> descriptors_;    ///< received with SCM_RIGHTS, not yet claimed by FILDES
+    bool descriptors_in_packet_ = false;
+    std::string out_;  ///< reply being encoded; copied into the connection's send buffer
 };
 
 }  // namespace ringscan::daemon

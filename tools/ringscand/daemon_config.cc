@@ -73,6 +73,20 @@ daemon_settings settings_from(const proto::clamd_config& config) {
     settings.log_verbose = config.get_bool("LogVerbose");
     settings.log_clean = config.get_bool("LogClean");
     settings.pid_file = optional_string(config, "PidFile");
+
+    settings.max_directory_recursion =
+        clamp_to<unsigned>(config.get_number("MaxDirectoryRecursion"));
+    settings.follow_directory_symlinks = config.get_bool("FollowDirectorySymlinks");
+    settings.follow_file_symlinks = config.get_bool("FollowFileSymlinks");
+    settings.cross_filesystems = config.get_bool("CrossFilesystems");
+    settings.exclude_paths = config.get_all("ExcludePath");
+    settings.max_file_size = config.get_size("MaxFileSize");
+    settings.alert_exceeds_max = config.get_bool("AlertExceedsMax");
+    settings.allow_allmatch_scan = config.get_bool("AllowAllMatchScan");
+    settings.max_queue = std::max(1U, clamp_to<unsigned>(config.get_number("MaxQueue")));
+    settings.self_check =
+        std::chrono::seconds(clamp_to<std::int64_t>(config.get_number("SelfCheck")));
+    settings.idle_timeout = clamp_to<unsigned>(config.get_number("IdleTimeout"));
     return settings;
 }
 

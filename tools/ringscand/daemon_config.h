@@ -30,6 +30,21 @@ struct daemon_settings {
     bool log_verbose = false;
     bool log_clean = false;
     std::optional<std::string> pid_file;
+
+    // Path scans (SCAN, CONTSCAN, MULTISCAN, ALLMATCHSCAN).
+    unsigned max_directory_recursion = 15;
+    bool follow_directory_symlinks = false;
+    bool follow_file_symlinks = false;
+    bool cross_filesystems = true;
+    std::vector<std::string> exclude_paths;  ///< POSIX extended regexes
+    std::uint64_t max_file_size = 100ULL << 20;
+    bool alert_exceeds_max = false;
+    bool allow_allmatch_scan = true;
+
+    // Sessions, reload, STATS.
+    unsigned max_queue = 100;  ///< outstanding jobs per IDSESSION before we stop reading
+    std::chrono::seconds self_check{600};
+    unsigned idle_timeout = 30;  ///< reported by STATS (clamd's worker idle lifetime)
 };
 
 /// Turns a parsed clamd.conf into settings. Throws proto::config_error for a value clamd's

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace {
 
@@ -108,6 +109,40 @@ std::shared_ptr<const matcher::engine> load_engine(const daemon::daemon_settings
     return engine;
 }
 
+/// SelfCheck: remembers the database files' names and mtimes; changed() compares anew.
+class database_watch {
+public:
+    explicit database_watch(std::optional<std::string> directory)
+        : directory_(std::move(directory)), snapshot_(take()) {}
+
+    bool changed() {
+        std::string now = take();
+        if (now == snapshot_) {
+            return false;
+        }
+        snapshot_ = std::move(now);
+        return true;
+    }
+
+private:
+    std::string take() const {
+        std::string state;
+        if (!directory_) {
+            return state;
+        }
+        std::error_code error;
+        for (const auto& entry : std::filesystem::directory_iterator(*directory_, error)) {
+            const auto stamp = entry.last_write_time(error);
+            state += entry.path().filename().string() + ":" +
+                     std::to_string(stamp.time_since_epoch().count()) + "\n";
+        }
+        return state;
+    }
+
+    std::optional<std::string> directory_;
+    std::string snapshot_;
+};
+
 /// Classic double-fork-free daemonization: done before any thread exists.
 void daemonize() {
     const pid_t pid = ::fork();
@@ -151,9 +186,9 @@ int run(const command_line& cli) {
 
     ring::probe_io_uring();
 
-    daemon::service svc{settings, log,
-                        proto::version_string(clamav_protocol_version, std::nullopt, ""), {}};
-    const std::shared_ptr<const matcher::engine> engine = load_engine(settings, log);
+    daemon::service svc(settings, log,
+                        proto::version_string(clamav_protocol_version, std::nullopt, ""));
+    svc.engine.store(load_engine(settings, log));
 
     ring::reactor_options options;
     options.shard_count = settings.max_shards;
@@ -165,9 +200,7 @@ int run(const command_line& cli) {
         return std::make_unique<daemon::clamd_connection>(svc, conn);
     });
     for (unsigned i = 0; i < reactor.shard_count(); ++i) {
-        auto context = std::make_unique<daemon::shard_context>();
-        context->engine = engine;
-        svc.shards.push_back(std::move(context));
+        svc.shards.push_back(std::make_unique<daemon::shard_context>());
     }
 
     if (!settings.foreground) {
@@ -197,9 +230,23 @@ int run(const command_line& cli) {
     log.info("ringscand ready: " + std::to_string(reactor.shard_count()) +
              " io_uring shards, protocol " + svc.version);
 
+    database_watch watch(settings.database_directory);
+    auto next_self_check = std::chrono::steady_clock::now() + settings.self_check;
     for (;;) {
-        int sig = 0;
-        if (::sigwait(&signals, &sig) != 0) {
+        // Wake for signals, and for the SelfCheck interval when one is configured.
+        timespec wait{1, 0};
+        const int sig = ::sigtimedwait(&signals, nullptr, &wait);
+        if (sig < 0) {
+            if (settings.self_check.count() > 0 &&
+                std::chrono::steady_clock::now() >= next_self_check) {
+                next_self_check = std::chrono::steady_clock::now() + settings.self_check;
+                if (watch.changed()) {
+                    log.info("SelfCheck: Database modification detected. Forcing reload.");
+                    svc.request_reload();
+                } else {
+                    log.verbose("SelfCheck: Database status OK.");
+                }
+            }
             continue;
         }
         if (sig == SIGHUP) {
@@ -208,7 +255,8 @@ int run(const command_line& cli) {
             continue;
         }
         if (sig == SIGUSR2) {
-            log.warning("SIGUSR2 (reload) is not supported by this build yet; ignored");
+            log.info("SIGUSR2 caught: scheduling database reload");
+            svc.request_reload();
             continue;
         }
         log.info(std::string("Received signal ") + std::to_string(sig) + ", shutting down");
@@ -216,6 +264,10 @@ int run(const command_line& cli) {
     }
     reactor.request_stop();
     reactor.wait();
+    // A reload thread still compiling refers to `svc`: let it finish before we unwind.
+    while (svc.reload_in_progress.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     if (settings.pid_file) {
         ::unlink(settings.pid_file->c_str());
     }

@@ -1,0 +1,68 @@
+#include "tools/ringscand/service.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace ringscan::daemon {
+
+void shard_context::set_activity(std::string_view command, std::string_view path) {
+    const std::lock_guard lock(activity.mutex);
+    activity.command.assign(command);
+    activity.path.assign(path);
+    activity.since = std::chrono::steady_clock::now();
+}
+
+void shard_context::set_idle() {
+    const std::lock_guard lock(activity.mutex);
+    activity.command.clear();
+    activity.path.clear();
+    activity.since = std::chrono::steady_clock::now();
+}
+
+const std::shared_ptr<const matcher::engine>& service::engine_for(shard_context& shard) const {
+    const std::uint64_t generation = engine_generation.load(std::memory_order_acquire);
+    if (shard.engine == nullptr || shard.engine_generation != generation) {
+        shard.engine = engine.load(std::memory_order_acquire);
+        shard.engine_generation = generation;
+    }
+    return shard.engine;
+}
+
+void service::request_reload() {
+    if (reload_in_progress.exchange(true)) {
+        return;  // one reload at a time; this request is covered by the running one
+    }
+    // Compile off the shards: scans keep using the old engine until the swap, and
+    // streams that started on it finish on it (they hold a reference).
+    std::thread([this] {
+        const auto started = std::chrono::steady_clock::now();
+        try {
+            matcher::signature_set signatures =
+                settings.database_directory
+                    ? matcher::load_signatures(*settings.database_directory)
+                    : matcher::embedded_default_signatures();
+            std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures);
+            const std::size_t count = fresh->signature_count();
+            engine.store(std::move(fresh), std::memory_order_release);
+            engine_generation.fetch_add(1, std::memory_order_acq_rel);
+            const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - started);
+            log.info("Database correctly reloaded (" + std::to_string(count) +
+                     " signatures, " + std::to_string(elapsed.count()) + " ms)");
+        } catch (const std::exception& error) {
+            // As clamd: a failed reload keeps the old engine serving.
+            log.error(std::string("reload failed, keeping the current database: ") +
+                      error.what());
+        }
+        reload_in_progress.store(false);
+    }).detach();
+}
+
+void service::request_shutdown() {
+    // The main thread waits for signals; SIGTERM takes the same drain path as `kill`.
+    ::kill(::getpid(), SIGTERM);
+}
+
+}  // namespace ringscan::daemon

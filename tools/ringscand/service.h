@@ -1,0 +1,67 @@
+#pragma once
+
+/// What the daemon's connections share: the process-wide service (settings, log, the
+/// current engine and its reload machinery) and one shard_context per reactor shard.
+
+#include "matcher/engine.h"
+#include "tools/ringscand/daemon_config.h"
+#include "tools/ringscand/logger.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ringscan::daemon {
+
+/// What one shard is doing, for STATS. Written by its shard at command start/end (never
+/// per byte), read by whichever shard answers STATS; the mutex is uncontended.
+struct shard_activity {
+    std::mutex mutex;
+    std::string command;  ///< empty: idle
+    std::string path;
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+};
+
+/// One per shard, touched only by that shard's thread (except `activity`).
+struct shard_context {
+    matcher::scanner scanner;
+    std::shared_ptr<const matcher::engine> engine;
+    std::uint64_t engine_generation = 0;
+    shard_activity activity;
+    unsigned busy_jobs = 0;
+
+    void set_activity(std::string_view command, std::string_view path);
+    void set_idle();
+};
+
+/// Process-wide; fields are read-only once the reactor runs, except the engine slot
+/// (swapped by reload) and the counters, which are atomics.
+struct service {
+    service(const daemon_settings& daemon_settings, logger& daemon_log, std::string reply_version)
+        : settings(daemon_settings), log(daemon_log), version(std::move(reply_version)) {}
+
+    const daemon_settings& settings;
+    logger& log;
+    std::string version;  ///< VERSION reply, e.g. "ClamAV 1.4.6"
+    std::vector<std::unique_ptr<shard_context>> shards;
+
+    /// The engine new scans use. A reload stores a new one and bumps the generation;
+    /// shards notice the generation at their next scan and drop their old reference.
+    std::atomic<std::shared_ptr<const matcher::engine>> engine;
+    std::atomic<std::uint64_t> engine_generation{0};
+    std::atomic<bool> reload_in_progress{false};
+
+    /// The shard's engine for a scan starting now (picks up a finished reload).
+    const std::shared_ptr<const matcher::engine>& engine_for(shard_context& shard) const;
+
+    /// Starts a background reload unless one is running; returns at once.
+    void request_reload();
+    /// Asks the daemon to drain and exit (what SHUTDOWN and SIGTERM do).
+    static void request_shutdown();
+};
+
+}  // namespace ringscan::daemon
