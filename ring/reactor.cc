@@ -540,8 +540,17 @@ private:
                 cancel(&listener.accept_op);
             }
         }
+        // Handlers decide: idle connections close now, busy ones finish their work
+        // first; whatever is still open when the drain timeout passes is cut off.
+        drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_timeout;
         for (auto& [key, owned] : connections_) {
             owned->deadline_.reset();
+            owned->handler_->on_stop(*owned);
+        }
+    }
+
+    void abort_stragglers() {
+        for (auto& [key, owned] : connections_) {
             abort_connection(*owned);
         }
     }
@@ -623,6 +632,12 @@ private:
                 on_tick();
                 if (!stopping_) {
                     arm_tick();
+                } else if (!connections_.empty()) {
+                    if (std::chrono::steady_clock::now() >= drain_deadline_) {
+                        abort_stragglers();
+                    } else {
+                        arm_tick();
+                    }
                 }
                 break;
         }
@@ -649,6 +664,7 @@ private:
     std::size_t buffer_bytes_ = 0;
     std::atomic<bool> stop_requested_{false};
     bool stopping_ = false;
+    std::chrono::steady_clock::time_point drain_deadline_;
     std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
     std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
     std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
@@ -662,6 +678,8 @@ void connection_handler::on_descriptors(connection& /*conn*/, std::span<const in
         ::close(fd);
     }
 }
+
+void connection_handler::on_stop(connection& conn) noexcept { conn.abort(); }
 
 void connection_handler::on_file_read(connection& /*conn*/, std::uint64_t /*token*/,
                                       int /*result*/) noexcept {}
@@ -700,6 +718,8 @@ void connection::set_deadline(std::chrono::steady_clock::duration from_now) {
 }
 
 void connection::clear_deadline() { deadline_.reset(); }
+
+void connection::abort() { shard_.abort_connection(*this); }
 
 void connection::read_file(int file, std::span<std::byte> into, std::uint64_t offset,
                            std::uint64_t token) {

@@ -57,6 +57,10 @@ public:
     /// from here on; the default closes them.
     virtual void on_descriptors(connection& conn, std::span<const int> fds,
                                 bool truncated) noexcept;
+    /// The reactor is stopping: finish what is in flight and close_after_send(), or
+    /// abort() at once (the default). Connections still open after the drain timeout are
+    /// aborted.
+    virtual void on_stop(connection& conn) noexcept;
     /// A read started with connection::read_file() finished: bytes read, or -errno.
     virtual void on_file_read(connection& conn, std::uint64_t token, int result) noexcept;
 };
@@ -77,6 +81,8 @@ public:
     void send(std::string_view bytes);
     /// Stops reading now and closes once every queued byte is sent.
     void close_after_send();
+    /// Drops queued bytes and closes as soon as nothing is in flight.
+    void abort();
     /// Calls handler->on_deadline() once `from_now` has passed (shard tick resolution).
     void set_deadline(std::chrono::steady_clock::duration from_now);
     void clear_deadline();
@@ -135,6 +141,8 @@ struct reactor_options {
     unsigned buffer_size = 16384;    ///< bytes per provided buffer
     unsigned ring_entries = 1024;
     std::chrono::milliseconds tick{100};  ///< deadline resolution
+    /// How long request_stop() lets busy connections finish before cutting them off.
+    std::chrono::milliseconds drain_timeout{30000};
     /// Warnings from shard threads (accept failures and the like).
     std::function<void(std::string_view)> log;
 };

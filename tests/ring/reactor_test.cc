@@ -49,6 +49,11 @@ public:
             conn.set_deadline(150ms);
             return;
         }
+        if (text.find("slow") != std::string_view::npos) {
+            busy_ = true;  // pretend to work for 200 ms, then answer
+            conn.set_deadline(200ms);
+            return;
+        }
         if (text.find("pause") != std::string_view::npos) {
             conn.pause_reading();
             paused_ = true;
@@ -84,7 +89,17 @@ public:
         }
     }
     void on_peer_closed(connection& conn) noexcept override { conn.close_after_send(); }
+    void on_stop(connection& conn) noexcept override {
+        if (!busy_) {
+            conn.abort();
+        }
+    }
     void on_deadline(connection& conn) noexcept override {
+        if (busy_) {
+            conn.send("done");
+            conn.close_after_send();
+            return;
+        }
         if (paused_) {
             paused_ = false;
             conn.send("resumed:");
@@ -98,6 +113,7 @@ public:
 private:
     std::atomic<std::size_t>& received_;
     bool paused_ = false;
+    bool busy_ = false;
     int passed_fd_ = -1;
     std::array<char, 256> file_buffer_{};
 };
@@ -341,6 +357,21 @@ TEST_F(ReactorTest, PausedConnectionReadsNothingUntilResumed) {
     // Nothing may be echoed while paused; after the resume the held bytes come through.
     const std::string want = "resumed:later";
     EXPECT_EQ(read_some(client.get(), want.size()), want);
+}
+
+TEST_F(ReactorTest, StopLetsBusyConnectionsFinish) {
+    start();
+    const unique_fd busy = connect_tcp(port_);
+    const unique_fd idle = connect_tcp(port_);
+    send_all(busy.get(), "slow");
+    send_all(idle.get(), "x");
+    EXPECT_EQ(read_some(idle.get(), 1), "x");
+    server_->request_stop();
+    bool eof = false;
+    EXPECT_EQ(read_some(busy.get(), SIZE_MAX, &eof), "done");
+    EXPECT_TRUE(eof);
+    EXPECT_TRUE(server_closed(idle.get()));
+    server_->wait();
 }
 
 TEST_F(ReactorTest, RefusesPortHeldByAnotherSocket) {

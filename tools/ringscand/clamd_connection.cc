@@ -165,6 +165,11 @@ void clamd_connection::on_deadline(ring::connection& conn) noexcept {
     conn.close_after_send();
 }
 
+void clamd_connection::on_stop(ring::connection& conn) noexcept {
+    stop_accepting();
+    settle(conn);  // closes now unless a scan or stream is still running
+}
+
 void clamd_connection::on_file_read(ring::connection& conn, std::uint64_t token,
                                     int result) noexcept {
     const auto it = std::find_if(jobs_.begin(), jobs_.end(),

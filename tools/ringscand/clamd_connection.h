@@ -37,6 +37,8 @@ public:
     void on_descriptors(ring::connection& conn, std::span<const int> fds,
                         bool truncated) noexcept override;
     void on_file_read(ring::connection& conn, std::uint64_t token, int result) noexcept override;
+    /// Shutdown drains: a running scan or stream finishes and replies, idle clients close.
+    void on_stop(ring::connection& conn) noexcept override;
 
     /// The STATS reply body (without the final END line), shared with tests.
     [[nodiscard]] static std::string stats_body(const service& svc, unsigned asking_shard);
