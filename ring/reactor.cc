@@ -544,8 +544,7 @@ private:
         // first; whatever is still open when the drain timeout passes is cut off.
         drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_timeout;
         for (auto& [key, owned] : connections_) {
-            owned->deadline_.reset();
-            owned->handler_->on_stop(*owned);
+            owned->handler_->on_stop(*owned);  // deadlines keep running while draining
         }
     }
 
