@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +110,19 @@ std::shared_ptr<const matcher::engine> load_engine(const daemon::daemon_settings
     return engine;
 }
 
+/// Every connection is a descriptor: lift the soft limit to the hard one, as a daemon
+/// serving thousands of clients must (the default soft limit is often 1024).
+void raise_descriptor_limit(daemon::logger& log) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            log.warning("could not raise the open-file limit: " +
+                        std::string(std::strerror(errno)));
+        }
+    }
+}
+
 /// SelfCheck: remembers the database files' names and mtimes; changed() compares anew.
 class database_watch {
 public:
@@ -185,6 +199,7 @@ int run(const command_line& cli) {
     }
 
     ring::probe_io_uring();
+    raise_descriptor_limit(log);
 
     daemon::service svc(settings, log,
                         proto::version_string(clamav_protocol_version, std::nullopt, ""));
