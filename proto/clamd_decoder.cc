@@ -131,6 +131,15 @@ void clamd_decoder::feed(std::span<const std::byte> packet) {
     fresh_ = true;  // clamd parses from its buffer's start after every recv()
 }
 
+void clamd_decoder::retain() {
+    const auto rest = packet_.subspan(pos_);
+    carry_.erase(0, carry_pos_);
+    carry_pos_ = 0;
+    carry_.append(reinterpret_cast<const char*>(rest.data()), rest.size());
+    packet_ = {};
+    pos_ = 0;
+}
+
 decoder_event clamd_decoder::next() {
     switch (state_) {
         case state::failed: {

@@ -106,6 +106,11 @@ public:
     void enter_session() { in_session_ = true; }
     [[nodiscard]] bool in_session() const { return in_session_; }
 
+    /// Copies what is left of the current packet into the decoder, so the caller may stop
+    /// pulling events, give the packet back, and continue with next() later (a session
+    /// that hit its job limit). At most one packet is copied per call.
+    void retain();
+
     /// Bytes of INSTREAM payload accepted so far in the current stream.
     [[nodiscard]] std::uint64_t stream_bytes() const { return stream_total_; }
 

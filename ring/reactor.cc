@@ -388,20 +388,19 @@ private:
             recycle_buffer(bid);
         }
         if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)) {
-            // EOF or a socket error: the peer is gone for reading purposes.
-            if (!conn.close_requested_) {
-                conn.handler_->on_peer_closed(conn);
-            }
-            if (!conn.close_requested_) {
-                conn.close_requested_ = true;
-            }
-            if (res < 0) {
-                conn.send_queue_.clear();
-            }
+            // EOF or a socket error: nothing more to read. After a half-close the peer
+            // may still be reading, so the handler decides when to close (it may have
+            // replies still to send); after an error there is nobody to talk to.
+            conn.peer_closed_ = true;
             if (conn.recv_armed_) {
                 cancel(&conn.recv_op_);
             }
-            maybe_shutdown(conn);
+            if (!conn.close_requested_) {
+                conn.handler_->on_peer_closed(conn);
+            }
+            if (res < 0) {
+                abort_connection(conn);
+            }
         } else if (!more && !conn.close_requested_ && !conn.paused_) {
             // -ENOBUFS, or the kernel ended the multishot: re-arm once buffers are back
             // (they are: handlers never keep a buffer past on_data).
@@ -490,7 +489,7 @@ private:
 
     void resume(connection& conn) {
         conn.paused_ = false;
-        if (!conn.recv_armed_ && !conn.close_requested_) {
+        if (!conn.recv_armed_ && !conn.close_requested_ && !conn.peer_closed_) {
             arm_recv(conn);
         }
     }

@@ -48,7 +48,9 @@ public:
     /// Received bytes. They live in a provided buffer that is recycled when this returns:
     /// consume or copy them now.
     virtual void on_data(connection& conn, std::span<const std::byte> data) noexcept = 0;
-    /// The peer shut down its write side (or the connection failed).
+    /// The peer shut down its write side (or the connection failed). Nothing more will be
+    /// read; the connection stays open until the handler calls close_after_send() or
+    /// abort() (after a socket error the reactor aborts it right after this call).
     virtual void on_peer_closed(connection& conn) noexcept = 0;
     /// The deadline set with connection::set_deadline() passed.
     virtual void on_deadline(connection& conn) noexcept = 0;
@@ -115,6 +117,7 @@ private:
     bool recv_armed_ = false;
     bool recv_needs_rearm_ = false;
     bool paused_ = false;
+    bool peer_closed_ = false;  ///< EOF seen: never re-arm the receive
     bool close_requested_ = false;  ///< no more reads, close when the send queue drains
     bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
     bool destroy_queued_ = false;

@@ -775,5 +775,47 @@ TEST(ClamdDecoder, SurvivesRandomInput) {
     }
 }
 
+
+// --- retain: a session that stops pulling events mid-packet -------------------------------
+
+TEST(ClamdDecoder, RetainKeepsTheRestOfAPacketAfterItIsOverwritten) {
+    clamd_decoder decoder;
+    decoder.enter_session();
+    std::string packet = "zPING\0zVERSION\0nSCAN /x\n"s;
+    decoder.feed(as_bytes(packet));
+    decoder_event first = decoder.next();
+    ASSERT_EQ(first.kind, event_kind::command);
+    EXPECT_EQ(first.command.cmd, command::ping);
+    decoder.retain();
+    std::fill(packet.begin(), packet.end(), '#');  // the reactor recycled the buffer
+
+    decoder_event second = decoder.next();
+    ASSERT_EQ(second.kind, event_kind::command);
+    EXPECT_EQ(second.command.cmd, command::version);
+    decoder_event third = decoder.next();
+    ASSERT_EQ(third.kind, event_kind::command);
+    EXPECT_EQ(third.command.cmd, command::scan);
+    EXPECT_EQ(third.command.argument, "/x");
+    EXPECT_EQ(decoder.next().kind, event_kind::need_more);
+}
+
+TEST(ClamdDecoder, RetainedBytesJoinTheNextPacket) {
+    clamd_decoder decoder;
+    decoder.enter_session();
+    std::string packet = "zPING\0zVERS"s;
+    decoder.feed(as_bytes(packet));
+    ASSERT_EQ(decoder.next().kind, event_kind::command);
+    decoder.retain();
+    std::fill(packet.begin(), packet.end(), '#');
+    const std::string more = "ION\0"s;
+    // Paused: more bytes arrive before the caller resumes pulling events.
+    decoder.feed(as_bytes(more));
+    decoder.retain();
+    decoder_event ev = decoder.next();
+    ASSERT_EQ(ev.kind, event_kind::command);
+    EXPECT_EQ(ev.command.cmd, command::version);
+    EXPECT_EQ(decoder.next().kind, event_kind::need_more);
+}
+
 }  // namespace
 }  // namespace ringscan::proto

@@ -100,9 +100,25 @@ void clamd_connection::on_data(ring::connection& conn,
         return;  // after the one command (or END), clamd ignores what follows
     }
     decoder_.feed(data);
+    if (paused_) {
+        decoder_.retain();  // already at MaxQueue: keep the bytes until a job finishes
+        return;
+    }
+    process(conn);
+}
+
+void clamd_connection::process(ring::connection& conn) {
     bool stream_progress = false;
     bool more = true;
     while (more && (accepting_ || stream_)) {
+        if (session_ && !stream_ && jobs_.size() >= service_.settings.max_queue) {
+            // MaxQueue jobs outstanding: stop reading (TCP back-pressure, as clamd's
+            // blocking dispatch does) and resume when one finishes.
+            decoder_.retain();
+            paused_ = true;
+            conn.pause_reading();
+            break;
+        }
         const proto::decoder_event event = decoder_.next();
         switch (event.kind) {
             case proto::event_kind::need_more:
@@ -130,6 +146,9 @@ void clamd_connection::on_data(ring::connection& conn,
         refuse_descriptors(conn);
     }
     descriptors_in_packet_ = false;
+    if (input_closed_ && !paused_) {
+        stop_accepting();  // the held-back commands have run; nothing else will come
+    }
     if (stream_progress && stream_) {
         conn.set_deadline(service_.settings.read_timeout);  // re-armed by every chunk
     }
@@ -137,17 +156,19 @@ void clamd_connection::on_data(ring::connection& conn,
 }
 
 void clamd_connection::on_peer_closed(ring::connection& conn) noexcept {
-    // An unterminated command or a stream cut short gets no reply, as in clamd; replies
-    // to session commands already running are still sent.
+    // An unterminated command or a stream cut short gets no reply, as in clamd; session
+    // commands already received (running, or held back by MaxQueue) still get theirs.
+    input_closed_ = true;
     if (stream_) {
         stream_.reset();
-        job_done();
+        if (jobs_.empty()) {
+            job_done();
+        }
     }
-    stop_accepting();
+    if (!paused_) {
+        stop_accepting();
+    }
     settle(conn);
-    if (jobs_.empty()) {
-        conn.close_after_send();
-    }
 }
 
 void clamd_connection::on_deadline(ring::connection& conn) noexcept {
@@ -184,7 +205,15 @@ void clamd_connection::on_file_read(ring::connection& conn, std::uint64_t token,
     job.on_read(conn, result);
     if (job.finished()) {
         jobs_.erase(it);
-        job_done();
+        if (jobs_.empty() && !stream_) {
+            job_done();
+        }
+        if (paused_ && jobs_.size() < service_.settings.max_queue) {
+            paused_ = false;
+            conn.resume_reading();
+            process(conn);  // the commands held back while paused
+            return;
+        }
     }
     settle(conn);
 }

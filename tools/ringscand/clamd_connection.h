@@ -44,6 +44,9 @@ public:
     [[nodiscard]] static std::string stats_body(const service& svc, unsigned asking_shard);
 
 private:
+    /// Pulls decoder events until it needs more bytes, the connection is done, or the
+    /// session reached MaxQueue outstanding jobs.
+    void process(ring::connection& conn);
     void execute(ring::connection& conn, const proto::parsed_command& request);
     void start_job(ring::connection& conn, std::unique_ptr<path_scan> job, std::string_view name,
                    const std::string& path);
@@ -63,6 +66,8 @@ private:
     proto::clamd_decoder decoder_;
     bool accepting_ = true;
     bool session_ = false;
+    bool paused_ = false;  ///< MaxQueue reached: reading paused, decoder holds the rest
+    bool input_closed_ = false;  ///< the client half-closed: run what was received, then close
     std::uint64_t next_id_ = 1;
 
     std::optional<matcher::stream_scan> stream_;
