@@ -2,6 +2,7 @@
 
 #include "base/assert.h"
 #include "matcher/internal/engine_impl.h"
+#include "matcher/internal/filetype.h"
 
 #include <algorithm>
 #include <atomic>
@@ -9,7 +10,6 @@
 #include <limits>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 
 namespace ringscan::matcher {
@@ -68,6 +68,77 @@ const hash_table::entry* hash_table::find(std::span<const std::uint8_t> digest,
     return nullptr;
 }
 
+std::array<const hash_table::entry*, 2> hash_table::find_each(std::span<const std::uint8_t> digest,
+                                                              std::uint64_t length) const {
+    entry probe;
+    std::copy_n(digest.begin(), std::min(digest.size(), probe.digest.size()), probe.digest.begin());
+    std::array<const entry*, 2> found{};
+    const std::array<std::uint64_t, 2> sizes = {length, any_size};
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        probe.size = sizes[i];
+        const auto it = std::lower_bound(entries_.begin(), entries_.end(), probe, key_less);
+        if (it != entries_.end() && same_key(*it, probe)) {
+            found[i] = &*it;
+        }
+    }
+    return found;
+}
+
+std::vector<bm_place> place_like_clamav_bm(const std::vector<std::string_view>& patterns) {
+    // matcher-bm.c: BM_MIN_LENGTH = BM_BLOCK_SIZE = 3, HASH(a,b,c) = 211a + 37b + c (so
+    // distinct windows can share a bucket), one singly linked list per bucket.
+    constexpr std::size_t bucket_count = 211 * 255 + 37 * 255 + 255 + 1;
+    constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
+    const auto bucket_of = [](std::string_view p, std::size_t at) {
+        const auto byte = [&](std::size_t i) {
+            return static_cast<std::size_t>(static_cast<unsigned char>(p[at + i]));
+        };
+        return 211 * byte(0) + 37 * byte(1) + byte(2);
+    };
+    std::vector<std::uint32_t> head(bucket_count, none);
+    std::vector<std::uint32_t> next(patterns.size(), none);
+    std::vector<unsigned char> first(patterns.size(), 0);
+    std::vector<std::size_t> bucket(patterns.size(), 0);
+    std::vector<bm_place> places(patterns.size());
+    for (std::size_t id = 0; id < patterns.size(); ++id) {
+        const std::string_view p = patterns[id];
+        RINGSCAN_ASSERT(p.size() >= 3);
+        std::size_t shift = 0;
+        for (std::size_t at = 0; at + 3 <= p.size(); ++at) {
+            if (head[bucket_of(p, at)] == none) {
+                shift = at;
+                break;
+            }
+        }
+        const std::size_t b = bucket_of(p, shift);
+        const auto p0 = static_cast<unsigned char>(p[shift]);
+        const auto self = static_cast<std::uint32_t>(id);
+        // Insert before the first entry whose first byte is <= ours.
+        std::uint32_t prev = none;
+        std::uint32_t cur = head[b];
+        while (cur != none && p0 < first[cur]) {
+            prev = cur;
+            cur = next[cur];
+        }
+        next[self] = cur;
+        if (prev == none) {
+            head[b] = self;
+        } else {
+            next[prev] = self;
+        }
+        first[self] = p0;
+        bucket[self] = b;
+        places[id].shift = static_cast<std::uint32_t>(shift);
+    }
+    for (const std::uint32_t start : head) {
+        std::uint32_t rank = 0;
+        for (std::uint32_t cur = start; cur != none; cur = next[cur]) {
+            places[cur].rank = rank++;
+        }
+    }
+    return places;
+}
+
 namespace {
 
 constexpr std::size_t digest_length(hash_kind kind) {
@@ -107,60 +178,174 @@ int on_hs_match(unsigned int id, unsigned long long /*from*/, unsigned long long
     return static_cast<stream_scan::impl*>(context)->on_match(id, to);
 }
 
-void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& state) {
-    // An identical literal loaded later can never be reported (same start, same length,
-    // later index), so only the first copy goes into the database.
-    std::unordered_map<std::string_view, unsigned> first_copy;
-    std::vector<const char*> expressions;
-    std::vector<std::size_t> lengths;
+std::string escaped_literal(std::string_view bytes) {
+    static constexpr std::string_view digits = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 4);
+    for (const char c : bytes) {
+        const auto b = static_cast<unsigned char>(c);
+        out += "\\x";
+        out += digits[b >> 4U];
+        out += digits[b & 0xFU];
+    }
+    return out;
+}
+
+// One Hyperscan expression per body signature, with its flags and offset limits.
+struct hs_input {
+    std::vector<std::string> expressions;
+    std::vector<unsigned> flags;
     std::vector<unsigned> ids;
-    state.body_names.reserve(bodies.size());
-    state.body_lengths.reserve(bodies.size());
+    std::vector<hs_expr_ext_t> extensions;
+};
+
+void add_expression(const body_signature& body, unsigned id, hs_input& input) {
+    const bool literal = body.expression.empty();
+    const std::uint64_t min_length = literal ? body.bytes.size() : body.min_length;
+    // Unbounded patterns never have a fixed length: max(uint64) stands for "no maximum".
+    const std::uint64_t max_length =
+        literal ? body.bytes.size()
+                : (body.max_length.has_value() ? std::uint64_t{body.max_length.value_or(0)}
+                                               : std::numeric_limits<std::uint64_t>::max());
+    std::string expression = literal ? escaped_literal(body.bytes) : body.expression;
+    hs_expr_ext_t ext{};
+    unsigned flags = HS_FLAG_DOTALL;
+    switch (body.offset.from) {
+        case match_offset::anchor::any:
+            flags |= HS_FLAG_SINGLEMATCH;
+            break;
+        case match_offset::anchor::absolute:
+            flags |= HS_FLAG_SINGLEMATCH;
+            if (max_length == min_length) {
+                // Fixed length: the start range is an end range.
+                ext.flags = HS_EXT_FLAG_MIN_OFFSET | HS_EXT_FLAG_MAX_OFFSET;
+                ext.min_offset = body.offset.value + min_length;
+                ext.max_offset = body.offset.value + body.offset.max_shift + min_length;
+            } else {
+                const std::uint64_t low = body.offset.value;
+                const std::uint64_t high = low + body.offset.max_shift;
+                expression = "^.{" + std::to_string(low) +
+                             (high != low ? "," + std::to_string(high) : std::string()) + "}(?:" +
+                             expression + ")";
+            }
+            break;
+        case match_offset::anchor::end_of_file:
+            break;  // every end is kept, checked against the size at finish()
+    }
+    input.expressions.push_back(std::move(expression));
+    input.flags.push_back(flags);
+    input.ids.push_back(id);
+    input.extensions.push_back(ext);
+}
+
+hs_database_t* try_compile(const hs_input& input, const std::vector<bool>& excluded,
+                           std::size_t& failed, std::string& message) {
+    std::vector<const char*> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    std::vector<const hs_expr_ext_t*> extensions;
+    std::vector<std::size_t> index;
+    for (std::size_t i = 0; i < input.expressions.size(); ++i) {
+        if (excluded[i]) {
+            continue;
+        }
+        expressions.push_back(input.expressions[i].c_str());
+        flags.push_back(input.flags[i]);
+        ids.push_back(input.ids[i]);
+        extensions.push_back(input.extensions[i].flags != 0 ? &input.extensions[i] : nullptr);
+        index.push_back(i);
+    }
+    failed = input.expressions.size();
+    if (expressions.empty()) {
+        return nullptr;
+    }
+    hs_database_t* database = nullptr;
+    hs_compile_error_t* error = nullptr;
+    const hs_error_t status = hs_compile_ext_multi(
+        expressions.data(), flags.data(), ids.data(), extensions.data(),
+        static_cast<unsigned>(expressions.size()), HS_MODE_STREAM, nullptr, &database, &error);
+    if (status == HS_SUCCESS) {
+        return database;
+    }
+    message = error != nullptr ? error->message : "unknown error";
+    if (error != nullptr && error->expression >= 0 &&
+        static_cast<std::size_t>(error->expression) < index.size()) {
+        failed = index[static_cast<std::size_t>(error->expression)];
+    }
+    if (error != nullptr) {
+        hs_free_compile_error(error);
+    }
+    return nullptr;
+}
+
+void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& state) {
+    // Identical literals are all compiled: in all-match mode each name is reported, and the
+    // report order decides which one a first-match scan gives.
+    hs_input input;
+    std::vector<std::string_view> bm_patterns;
+    std::vector<std::size_t> bm_ids;
+    state.bodies.reserve(bodies.size());
     for (std::size_t i = 0; i < bodies.size(); ++i) {
         const body_signature& body = bodies[i];
-        if (body.bytes.empty()) {
+        const bool literal = body.expression.empty();
+        if (literal && body.bytes.empty()) {
             throw load_error("signature " + body.name + " has an empty body pattern");
         }
         if (body.bytes.size() > std::numeric_limits<std::uint32_t>::max() ||
             i >= std::numeric_limits<unsigned>::max()) {
             throw load_error("signature " + body.name + " is too large");
         }
-        state.body_names.push_back(state.names.add(body.name));
-        const auto length = static_cast<std::uint32_t>(body.bytes.size());
-        state.body_lengths.push_back(length);
-        state.max_body_length = std::max(state.max_body_length, length);
-        const auto id = static_cast<unsigned>(i);
-        if (!first_copy.emplace(body.bytes, id).second) {
-            continue;
+        body_info info;
+        info.name = state.names.add(body.name);
+        info.literal = literal;
+        info.length = literal ? static_cast<std::uint32_t>(body.bytes.size()) : body.min_length;
+        info.target = body.target;
+        info.boyer_moore = literal && body.target == target::any && body.bytes.size() >= 3;
+        if (body.offset.from == match_offset::anchor::end_of_file) {
+            info.end_of_file = true;
+            info.eof_value = body.offset.value;
+            info.eof_shift = body.offset.max_shift;
+            state.has_end_of_file = true;
         }
-        expressions.push_back(body.bytes.data());
-        lengths.push_back(body.bytes.size());
-        ids.push_back(id);
-    }
-    if (expressions.empty()) {
-        return;
-    }
-    const std::vector<unsigned> flags(expressions.size(), HS_FLAG_SINGLEMATCH);
-    hs_database_t* database = nullptr;
-    hs_compile_error_t* error = nullptr;
-    const hs_error_t status = hs_compile_lit_multi(
-        expressions.data(), flags.data(), ids.data(), lengths.data(),
-        static_cast<unsigned>(expressions.size()), HS_MODE_STREAM, nullptr, &database, &error);
-    if (status != HS_SUCCESS) {
-        std::string message = "Hyperscan cannot compile the body signatures";
-        if (error != nullptr) {
-            if (error->expression >= 0 &&
-                static_cast<std::size_t>(error->expression) < expressions.size()) {
-                message +=
-                    " (at " + bodies[ids[static_cast<std::size_t>(error->expression)]].name + ")";
-            }
-            message += ": ";
-            message += error->message;
-            hs_free_compile_error(error);
+        if (body.target != target::any) {
+            state.typed = true;
         }
-        throw load_error(message);
+        if (!info.boyer_moore || body.offset.from != match_offset::anchor::any) {
+            state.literals_only = false;
+        }
+        if (info.boyer_moore) {
+            bm_patterns.emplace_back(body.bytes);
+            bm_ids.push_back(i);
+        }
+        const std::uint32_t longest = literal ? info.length : body.max_length.value_or(0);
+        state.max_body_length = std::max(state.max_body_length, longest);
+        state.bodies.push_back(info);
+        add_expression(body, static_cast<unsigned>(i), input);
     }
-    state.database.reset(database);
+    const auto places = place_like_clamav_bm(bm_patterns);
+    for (std::size_t k = 0; k < bm_ids.size(); ++k) {
+        state.bodies[bm_ids[k]].place = places[k];
+    }
+    // A pattern Hyperscan refuses is set aside (and listed) rather than failing the load;
+    // the first refusals are rare enough that recompiling without them is affordable.
+    constexpr std::size_t max_refusals = 64;
+    std::vector<bool> excluded(input.expressions.size(), false);
+    while (true) {
+        std::size_t failed = 0;
+        std::string message;
+        hs_database_t* database = try_compile(input, excluded, failed, message);
+        if (database != nullptr || input.expressions.empty()) {
+            state.database.reset(database);
+            return;
+        }
+        if (failed >= input.expressions.size() || state.skipped.size() >= max_refusals) {
+            throw load_error("Hyperscan cannot compile the body signatures: " + message);
+        }
+        excluded[failed] = true;
+        const body_signature& body = bodies[input.ids[failed]];
+        state.skipped.push_back((body.origin.empty() ? body.name : body.origin) +
+                                ": Hyperscan refuses the pattern (" + message + ")");
+    }
 }
 
 void compile_hashes(const std::vector<hash_signature>& hashes, engine::impl& state) {
@@ -206,6 +391,8 @@ engine::~engine() = default;
 
 std::size_t engine::signature_count() const { return impl_->signature_count; }
 
+const std::vector<std::string>& engine::skipped() const { return impl_->skipped; }
+
 // --- scanner -----------------------------------------------------------------------------
 
 bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
@@ -233,9 +420,12 @@ scanner::~scanner() = default;
 
 // --- stream_scan -------------------------------------------------------------------------
 
-stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine,
-                        scanner::impl& scan_context) noexcept
-    : owner(std::move(compiled_engine)), compiled(owner->internals()), context(scan_context) {
+stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::impl& scan_context,
+                        scan_mode scan_as) noexcept
+    : owner(std::move(compiled_engine)),
+      compiled(owner->internals()),
+      context(scan_context),
+      mode(scan_as) {
     if (compiled.database) {
         hs_stream_t* raw = nullptr;
         if (!context.prepare(compiled) ||
@@ -259,20 +449,37 @@ stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine,
 }
 
 int stream_scan::impl::on_match(unsigned int id, unsigned long long to) noexcept {
-    // Matches arrive in order of end offset. Once a match cannot start before the best one
-    // (its start is at least to - max_body_length), no later one can either: stop.
-    if (matched && to > match_start + compiled.max_body_length) {
+    const detail::body_info& body = compiled.bodies[id];
+    if (mode == scan_mode::first_match && compiled.literals_only) {
+        // Matches arrive in order of end offset; a report window is never before the match
+        // start. Once no match can start at or before the best window, none can beat it.
+        const detail::report_key key{1, 0, to - body.length + body.place.shift, body.place.rank};
+        if (matched && to > match_key.window + compiled.max_body_length) {
+            return 1;
+        }
+        if (!matched || key < match_key) {
+            matched = true;
+            match_key = key;
+            match_id = id;
+        }
+        return 0;
+    }
+    try {
+        hits.emplace_back(id, to);
+    } catch (...) {
+        error = true;
         return 1;
     }
-    const std::uint32_t len = compiled.body_lengths[id];
-    const std::uint64_t start = to - len;
-    if (!matched || std::tie(start, len, id) < std::tie(match_start, match_length, match_id)) {
-        matched = true;
-        match_start = start;
-        match_length = len;
-        match_id = id;
-    }
     return 0;
+}
+
+void stream_scan::impl::prune_end_of_file() noexcept {
+    // An EOF-n,m match of length L must end in [size-n+L, size-n+m+L]; size >= length, so
+    // ends before length-n+L can never qualify. This bounds the kept ends per signature by n.
+    std::erase_if(hits, [&](const std::pair<std::uint32_t, std::uint64_t>& hit) {
+        const detail::body_info& body = compiled.bodies[hit.first];
+        return body.end_of_file && hit.second + body.eof_value < length + body.length;
+    });
 }
 
 void stream_scan::impl::stop_bodies() noexcept { stream.reset(); }
@@ -312,21 +519,106 @@ void stream_scan::impl::feed(std::span<const std::byte> bytes) noexcept {
     if (finished || bytes.empty()) {
         return;
     }
+    if ((compiled.typed || compiled.has_end_of_file) && head_length < head.size()) {
+        const std::size_t n = std::min(head.size() - head_length, bytes.size());
+        std::memcpy(head.data() + head_length, bytes.data(), n);
+        head_length += n;
+    }
     scan_bodies(bytes);
+    if (compiled.has_end_of_file && hits.size() > 1024) {
+        prune_end_of_file();
+    }
     if (matched) {
-        // A body match beats any hash match (ClamAV reports the body signature), so the
-        // hashes are no longer needed; body matching goes on only while a match starting
-        // earlier is still possible.
+        // First-match mode: a body match beats any hash match (ClamAV reports the body
+        // signature), so the hashes are no longer needed; body matching goes on only while
+        // a match reported earlier is still possible.
         for (auto& ctx : hashing) {
             ctx.reset();
         }
-        if (length + bytes.size() >= match_start + compiled.max_body_length) {
+        if (length + bytes.size() >= match_key.window + compiled.max_body_length) {
             stop_bodies();
         }
     } else {
         update_hashes(bytes);
     }
     length += bytes.size();
+}
+
+void stream_scan::impl::finish_hashes() noexcept {
+    for (std::size_t k = 0; k < hashing.size(); ++k) {
+        if (!hashing[k]) {
+            continue;
+        }
+        std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
+        unsigned int digest_size = 0;
+        if (EVP_DigestFinal_ex(hashing[k].get(), digest.data(), &digest_size) != 1) {
+            error = true;
+            continue;
+        }
+        const std::span<const std::uint8_t> value(digest.data(), digest_size);
+        if (mode == scan_mode::first_match) {
+            if (const auto* hit = compiled.hashes[k].find(value, length); hit != nullptr) {
+                names.push_back(compiled.names.get(hit->name));
+                break;
+            }
+            continue;
+        }
+        for (const auto* hit : compiled.hashes[k].find_each(value, length)) {
+            if (hit != nullptr) {
+                names.push_back(compiled.names.get(hit->name));
+            }
+        }
+    }
+}
+
+void stream_scan::impl::finish_bodies() {
+    if (matched) {  // decided while streaming (first match, generic literals only)
+        names.push_back(compiled.names.get(compiled.bodies[match_id].name));
+        return;
+    }
+    if (hits.empty()) {
+        return;
+    }
+    const std::span<const unsigned char> first(head.data(), head_length);
+    const std::uint8_t type =
+        compiled.typed || compiled.has_end_of_file ? detail::target_of(first) : target::any;
+    const bool relative_offsets = detail::executable_header_ok(type, first);
+    std::vector<std::pair<detail::report_key, std::uint32_t>> reports;
+    reports.reserve(hits.size());
+    for (const auto& [id, end] : hits) {
+        const detail::body_info& body = compiled.bodies[id];
+        if (body.target != target::any && body.target != type) {
+            continue;
+        }
+        if (body.end_of_file) {
+            if (!relative_offsets) {
+                continue;
+            }
+            // start = end - L must lie in [size - n, size - n + m].
+            const std::uint64_t start = end - body.length;
+            if (start + body.eof_value < length || start + body.eof_value > length + body.eof_shift) {
+                continue;
+            }
+        }
+        detail::report_key key;
+        key.root = body.target == target::any ? 1 : 0;
+        if (body.boyer_moore) {
+            key.window = end - body.length + body.place.shift;
+            key.rank = body.place.rank;
+        } else {
+            key.matcher = 1;
+            key.window = end;
+            key.rank = id;
+        }
+        reports.emplace_back(key, id);
+    }
+    std::sort(reports.begin(), reports.end(), [](const auto& a, const auto& b) {
+        return a.first < b.first || (!(b.first < a.first) && a.second < b.second);
+    });
+    names.reserve(reports.size());
+    for (const auto& [key, id] : reports) {
+        names.push_back(compiled.names.get(compiled.bodies[id].name));
+    }
 }
 
 verdict stream_scan::impl::finish() noexcept {
@@ -343,35 +635,43 @@ verdict stream_scan::impl::finish() noexcept {
             error = true;
         }
     }
-    if (matched) {
-        result = verdict{true, compiled.names.get(compiled.body_names[match_id])};
-    } else {
-        for (std::size_t k = 0; k < hashing.size() && !result.infected; ++k) {
-            if (!hashing[k]) {
-                continue;
-            }
-            std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
-            unsigned int digest_size = 0;
-            if (EVP_DigestFinal_ex(hashing[k].get(), digest.data(), &digest_size) != 1) {
-                error = true;
-                continue;
-            }
-            const auto* hit = compiled.hashes[k].find(
-                std::span<const std::uint8_t>(digest.data(), digest_size), length);
-            if (hit != nullptr) {
-                result = verdict{true, compiled.names.get(hit->name)};
+    try {
+        finish_bodies();
+        if (mode == scan_mode::all_matches || names.empty()) {
+            finish_hashes();
+        }
+        // Each name once, where clamscan first prints it.
+        std::vector<std::string_view> seen;
+        seen.reserve(names.size());
+        std::vector<std::string_view> unique;
+        unique.reserve(names.size());
+        for (const std::string_view name : names) {
+            const auto at = std::lower_bound(seen.begin(), seen.end(), name);
+            if (at == seen.end() || *at != name) {
+                seen.insert(at, name);
+                unique.push_back(name);
             }
         }
+        names = std::move(unique);
+        if (mode == scan_mode::first_match && names.size() > 1) {
+            names.resize(1);
+        }
+        if (!names.empty()) {
+            result = verdict{true, names.front()};
+        }
+    } catch (...) {
+        error = true;  // out of memory while listing matches
     }
     for (auto& ctx : hashing) {
         ctx.reset();
     }
+    hits = {};
     return result;
 }
 
-stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context) {
+stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context, scan_mode mode) {
     RINGSCAN_ASSERT(compiled != nullptr);
-    impl_ = std::make_unique<impl>(std::move(compiled), context.internals());
+    impl_ = std::make_unique<impl>(std::move(compiled), context.internals(), mode);
 }
 
 stream_scan::~stream_scan() = default;
@@ -382,11 +682,21 @@ verdict stream_scan::finish() { return impl_->finish(); }
 
 bool stream_scan::scan_error() const { return impl_->error; }
 
+const std::vector<std::string_view>& stream_scan::matches() const { return impl_->names; }
+
 verdict scan_buffer(const std::shared_ptr<const engine>& compiled, scanner& context,
                     std::span<const std::byte> bytes) {
     stream_scan scan(compiled, context);
     scan.feed(bytes);
     return scan.finish();
+}
+
+std::vector<std::string_view> scan_buffer_all(const std::shared_ptr<const engine>& compiled,
+                                              scanner& context, std::span<const std::byte> bytes) {
+    stream_scan scan(compiled, context, scan_mode::all_matches);
+    scan.feed(bytes);
+    static_cast<void>(scan.finish());
+    return scan.matches();
 }
 
 }  // namespace ringscan::matcher

@@ -12,12 +12,19 @@
 #include "matcher/signatures.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringscan::matcher {
+
+/// What a stream reports. first_match: one name, the one clamscan/clamd report by default
+/// (SCAN, INSTREAM). all_matches: every matching signature, as `clamscan --allmatch` and
+/// clamd's ALLMATCHSCAN report them; the scan never stops early.
+enum class scan_mode : std::uint8_t { first_match, all_matches };
 
 struct verdict {
     bool infected = false;
@@ -35,6 +42,9 @@ public:
     engine& operator=(const engine&) = delete;
 
     [[nodiscard]] std::size_t signature_count() const;
+    /// Signatures the loader accepted but Hyperscan refused ("file:line: reason"); they
+    /// never match. Add them to signature_set::skipped when reporting what was skipped.
+    [[nodiscard]] const std::vector<std::string>& skipped() const;
 
     struct impl;
     [[nodiscard]] const impl& internals() const { return *impl_; }
@@ -63,7 +73,8 @@ private:
 /// stream is in flight; the stream finishes on the engine it started with).
 class stream_scan {
 public:
-    stream_scan(std::shared_ptr<const engine> compiled, scanner& context);
+    stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
+                scan_mode mode = scan_mode::first_match);
     ~stream_scan();
     stream_scan(const stream_scan&) = delete;
     stream_scan& operator=(const stream_scan&) = delete;
@@ -73,6 +84,13 @@ public:
     void feed(std::span<const std::byte> bytes);
     /// Ends the stream: flushes Hyperscan, checks whole-stream hashes, returns the verdict.
     [[nodiscard]] verdict finish();
+    /// After finish(): every matching signature name, each once, in the order in which
+    /// `clamscan --allmatch` first prints it (body signatures in ClamAV's matcher order,
+    /// then MD5, SHA1, SHA256 hashes, each kind's exact-size entry before its `*` entry).
+    /// ClamAV may print a name several times (once per occurrence and per 128 KiB read
+    /// window); the list holds it once. In first_match mode: the verdict's name, or empty.
+    /// Views point into the engine, valid while it lives. Empty before finish().
+    [[nodiscard]] const std::vector<std::string_view>& matches() const;
     /// True when Hyperscan or OpenSSL failed during this stream (out of memory, broken
     /// scratch): matching stopped early, so a clean verdict is not trustworthy. Never throws.
     [[nodiscard]] bool scan_error() const;
@@ -86,5 +104,10 @@ private:
 /// Convenience: scans one complete buffer.
 [[nodiscard]] verdict scan_buffer(const std::shared_ptr<const engine>& compiled, scanner& context,
                                   std::span<const std::byte> bytes);
+
+/// Convenience: every match in one complete buffer (all_matches mode), in --allmatch order.
+[[nodiscard]] std::vector<std::string_view> scan_buffer_all(
+    const std::shared_ptr<const engine>& compiled, scanner& context,
+    std::span<const std::byte> bytes);
 
 }  // namespace ringscan::matcher

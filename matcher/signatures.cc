@@ -1,6 +1,7 @@
 #include "matcher/signatures.h"
 
 #include "base/assert.h"
+#include "matcher/internal/hexsig.h"
 #include "matcher/internal/offset.h"
 #include "matcher/internal/text.h"
 
@@ -32,11 +33,21 @@ constexpr std::int64_t min_flevel_for_any_size = 73;
 // ClamAV keeps hash-signature sizes in 32 bits and rejects 0 and UINT32_MAX.
 constexpr std::int64_t max_hash_size = 0xFFFFFFFELL;
 
-enum class db_format : std::uint8_t { ndb, hash };
+enum class db_format : std::uint8_t { ndb, db, hash };
 
 std::optional<db_format> format_of(std::string_view file_name) {
     const auto dot = file_name.rfind('.');
-    if (dot == std::string_view::npos || file_name.size() - dot != 4) {
+    if (dot == std::string_view::npos) {
+        return std::nullopt;
+    }
+    if (file_name.size() - dot == 3) {
+        const std::string_view ext = file_name.substr(dot + 1);
+        if ((ext[0] == 'd' || ext[0] == 'D') && (ext[1] == 'b' || ext[1] == 'B')) {
+            return db_format::db;
+        }
+        return std::nullopt;
+    }
+    if (file_name.size() - dot != 4) {
         return std::nullopt;
     }
     std::array<char, 3> ext{};
@@ -48,6 +59,7 @@ std::optional<db_format> format_of(std::string_view file_name) {
     if (e == "ndb") {
         return db_format::ndb;
     }
+
     if (e == "hdb" || e == "hsb") {
         return db_format::hash;
     }
@@ -146,6 +158,10 @@ constexpr bool is_pattern_char(char c) {
     }
 }
 
+void add_body(std::string name, std::string_view hex, unsigned target,
+              const detail::body_offset& offset, std::string_view offset_text,
+              const line_ref& where, signature_set& out);
+
 // .ndb: Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]]
 void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
                     signature_set& out) {
@@ -207,25 +223,115 @@ void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
         malformed(where, "signature too short: " + std::to_string(hex.size() / 2) +
                              " bytes, at least 3 needed");
     }
-    if (target != 0) {
-        skip(out, where, "target type " + std::to_string(target) + " not supported yet");
+    add_body(std::move(name), hex, target, *offset, f[2], where, out);
+}
+
+bool routed_target(unsigned type) {
+    switch (type) {
+        case target::any:
+        case target::pe:
+        case target::ole2:
+        case target::graphics:
+        case target::elf:
+        case target::macho:
+        case target::pdf:
+        case target::flash:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Common tail of .ndb and .db lines: checks what this engine can match, translates the hex.
+void add_body(std::string name, std::string_view hex, unsigned target,
+              const detail::body_offset& offset, std::string_view offset_text,
+              const line_ref& where, signature_set& out) {
+    auto translated = detail::translate_hex(hex);
+    if (!translated) {
+        if (translated.error().malformed) {
+            malformed(where, "hex signature: " + translated.error().reason);
+        }
+        skip(out, where, "hex signature: " + translated.error().reason + " not supported yet");
         return;
     }
-    if (offset->from != detail::body_offset::anchor::any) {
-        skip(out, where, "offset '" + std::string(f[2]) + "' not supported yet");
+    if (!routed_target(target)) {
+        skip(out, where,
+             "target type " + std::to_string(target) +
+                 (target == 3 || target == 4 || target == 7
+                      ? std::string(" (normalized HTML/mail/text) not supported yet")
+                      : std::string(" not supported yet")));
         return;
     }
-    if (!literal) {
-        skip(out, where, "wildcards and alternatives in hex signatures not supported yet");
-        return;
+    body_signature body;
+    body.name = std::move(name);
+    body.target = static_cast<std::uint8_t>(target);
+    body.origin = where.describe("");
+    body.origin.resize(body.origin.size() - 2);  // "file:line"
+    switch (offset.from) {
+        case detail::body_offset::anchor::any:
+            break;
+        case detail::body_offset::anchor::absolute:
+            body.offset.from = match_offset::anchor::absolute;
+            break;
+        case detail::body_offset::anchor::end_of_file:
+            body.offset.from = match_offset::anchor::end_of_file;
+            break;
+        default:
+            skip(out, where, "offset '" + std::string(offset_text) + "' not supported yet");
+            return;
     }
-    std::string bytes;
-    bytes.reserve(hex.size() / 2);
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        bytes.push_back(static_cast<char>(detail::hex_digit_value(hex[i]) * 16 +
-                                          detail::hex_digit_value(hex[i + 1])));
+    body.offset.value = static_cast<std::uint64_t>(offset.value);
+    body.offset.max_shift = offset.max_shift;
+    if (translated->literal) {
+        body.bytes = std::move(translated->bytes);
+    } else {
+        body.expression = std::move(translated->expression);
+        body.min_length = translated->min_length;
+        body.max_length = translated->max_length;
+        if (body.offset.from == match_offset::anchor::end_of_file &&
+            body.max_length != body.min_length) {
+            skip(out, where, "EOF offset with a variable-length pattern not supported yet");
+            return;
+        }
+        if (body.offset.from == match_offset::anchor::absolute &&
+            body.max_length != body.min_length &&
+            body.offset.value + body.offset.max_shift > 32767) {
+            skip(out, where, "absolute offset above 32767 with a variable-length pattern "
+                             "not supported yet");
+            return;
+        }
+        if (body.min_length == 0) {
+            skip(out, where, "pattern that can match nothing not supported");
+            return;
+        }
     }
-    out.bodies.push_back(body_signature{std::move(name), std::move(bytes)});
+    out.bodies.push_back(std::move(body));
+}
+
+// .db: Name=HexSignature, target 0, anywhere in the file.
+void parse_db_line(std::string_view line, const line_ref& where, bool official,
+                   signature_set& out) {
+    const auto equals = line.find('=');
+    if (equals == std::string_view::npos) {
+        malformed(where, "expected Name=HexSignature");
+    }
+    std::string name = signature_name(line.substr(0, equals), official, where);
+    const std::string_view hex = line.substr(equals + 1);
+    bool literal = true;
+    for (const char c : hex) {
+        if (detail::hex_digit_value(c) >= 0) {
+            continue;
+        }
+        if (!is_pattern_char(c)) {
+            malformed(where, std::string("invalid character '") + c + "' in hex signature");
+        }
+        literal = false;
+    }
+    if (literal && hex.size() / 2 < min_literal_length) {
+        malformed(where, "signature too short: " + std::to_string(hex.size() / 2) +
+                             " bytes, at least 3 needed");
+    }
+    add_body(std::move(name), hex, 0, detail::body_offset{}, "*", where, out);
 }
 
 // .hdb / .hsb: HashHex:FileSize:Name[:MinFL[:MaxFL]]
@@ -336,7 +442,7 @@ signature_set parse_signatures(std::string_view text, std::string_view file_name
     const auto format = format_of(file_name);
     if (!format) {
         throw load_error(std::string(file_name) +
-                         ": unsupported database type (expected .ndb, .hdb or .hsb)");
+                         ": unsupported database type (expected .ndb, .db, .hdb or .hsb)");
     }
     if (text.empty()) {
         throw load_error(std::string(file_name) + ": empty database file");
@@ -361,6 +467,8 @@ signature_set parse_signatures(std::string_view text, std::string_view file_name
         }
         if (*format == db_format::ndb) {
             parse_ndb_line(line, where, official, out);
+        } else if (*format == db_format::db) {
+            parse_db_line(line, where, official, out);
         } else {
             parse_hash_line(line, where, official, out);
         }
@@ -396,7 +504,7 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     }
     if (files.empty()) {
         throw load_error(file_or_directory.string() +
-                         ": no supported database files (.ndb, .hdb, .hsb)");
+                         ": no supported database files (.ndb, .db, .hdb, .hsb)");
     }
     std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
         return a.filename().native() < b.filename().native();

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringscan::matcher {
@@ -25,10 +26,46 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// A body signature whose pattern is a plain byte string (.ndb target 0, offset `*`).
+/// Where a body signature may start (.ndb Offset field) -- the forms this engine matches.
+struct match_offset {
+    enum class anchor : std::uint8_t {
+        any,          ///< `*`
+        absolute,     ///< `n[,m]`: starts at byte n .. n+m
+        end_of_file,  ///< `EOF-n[,m]`: starts at size-n .. size-n+m
+    };
+    anchor from = anchor::any;
+    std::uint64_t value = 0;      ///< n
+    std::uint64_t max_shift = 0;  ///< m
+};
+
+/// ClamAV target types (.ndb TargetType, .ldb Target:) this engine routes by file type.
+namespace target {
+inline constexpr std::uint8_t any = 0;
+inline constexpr std::uint8_t pe = 1;
+inline constexpr std::uint8_t ole2 = 2;
+inline constexpr std::uint8_t graphics = 5;
+inline constexpr std::uint8_t elf = 6;
+inline constexpr std::uint8_t macho = 9;
+inline constexpr std::uint8_t pdf = 10;
+inline constexpr std::uint8_t flash = 11;
+}  // namespace target
+
+/// A body signature (.ndb / .db line). Either a plain byte string (`bytes`, `expression`
+/// empty) or a Hyperscan expression with the exact semantics of the ClamAV hex pattern.
 struct body_signature {
+    body_signature() = default;
+    /// A literal matched anywhere (target 0, offset `*`).
+    body_signature(std::string signature_name, std::string literal)
+        : name(std::move(signature_name)), bytes(std::move(literal)) {}
+
     std::string name;   ///< as reported, ".UNOFFICIAL" already appended where due
-    std::string bytes;  ///< the literal to find anywhere in the data
+    std::string bytes;  ///< the literal to find (empty when `expression` is set)
+    std::string expression;  ///< Hyperscan syntax (DOTALL) for wildcard patterns, else empty
+    std::uint8_t target = target::any;  ///< file type the signature applies to
+    match_offset offset;
+    std::uint32_t min_length = 0;             ///< shortest match (expression only)
+    std::optional<std::uint32_t> max_length;  ///< longest match; nullopt: unbounded
+    std::string origin;                       ///< "file:line", for messages
 };
 
 enum class hash_kind : std::uint8_t { md5, sha1, sha256 };
@@ -51,7 +88,7 @@ struct signature_set {
     [[nodiscard]] std::size_t size() const { return bodies.size() + hashes.size(); }
 };
 
-/// Loads one database file (by extension: .ndb, .hdb, .hsb) or every database file in a
+/// Loads one database file (by extension: .ndb, .db, .hdb, .hsb) or every database file in a
 /// directory (non-recursive, sorted by name). Names get ".UNOFFICIAL" (raw files are
 /// unsigned). Throws load_error naming file and line on a malformed line, and when a
 /// directory holds no database at all.

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringscan::matcher::detail {
@@ -94,6 +95,9 @@ public:
     /// with size `*` (ClamAV prefers the sized one).
     [[nodiscard]] const entry* find(std::span<const std::uint8_t> digest,
                                     std::uint64_t length) const;
+    /// Both matches, as --allmatch reports them: [0] the exact-size entry, [1] the `*` one.
+    [[nodiscard]] std::array<const entry*, 2> find_each(std::span<const std::uint8_t> digest,
+                                                        std::uint64_t length) const;
 
     [[nodiscard]] bool empty() const { return entries_.empty(); }
     /// False when no stream longer than this can match (no `*` sizes): hashing can stop.
@@ -107,6 +111,58 @@ private:
     bool has_any_size_ = false;
 };
 
+// --- ClamAV's report order for literal body signatures ---------------------------------
+
+/// Where ClamAV's Boyer-Moore matcher (matcher-bm.c) finds a literal: it files each pattern
+/// under the hash of one 3-byte window of it (the first window whose bucket was still empty
+/// when the pattern was loaded, else the first), keeps each bucket's list ordered by the
+/// window's first byte with later patterns ahead of earlier equal ones, and reports matches
+/// in order of buffer position of that window, then list position. Replaying the loads at
+/// compile time gives every literal its window shift and list rank, so the report order of
+/// any two matches is a comparison of (start + shift, rank).
+struct bm_place {
+    std::uint32_t shift = 0;
+    std::uint32_t rank = 0;
+};
+
+/// The key ClamAV reports matches in: smaller first. Within one read window ClamAV runs
+/// the typed (target) matcher before the generic one, and in each the Boyer-Moore literals
+/// before the Aho-Corasick patterns. BM: window = report window, rank = bucket-list position;
+/// AC (approximated): window = match end, rank = load order.
+struct report_key {
+    std::uint8_t root = 0;     ///< 0 typed, 1 generic
+    std::uint8_t matcher = 0;  ///< 0 Boyer-Moore, 1 Aho-Corasick
+    std::uint64_t window = 0;
+    std::uint32_t rank = 0;
+
+    friend bool operator<(const report_key& a, const report_key& b) {
+        if (a.root != b.root) {
+            return a.root < b.root;
+        }
+        if (a.matcher != b.matcher) {
+            return a.matcher < b.matcher;
+        }
+        return a.window != b.window ? a.window < b.window : a.rank < b.rank;
+    }
+};
+
+/// What the engine knows about one body signature (index = Hyperscan pattern id).
+struct body_info {
+    name_pool::ref name;
+    std::uint32_t length = 0;  ///< literal length; for expressions the minimum length
+    bool literal = false;
+    bool boyer_moore = false;  ///< a literal of the generic root: ClamAV's BM order applies
+    std::uint8_t target = 0;
+    bool end_of_file = false;  ///< EOF-n[,m]: verified at finish() (fixed length only)
+    std::uint64_t eof_value = 0;
+    std::uint64_t eof_shift = 0;
+    bm_place place;
+};
+
+/// Replays cli_bm_addpatt for `patterns` (in load order, each >= 3 bytes).
+[[nodiscard]] std::vector<bm_place> place_like_clamav_bm(
+    const std::vector<std::string_view>& patterns);
+
 }  // namespace ringscan::matcher::detail
 
 namespace ringscan::matcher {
@@ -118,11 +174,15 @@ struct engine::impl {
     std::size_t signature_count = 0;
     detail::name_pool names;
 
-    // Body literals. Pattern id = index into body_names / body_lengths.
+    // Body signatures. Pattern id = index into bodies.
     detail::hs_database_ptr database;  ///< null when there are no body signatures
-    std::vector<detail::name_pool::ref> body_names;
-    std::vector<std::uint32_t> body_lengths;
+    std::vector<detail::body_info> bodies;
     std::uint32_t max_body_length = 0;
+    /// Only generic `*` literals: the first match can be decided while streaming.
+    bool literals_only = true;
+    bool typed = false;         ///< some signature needs the file type
+    bool has_end_of_file = false;
+    std::vector<std::string> skipped;  ///< signatures Hyperscan refused (file:line: reason)
 
     // Hashes, indexed by hash_kind; digests[k] is null when table k is empty.
     std::array<detail::hash_table, detail::hash_kind_count> hashes;
@@ -140,7 +200,7 @@ struct scanner::impl {
 
 /// One stream: its Hyperscan stream state, its hash contexts, and the match so far.
 struct stream_scan::impl {
-    impl(std::shared_ptr<const engine> compiled, scanner::impl& context) noexcept;
+    impl(std::shared_ptr<const engine> compiled, scanner::impl& context, scan_mode mode) noexcept;
 
     void feed(std::span<const std::byte> bytes) noexcept;
     verdict finish() noexcept;
@@ -150,17 +210,24 @@ struct stream_scan::impl {
     std::shared_ptr<const engine> owner;  ///< keeps `compiled` alive
     const engine::impl& compiled;
     scanner::impl& context;
+    scan_mode mode = scan_mode::first_match;
 
     detail::hs_stream_ptr stream;  ///< null once body matching is over (or impossible)
     std::array<detail::evp_md_ctx_ptr, detail::hash_kind_count> hashing;  ///< null: not needed
     std::uint64_t length = 0;                                             ///< bytes fed so far
 
-    // Best body match so far: ClamAV reports the match that starts first, then the shortest,
-    // then the first loaded.
+    // Best body match so far, in ClamAV's report order (see detail::bm_place).
     bool matched = false;
-    std::uint64_t match_start = 0;
-    std::uint32_t match_length = 0;
+    detail::report_key match_key;
     std::uint32_t match_id = 0;
+    // Every body that matched, with the end of its first match. Hyperscan reports each
+    // pattern once (SINGLEMATCH), so this holds at most one entry per signature -- except
+    // EOF-anchored ones, whose ends are kept while they can still be within reach of the
+    // end (see prune_end_of_file).
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> hits;
+    std::array<unsigned char, 4096> head{};  ///< first bytes, for file typing
+    std::size_t head_length = 0;
+    std::vector<std::string_view> names;  ///< matches(), filled by finish()
 
     bool error = false;  ///< Hyperscan or OpenSSL failed; matching stopped early
     bool finished = false;
@@ -170,6 +237,9 @@ private:
     void scan_bodies(std::span<const std::byte> bytes) noexcept;
     void update_hashes(std::span<const std::byte> bytes) noexcept;
     void stop_bodies() noexcept;
+    void finish_hashes() noexcept;
+    void prune_end_of_file() noexcept;
+    void finish_bodies();
 };
 
 }  // namespace ringscan::matcher

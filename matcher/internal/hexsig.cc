@@ -1,0 +1,378 @@
+#include "matcher/internal/hexsig.h"
+
+#include "matcher/internal/text.h"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <utility>
+#include <vector>
+
+namespace ringscan::matcher::detail {
+namespace {
+
+// Hyperscan rejects bounded repeats above this ("Pattern too large").
+constexpr std::uint64_t max_hs_repeat = 32767;
+
+struct fragment {
+    std::string expression;
+    std::uint64_t min = 0;
+    std::optional<std::uint64_t> max = 0;
+    bool literal = true;
+    std::string bytes;  // literal only
+    std::string run;    // fixed bytes at the end of the fragment so far
+    std::string longest;
+};
+
+using result = tl::expected<fragment, hex_problem>;
+
+hex_problem malformed(std::string reason) { return {true, std::move(reason)}; }
+hex_problem unsupported(std::string reason) { return {false, std::move(reason)}; }
+
+constexpr std::string_view hex_digits = "0123456789abcdef";
+
+void append_byte(std::string& out, unsigned value) {
+    out += "\\x";
+    out += hex_digits[(value >> 4U) & 0xFU];
+    out += hex_digits[value & 0xFU];
+}
+
+std::string byte_class(const std::array<bool, 256>& in_class) {
+    std::string out = "[";
+    for (unsigned b = 0; b < 256; ++b) {
+        if (in_class[b]) {
+            append_byte(out, b);
+        }
+    }
+    out += ']';
+    return out;
+}
+
+void add_fixed(fragment& f, std::string expression, std::uint64_t length, bool literal) {
+    f.expression += expression;
+    f.min += length;
+    if (f.max) {
+        *f.max += length;
+    }
+    if (!literal) {
+        f.literal = false;
+    }
+}
+
+void end_run(fragment& f) {
+    if (f.run.size() > f.longest.size()) {
+        f.longest = f.run;
+    }
+    f.run.clear();
+}
+
+std::optional<std::uint64_t> number(std::string_view digits) {
+    if (digits.empty() || !all_digits(digits) || digits.size() > 9) {
+        return std::nullopt;
+    }
+    return digits_value(digits);
+}
+
+std::string repeat_expression(std::uint64_t low, std::optional<std::uint64_t> high) {
+    std::string out = ".{" + std::to_string(low);
+    if (!high) {
+        out += ",}";
+    } else if (*high != low) {
+        out += "," + std::to_string(*high) + "}";
+    } else {
+        out += "}";
+    }
+    return out;
+}
+
+class translator {
+public:
+    explicit translator(std::string_view text, bool in_alternative)
+        : text_(text), in_alternative_(in_alternative) {}
+
+    result run() {
+        fragment f;
+        while (pos_ < text_.size()) {
+            const char c = text_[pos_];
+            if (hex_digit_value(c) >= 0 || c == '?') {
+                if (auto problem = byte_element(f)) {
+                    return tl::unexpected(*problem);
+                }
+            } else if (c == '*') {
+                ++pos_;
+                end_run(f);
+                add_fixed(f, ".*", 0, false);
+                f.max.reset();
+            } else if (c == '{' || c == '[') {
+                if (auto problem = range_element(f, c == '{' ? '}' : ']')) {
+                    return tl::unexpected(*problem);
+                }
+            } else if (c == '(' || c == '!') {
+                if (in_alternative_) {
+                    return tl::unexpected(malformed("nested alternatives"));
+                }
+                if (auto problem = group_element(f)) {
+                    return tl::unexpected(*problem);
+                }
+            } else {
+                return tl::unexpected(malformed(std::string("unexpected '") + c + "'"));
+            }
+        }
+        end_run(f);
+        return f;
+    }
+
+private:
+    std::optional<hex_problem> byte_element(fragment& f) {
+        if (pos_ + 1 >= text_.size()) {
+            return malformed("odd number of hex digits");
+        }
+        const char high = text_[pos_];
+        const char low = text_[pos_ + 1];
+        pos_ += 2;
+        const int hv = hex_digit_value(high);
+        const int lv = hex_digit_value(low);
+        if ((high != '?' && hv < 0) || (low != '?' && lv < 0)) {
+            return malformed("invalid hex digit");
+        }
+        if (hv >= 0 && lv >= 0) {
+            const auto value = static_cast<unsigned>(hv * 16 + lv);
+            std::string e;
+            append_byte(e, value);
+            add_fixed(f, e, 1, true);
+            f.bytes += static_cast<char>(value);
+            f.run += static_cast<char>(value);
+            return std::nullopt;
+        }
+        end_run(f);
+        if (hv < 0 && lv < 0) {
+            add_fixed(f, ".", 1, false);
+            return std::nullopt;
+        }
+        std::array<bool, 256> in_class{};
+        for (unsigned b = 0; b < 256; ++b) {
+            in_class[b] = hv >= 0 ? (b >> 4U) == static_cast<unsigned>(hv)
+                                  : (b & 0xFU) == static_cast<unsigned>(lv);
+        }
+        add_fixed(f, byte_class(in_class), 1, false);
+        return std::nullopt;
+    }
+
+    std::optional<hex_problem> range_element(fragment& f, char close) {
+        const auto end = text_.find(close, pos_);
+        if (end == std::string_view::npos) {
+            return malformed(std::string("missing '") + close + "'");
+        }
+        const std::string_view inside = text_.substr(pos_ + 1, end - pos_ - 1);
+        pos_ = end + 1;
+        std::uint64_t low = 0;
+        std::optional<std::uint64_t> high;
+        const auto dash = inside.find('-');
+        if (dash == std::string_view::npos) {
+            const auto n = number(inside);
+            if (!n || close == ']') {
+                return malformed("invalid range '" + std::string(inside) + "'");
+            }
+            low = *n;
+            high = *n;
+        } else {
+            const std::string_view a = inside.substr(0, dash);
+            const std::string_view b = inside.substr(dash + 1);
+            if (!a.empty()) {
+                const auto n = number(a);
+                if (!n) {
+                    return malformed("invalid range '" + std::string(inside) + "'");
+                }
+                low = *n;
+            }
+            if (!b.empty()) {
+                const auto n = number(b);
+                if (!n) {
+                    return malformed("invalid range '" + std::string(inside) + "'");
+                }
+                high = *n;
+            }
+            if (a.empty() && b.empty()) {
+                return malformed("empty range");
+            }
+            if (high && *high < low) {
+                return malformed("range '" + std::string(inside) + "' is reversed");
+            }
+        }
+        if (low > max_hs_repeat || (high && *high > max_hs_repeat)) {
+            return unsupported("bounded gap above 32767 bytes");
+        }
+        end_run(f);
+        f.expression += repeat_expression(low, high);
+        f.literal = false;
+        f.min += low;
+        if (!high) {
+            f.max.reset();
+        } else if (f.max) {
+            *f.max += *high;
+        }
+        return std::nullopt;
+    }
+
+    std::optional<hex_problem> group_element(fragment& f) {
+        const bool negated = text_[pos_] == '!';
+        if (negated) {
+            ++pos_;
+            if (pos_ >= text_.size() || text_[pos_] != '(') {
+                return malformed("'!' must be followed by '('");
+            }
+        }
+        const auto end = text_.find(')', pos_);
+        if (end == std::string_view::npos) {
+            return malformed("missing ')'");
+        }
+        const std::string_view inside = text_.substr(pos_ + 1, end - pos_ - 1);
+        const bool at_start = pos_ == 0 || (negated && pos_ == 1);
+        pos_ = end + 1;
+        const bool at_end = pos_ == text_.size();
+        end_run(f);
+        f.literal = false;
+        if (inside == "B" || inside == "L" || inside == "W") {
+            if (negated) {
+                return unsupported("negated boundary");
+            }
+            boundary(f, inside[0], at_start, at_end);
+            return std::nullopt;
+        }
+        std::vector<std::string_view> alternatives;
+        std::size_t start = 0;
+        while (true) {
+            const auto bar = inside.find('|', start);
+            alternatives.push_back(inside.substr(start, bar == std::string_view::npos
+                                                            ? std::string_view::npos
+                                                            : bar - start));
+            if (bar == std::string_view::npos) {
+                break;
+            }
+            start = bar + 1;
+        }
+        if (alternatives.size() < 2 && !negated) {
+            return malformed("alternative with a single choice");
+        }
+        std::vector<fragment> parts;
+        for (const auto alternative : alternatives) {
+            if (alternative.empty()) {
+                return malformed("empty alternative");
+            }
+            auto part = translator(alternative, true).run();
+            if (!part) {
+                return part.error();
+            }
+            parts.push_back(std::move(*part));
+        }
+        if (negated) {
+            std::array<bool, 256> excluded{};
+            for (const auto& part : parts) {
+                if (!part.literal || part.bytes.size() != 1) {
+                    return unsupported("negated multi-byte or wildcard alternative");
+                }
+                excluded[static_cast<unsigned char>(part.bytes[0])] = true;
+            }
+            std::array<bool, 256> in_class{};
+            for (std::size_t b = 0; b < in_class.size(); ++b) {
+                in_class[b] = !excluded[b];
+            }
+            add_fixed(f, byte_class(in_class), 1, false);
+            return std::nullopt;
+        }
+        std::string e = "(?:";
+        std::uint64_t low = std::numeric_limits<std::uint64_t>::max();
+        std::uint64_t high = 0;
+        bool bounded = true;
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            if (i != 0) {
+                e += '|';
+            }
+            e += parts[i].expression;
+            low = std::min(low, parts[i].min);
+            if (parts[i].max.has_value()) {
+                high = std::max(high, parts[i].max.value_or(0));
+            } else {
+                bounded = false;
+            }
+        }
+        e += ')';
+        f.expression += e;
+        f.min += low;
+        if (!bounded) {
+            f.max.reset();
+        } else if (f.max) {
+            *f.max += high;
+        }
+        return std::nullopt;
+    }
+
+    static void boundary(fragment& f, char kind, bool at_start, bool at_end) {
+        // matcher-ac.c's boundary table: bytes that delimit words around a (B) marker.
+        std::string chars;
+        switch (kind) {
+            case 'B':
+                chars = "[\\x0a\\x0d\\x20\\x22\\x27\\x2d\\x2e\\x2f\\x3c\\x3d\\x3e\\x40\\x5f]";
+                break;
+            case 'L':
+                chars = "[\\x0a\\x0d]";
+                break;
+            default:
+                chars = "[^0-9A-Za-z]";
+                break;
+        }
+        std::string e;
+        if (at_start) {
+            e = "(?:^|" + chars + ")";
+        } else if (at_end) {
+            e = "(?:" + chars + "|\\z)";
+        } else {
+            e = chars;
+        }
+        f.expression += e;
+        if (at_start || at_end) {
+            if (f.max) {
+                *f.max += 1;
+            }
+        } else {
+            f.min += 1;
+            if (f.max) {
+                *f.max += 1;
+            }
+        }
+    }
+
+    std::string_view text_;
+    bool in_alternative_ = false;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex) {
+    if (hex.empty()) {
+        return tl::unexpected(malformed("empty hex signature"));
+    }
+    auto f = translator(hex, false).run();
+    if (!f) {
+        return tl::unexpected(f.error());
+    }
+    constexpr auto limit = std::numeric_limits<std::uint32_t>::max();
+    if (f->min > limit || (f->max && *f->max > limit)) {
+        return tl::unexpected(unsupported("pattern longer than 4 GiB"));
+    }
+    hex_translation out;
+    out.expression = std::move(f->expression);
+    out.literal = f->literal;
+    if (out.literal) {
+        out.bytes = std::move(f->bytes);
+    }
+    out.min_length = static_cast<std::uint32_t>(f->min);
+    if (f->max) {
+        out.max_length = static_cast<std::uint32_t>(*f->max);
+    }
+    out.longest_literal = std::move(f->longest);
+    return out;
+}
+
+}  // namespace ringscan::matcher::detail

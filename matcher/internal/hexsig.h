@@ -1,0 +1,44 @@
+#pragma once
+
+/// ClamAV hex body signatures (.ndb/.db/.ldb subsignatures) translated into Hyperscan
+/// expressions with the same matching semantics.
+///
+///   aa          byte            \xaa
+///   ??  a?  ?a  any / nibbles   .  [\xa0-\xaf]  [\x0a\x1a...\xfa]
+///   *           any run         .*
+///   {n} {-n} {n-} {n-m}, [n-m]  .{n} .{0,n} .{n,} .{n,m}
+///   (aa|bbcc|d?)                (?:\xaa|\xbb\xcc|[\xd0-\xdf])
+///   !(aa|bb)    negated bytes   [^\xaa\xbb]
+///   (B) (L) (W) boundaries      one boundary byte or the start/end of the data
+///
+/// Boundaries consume the neighbouring byte (Hyperscan has no look-around); that moves
+/// the reported match end by one byte but never changes whether a signature matches.
+
+#include <tl/expected.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ringscan::matcher::detail {
+
+struct hex_translation {
+    std::string expression;                 ///< Hyperscan syntax, for HS_FLAG_DOTALL
+    bool literal = false;                   ///< only plain bytes: `bytes` holds them
+    std::string bytes;                      ///< the bytes of a literal signature
+    std::uint32_t min_length = 0;           ///< shortest match
+    std::optional<std::uint32_t> max_length;  ///< longest match; nullopt: unbounded
+    std::string longest_literal;            ///< longest run of fixed bytes (prefilter seed)
+};
+
+/// Why a hex signature was not translated.
+struct hex_problem {
+    bool malformed = false;  ///< true: ClamAV refuses the line; false: valid, not supported
+    std::string reason;
+};
+
+/// Translates `hex` (the HexSignature field of .ndb/.db lines).
+[[nodiscard]] tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex);
+
+}  // namespace ringscan::matcher::detail
