@@ -255,7 +255,9 @@ void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
         file_fd_ = -1;
         return;
     }
-    stream_.emplace(shard_.engine, shard_.scanner);
+    stream_.emplace(shard_.engine, shard_.scanner,
+                    mode_ == scan_mode::allmatch ? matcher::scan_mode::all_matches
+                                                 : matcher::scan_mode::first_match);
     file_offset_ = 0;
     if (!buffer_) {
         buffer_ = std::make_unique<std::byte[]>(read_slice);
@@ -304,7 +306,13 @@ void path_scan::on_read(ring::connection& conn, int result) {
 void path_scan::finish_file(ring::connection& conn) {
     const matcher::verdict result = stream_->finish();
     if (result.infected) {
-        reply_found(conn, file_path_, result.name);
+        if (mode_ == scan_mode::allmatch) {
+            for (const std::string_view name : stream_->matches()) {  // one line per signature
+                reply_found(conn, file_path_, name);
+            }
+        } else {
+            reply_found(conn, file_path_, result.name);
+        }
         ++infected_;
         stop_walk_ = stops_at_first_infected();
     } else if (stream_->scan_error()) {
