@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <unordered_map>
 #include <system_error>
 
@@ -29,10 +30,12 @@ constexpr std::uint16_t buffer_group_id = 0;
 /// Descriptors accepted in one unix-socket message (clamd takes one per FILDES).
 constexpr std::size_t max_fds_per_message = 8;
 
-/// A read_file() in flight: the op the CQE points at, and whose read it is.
+/// A read in flight: the op the CQE points at, and whose read it is (a connection's
+/// handler, or a file_reader task).
 struct read_op {
     op base;
     connection* conn;
+    file_reader* reader;
     std::uint64_t token;
 };
 
@@ -72,6 +75,11 @@ std::vector<std::size_t> allowed_cpus() {
     return cpus;
 }
 
+}  // namespace
+
+namespace {
+/// The shard whose thread this is (set by shard::run), for the this_shard calls.
+thread_local shard* current_shard = nullptr;
 }  // namespace
 
 /// recvmsg header for unix sockets; the multishot recvmsg reads its name and control
@@ -133,6 +141,7 @@ public:
             return;
         }
         ready.set_value();
+        current_shard = this;
         loop();
     }
 
@@ -462,7 +471,7 @@ private:
 
     void submit_read(connection& conn, int file, std::span<std::byte> into,
                      std::uint64_t offset, std::uint64_t token) {
-        auto* operation = new read_op{{op_kind::read, nullptr}, &conn, token};
+        auto* operation = new read_op{{op_kind::read, nullptr}, &conn, nullptr, token};
         operation->base.owner = operation;
         io_uring_sqe* sqe = get_sqe();
         ::io_uring_prep_read(sqe, file, into.data(), static_cast<unsigned>(into.size()), offset);
@@ -470,7 +479,51 @@ private:
         ++conn.in_flight_;
     }
 
+public:
+    void submit_task_read(file_reader& reader, int file, std::span<std::byte> into,
+                          std::uint64_t offset, std::uint64_t token) {
+        auto* operation = new read_op{{op_kind::read, nullptr}, nullptr, &reader, token};
+        operation->base.owner = operation;
+        io_uring_sqe* sqe = get_sqe();
+        ::io_uring_prep_read(sqe, file, into.data(), static_cast<unsigned>(into.size()), offset);
+        ::io_uring_sqe_set_data(sqe, &operation->base);
+        ++task_reads_;
+    }
+
+    void post(std::function<void()> task) {
+        {
+            const std::lock_guard lock(mailbox_mutex_);
+            mailbox_.push_back(std::move(task));
+        }
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t written = ::write(wake_fd_.get(), &one, sizeof one);
+    }
+
+    void set_peers(std::vector<std::unique_ptr<shard>>* peers) { peers_ = peers; }
+    [[nodiscard]] shard& peer(unsigned target) const { return *(*peers_)[target]; }
+    [[nodiscard]] unsigned peer_count() const { return static_cast<unsigned>(peers_->size()); }
+
+private:
+    void run_mailbox() {
+        std::vector<std::function<void()>> tasks;
+        {
+            const std::lock_guard lock(mailbox_mutex_);
+            tasks.swap(mailbox_);
+        }
+        for (auto& task : tasks) {
+            task();
+        }
+    }
+
     void on_read(read_op* operation, const io_uring_cqe& cqe) {
+        if (operation->reader != nullptr) {
+            file_reader& reader = *operation->reader;
+            const std::uint64_t task_token = operation->token;
+            delete operation;
+            --task_reads_;
+            reader.on_file_read(task_token, cqe.res);
+            return;
+        }
         connection& conn = *operation->conn;
         const std::uint64_t token = operation->token;
         delete operation;
@@ -554,7 +607,7 @@ private:
     }
 
     [[nodiscard]] bool finished() const {
-        if (!stopping_ || !connections_.empty()) {
+        if (!stopping_ || !connections_.empty() || task_reads_ != 0) {
             return false;
         }
         for (const listener_state& listener : accept_ops_) {
@@ -620,11 +673,11 @@ private:
                 on_read(static_cast<read_op*>(operation->owner), cqe);
                 break;
             case op_kind::wake:
+                run_mailbox();
                 if (stop_requested_.load(std::memory_order_acquire) && !stopping_) {
                     begin_stop();
-                } else if (!stopping_) {
-                    arm_wake();
                 }
+                arm_wake();  // posted work must reach us while draining too
                 break;
             case op_kind::tick:
                 on_tick();
@@ -666,7 +719,28 @@ private:
     std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
     std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
     std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
+    unsigned task_reads_ = 0;              ///< file_reader reads in flight
+    std::mutex mailbox_mutex_;             ///< guards mailbox_, the one cross-shard path
+    std::vector<std::function<void()>> mailbox_;
+    std::vector<std::unique_ptr<shard>>* peers_ = nullptr;
 };
+
+namespace this_shard {
+
+unsigned index() { return current_shard->index(); }
+
+unsigned count() { return current_shard->peer_count(); }
+
+void post(unsigned target, std::function<void()> task) {
+    current_shard->peer(target).post(std::move(task));
+}
+
+void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset,
+               std::uint64_t token) {
+    current_shard->submit_task_read(reader, file, into, offset, token);
+}
+
+}  // namespace this_shard
 
 // --- connection ---------------------------------------------------------------------------
 
@@ -770,6 +844,9 @@ reactor::reactor(reactor_options options, handler_factory factory)
     for (unsigned i = 0; i < count; ++i) {
         shards_.push_back(std::make_unique<shard>(i, options_, factory_, std::move(per_shard[i]),
                                                   local_listener_.get()));
+    }
+    for (auto& each : shards_) {
+        each->set_peers(&shards_);
     }
 }
 

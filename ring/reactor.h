@@ -131,6 +131,29 @@ private:
     std::unique_ptr<msghdr_storage> msg_;
 };
 
+/// Work that is not a connection but reads files on a shard (a task posted from another
+/// shard). It must stay alive until its on_file_read() arrives.
+class file_reader {
+public:
+    virtual void on_file_read(std::uint64_t token, int result) noexcept = 0;
+
+protected:
+    ~file_reader() = default;
+};
+
+/// Calls for code running on a shard thread (handlers, posted tasks).
+namespace this_shard {
+/// The calling shard's index, and how many shards the reactor has.
+[[nodiscard]] unsigned index();
+[[nodiscard]] unsigned count();
+/// Runs `task` on shard `target`'s thread (the one cross-shard path: a mailbox and an
+/// eventfd wake-up). Tasks posted to a shard that has stopped are dropped unrun.
+void post(unsigned target, std::function<void()> task);
+/// Starts an io_uring read on the calling shard for `reader`.
+void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset,
+               std::uint64_t token);
+}  // namespace this_shard
+
 /// Creates the handler for a new connection, on the connection's shard thread.
 using handler_factory = std::function<std::unique_ptr<connection_handler>(connection&)>;
 

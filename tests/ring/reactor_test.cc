@@ -49,6 +49,10 @@ public:
             conn.set_deadline(150ms);
             return;
         }
+        if (text.find("hop") != std::string_view::npos) {
+            hop(conn);
+            return;
+        }
         if (text.find("slow") != std::string_view::npos) {
             busy_ = true;  // pretend to work for 200 ms, then answer
             conn.set_deadline(200ms);
@@ -111,6 +115,38 @@ public:
     }
 
 private:
+    /// Reads /proc/self/stat's first bytes on the other shard, then answers from ours.
+    struct remote_read final : ringscan::ring::file_reader {
+        int fd = -1;
+        unsigned origin = 0;
+        unsigned reader_shard = 0;
+        connection* conn = nullptr;
+        std::array<char, 8> bytes{};
+        void on_file_read(std::uint64_t /*token*/, int result) noexcept override {
+            ::close(fd);
+            const std::string reply = "hopped from " + std::to_string(origin) + " to " +
+                                      std::to_string(reader_shard) + " read " +
+                                      std::to_string(result);
+            connection* target = conn;
+            delete this;  // done with the read; only the reply travels back
+            ringscan::ring::this_shard::post(ringscan::ring::this_shard::index() == 0 ? 1 : 0,
+                                             [target, reply] { target->send(reply); });
+        }
+    };
+
+    void hop(connection& conn) {
+        auto* task = new remote_read;
+        task->origin = ringscan::ring::this_shard::index();
+        task->conn = &conn;
+        const unsigned other = (task->origin + 1) % ringscan::ring::this_shard::count();
+        ringscan::ring::this_shard::post(other, [task, other] {
+            task->reader_shard = other;
+            task->fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+            ringscan::ring::this_shard::read_file(
+                *task, task->fd, std::as_writable_bytes(std::span(task->bytes)), 0, 1);
+        });
+    }
+
     std::atomic<std::size_t>& received_;
     bool paused_ = false;
     bool busy_ = false;
@@ -372,6 +408,18 @@ TEST_F(ReactorTest, StopLetsBusyConnectionsFinish) {
     EXPECT_TRUE(eof);
     EXPECT_TRUE(server_closed(idle.get()));
     server_->wait();
+}
+
+TEST_F(ReactorTest, PostsWorkToAnotherShardAndBack) {
+    start(2);
+    if (server_->shard_count() < 2) {
+        GTEST_SKIP() << "needs two CPUs";
+    }
+    const unique_fd client = connect_tcp(port_);
+    send_all(client.get(), "hop");
+    const std::string reply = read_some(client.get(), 24);
+    EXPECT_TRUE(reply == "hopped from 0 to 1 read 8" || reply == "hopped from 1 to 0 read 8")
+        << reply;
 }
 
 TEST_F(ReactorTest, RefusesPortHeldByAnotherSocket) {
