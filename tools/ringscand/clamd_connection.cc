@@ -203,7 +203,13 @@ void clamd_connection::on_file_read(ring::connection& conn, std::uint64_t token,
         job.cancel();
     }
     job.on_read(conn, result);
-    if (job.finished()) {
+    reap(conn, job);
+}
+
+void clamd_connection::reap(ring::connection& conn, path_scan& job) {
+    const auto it = std::find_if(jobs_.begin(), jobs_.end(),
+                                 [&job](const auto& each) { return each.get() == &job; });
+    if (it != jobs_.end() && job.finished()) {
         jobs_.erase(it);
         if (jobs_.empty() && !stream_) {
             job_done();
@@ -257,8 +263,7 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
             const int fd = descriptors_.front();
             descriptors_.pop_front();
             service_.engine_for(shard_);
-            auto job = std::make_unique<path_scan>(service_.settings, shard_, fd, ctx,
-                                                   next_token_++);
+            auto job = std::make_unique<path_scan>(service_, shard_, fd, ctx, next_token_++);
             start_job(conn, std::move(job), "FILDES", "fd[" + std::to_string(fd) + "]");
             return;
         }
@@ -282,8 +287,8 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
                                : request.cmd == command::multiscan ? "MULTISCAN"
                                                                    : "ALLMATCHSCAN";
             service_.engine_for(shard_);
-            auto job = std::make_unique<path_scan>(service_.settings, shard_, mode,
-                                                   request.argument, ctx, next_token_++);
+            auto job = std::make_unique<path_scan>(service_, shard_, mode, request.argument, ctx,
+                                                   next_token_++);
             start_job(conn, std::move(job), name, request.argument);
             return;
         }
@@ -330,6 +335,7 @@ void clamd_connection::start_job(ring::connection& conn, std::unique_ptr<path_sc
     shard_.set_activity(name, path);
     conn.clear_deadline();
     path_scan& started = *job;
+    started.on_progress = [this, &conn](path_scan& progressed) { reap(conn, progressed); };
     jobs_.push_back(std::move(job));
     started.advance(conn);
     if (started.finished()) {
@@ -402,7 +408,9 @@ std::string clamd_connection::stats_body(const service& svc, unsigned asking_sha
             ++idle;
             command = "IDLE";
         }
-        tasks += "\t" + command + " " + seconds_text(now - activity.since) + " " +
+        const auto running_for = i == asking_shard ? std::chrono::steady_clock::duration{}
+                                                   : now - activity.since;
+        tasks += "\t" + command + " " + seconds_text(running_for) + " " +
                  (i == asking_shard ? std::string() : activity.path) + "\n";
     }
     const auto allocated = jemalloc_stat("stats.allocated");

@@ -59,6 +59,8 @@ private:
     /// Stops taking commands; the connection closes once outstanding work has replied.
     void stop_accepting() { accepting_ = false; }
     void settle(ring::connection& conn);
+    /// Drops a finished job and resumes a session held back by MaxQueue.
+    void reap(ring::connection& conn, path_scan& job);
     void job_done();
 
     service& service_;

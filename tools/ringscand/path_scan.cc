@@ -33,23 +33,135 @@ std::string join(const std::string& directory, const char* name) {
 
 }  // namespace
 
-path_scan::path_scan(const daemon_settings& settings, shard_context& shard, scan_mode mode,
-                     std::string argument, proto::reply_context reply, std::uint64_t token)
-    : settings_(settings),
+/// Ties a MULTISCAN job to the scans it farmed out. Touched only on the job's shard: the
+/// remote side carries it along untouched and hands it back with the result.
+struct multiscan_link {
+    bool origin_alive = true;
+    path_scan* job = nullptr;
+    ring::connection* conn = nullptr;
+    unsigned origin_shard = 0;
+};
+
+namespace {
+
+/// One MULTISCAN file scanned on the shard it was posted to, with that shard's scanner
+/// and io_uring; deletes itself after posting its result back to the job's shard.
+class remote_file_scan final : public ring::file_reader {
+public:
+    remote_file_scan(service& svc, std::shared_ptr<multiscan_link> link, std::string path)
+        : service_(svc), link_(std::move(link)), result_{std::move(path), {}, {}} {}
+
+    /// Runs on the target shard.
+    void start() {
+        shard_ = service_.shards[ring::this_shard::index()].get();
+        ++shard_->busy_jobs;
+        shard_->set_activity("MULTISCAN", result_.path);
+        fd_ = ::open(result_.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st {};
+        if (fd_ < 0 || ::fstat(fd_, &st) != 0) {
+            result_.error =
+                errno == EACCES ? "Access denied. ERROR" : "Can't open file or directory ERROR";
+            report();
+            return;
+        }
+        size_ = static_cast<std::uint64_t>(st.st_size);
+        if (size_ > service_.settings.max_file_size) {
+            if (service_.settings.alert_exceeds_max) {
+                result_.found = "Heuristics.Limits.Exceeded.MaxFileSize";
+            }
+            report();
+            return;
+        }
+        stream_.emplace(service_.engine_for(*shard_), shard_->scanner);
+        buffer_ = std::make_unique<std::byte[]>(read_slice);
+        next_read();
+    }
+
+    void on_file_read(std::uint64_t /*token*/, int result) noexcept override {
+        if (result < 0) {
+            result_.error = "Can't read file ERROR";
+            report();
+            return;
+        }
+        if (result > 0) {
+            stream_->feed(std::span<const std::byte>(buffer_.get(),
+                                                     static_cast<std::size_t>(result)));
+            offset_ += static_cast<std::uint64_t>(result);
+        }
+        next_read();
+    }
+
+private:
+    void next_read() {
+        if (offset_ >= size_) {
+            const matcher::verdict verdict = stream_->finish();
+            if (verdict.infected) {
+                result_.found = std::string(verdict.name);
+            } else if (stream_->scan_error()) {
+                result_.error = "Unspecified error ERROR";
+            }
+            report();
+            return;
+        }
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, size_ - offset_));
+        ring::this_shard::read_file(*this, fd_, std::span<std::byte>(buffer_.get(), want),
+                                    offset_, 0);
+    }
+
+    void report() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        if (--shard_->busy_jobs == 0) {
+            shard_->set_idle();
+        }
+        const unsigned origin = link_->origin_shard;
+        ring::this_shard::post(origin, [link = std::move(link_), result = std::move(result_)] {
+            if (link->origin_alive) {
+                link->job->on_remote_result(*link->conn, result);
+            }
+        });
+        delete this;
+    }
+
+    service& service_;
+    std::shared_ptr<multiscan_link> link_;
+    path_scan::remote_result result_;
+    shard_context* shard_ = nullptr;
+    int fd_ = -1;
+    std::uint64_t size_ = 0;
+    std::uint64_t offset_ = 0;
+    std::optional<matcher::stream_scan> stream_;
+    std::unique_ptr<std::byte[]> buffer_;
+};
+
+/// Files of one MULTISCAN in flight per shard: enough to keep every core busy, few enough
+/// that a huge tree never queues unbounded work.
+constexpr unsigned remote_files_per_shard = 2;
+
+}  // namespace
+
+path_scan::path_scan(service& svc, shard_context& shard, scan_mode mode, std::string argument,
+                     proto::reply_context reply, std::uint64_t token)
+    : service_(svc),
+      settings_(svc.settings),
       shard_(shard),
       mode_(mode),
       argument_(std::move(argument)),
       reply_(reply),
       token_(token) {}
 
-path_scan::path_scan(const daemon_settings& settings, shard_context& shard, int fd,
-                     proto::reply_context reply, std::uint64_t token)
-    : path_scan(settings, shard, scan_mode::fildes, "fd[" + std::to_string(fd) + "]", reply,
-                token) {
+path_scan::path_scan(service& svc, shard_context& shard, int fd, proto::reply_context reply,
+                     std::uint64_t token)
+    : path_scan(svc, shard, scan_mode::fildes, "fd[" + std::to_string(fd) + "]", reply, token) {
     file_fd_ = fd;
 }
 
 path_scan::~path_scan() {
+    if (link_) {
+        link_->origin_alive = false;  // results still out on other shards are dropped
+    }
     if (file_fd_ >= 0) {
         ::close(file_fd_);
     }
@@ -58,6 +170,7 @@ path_scan::~path_scan() {
 void path_scan::cancel() {
     cancelled_ = true;
     finished_ = true;
+    remote_outstanding_ = 0;
 }
 
 void path_scan::reply_found(ring::connection& conn, const std::string& path,
@@ -94,10 +207,42 @@ void path_scan::advance(ring::connection& conn) {
         started_ = true;
         start(conn);
     }
-    while (!finished_ && !read_in_flight_) {
+    const unsigned remote_limit = remote_files_per_shard * ring::this_shard::count();
+    while (!finished_ && !read_in_flight_ && remote_outstanding_ < remote_limit) {
         if (stop_walk_ || !next_file(conn)) {
-            finish(conn);
+            if (remote_outstanding_ == 0) {
+                finish(conn);
+            }
+            break;
         }
+    }
+}
+
+void path_scan::dispatch(ring::connection& conn, const std::string& path) {
+    if (!link_) {
+        link_ = std::make_shared<multiscan_link>(
+            multiscan_link{true, this, &conn, ring::this_shard::index()});
+    }
+    const unsigned target = next_target_++ % ring::this_shard::count();
+    ++remote_outstanding_;
+    auto* task = new remote_file_scan(service_, link_, path);
+    ring::this_shard::post(target, [task] { task->start(); });
+}
+
+void path_scan::on_remote_result(ring::connection& conn, const remote_result& result) {
+    --remote_outstanding_;
+    if (!result.found.empty()) {
+        reply_found(conn, result.path, result.found);
+        ++infected_;
+    } else if (!result.error.empty()) {
+        reply_status(conn, result.path, result.error);
+        ++errors_;
+    }
+    advance(conn);
+    if (on_progress) {
+        // The owner may destroy this job (and with it on_progress) inside the call.
+        const std::function<void(path_scan&)> notify = on_progress;
+        notify(*this);
     }
 }
 
@@ -220,7 +365,11 @@ bool path_scan::next_file(ring::connection& conn) {
             continue;  // special files inside a tree are skipped silently
         }
         ++total_;
-        open_and_scan(conn, path);
+        if (mode_ == scan_mode::multiscan && ring::this_shard::count() > 1) {
+            dispatch(conn, path);  // clamd: each file of the tree is its own job
+        } else {
+            open_and_scan(conn, path);
+        }
         return true;
     }
     return false;
@@ -255,7 +404,7 @@ void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
         file_fd_ = -1;
         return;
     }
-    stream_.emplace(shard_.engine, shard_.scanner,
+    stream_.emplace(service_.engine_for(shard_), shard_.scanner,
                     mode_ == scan_mode::allmatch ? matcher::scan_mode::all_matches
                                                  : matcher::scan_mode::first_match);
     file_offset_ = 0;
@@ -326,6 +475,7 @@ void path_scan::finish_file(ring::connection& conn) {
         stop_walk_ = true;
     }
 }
+
 
 void path_scan::finish(ring::connection& conn) {
     finished_ = true;

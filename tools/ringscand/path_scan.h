@@ -16,6 +16,7 @@
 #include "tools/ringscand/daemon_config.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@
 namespace ringscan::daemon {
 
 struct shard_context;
+struct service;
+struct multiscan_link;
 
 enum class scan_mode : std::uint8_t {
     scan,       ///< stop at the first infected file
@@ -35,12 +38,12 @@ enum class scan_mode : std::uint8_t {
 
 class path_scan {
 public:
-    /// `reply_path` is what lines are prefixed with: the argument, or "fd[N]".
-    path_scan(const daemon_settings& settings, shard_context& shard, scan_mode mode,
-              std::string argument, proto::reply_context reply, std::uint64_t token);
-    /// For FILDES: takes ownership of `fd`.
-    path_scan(const daemon_settings& settings, shard_context& shard, int fd,
+    /// Reply lines are prefixed with the argument (or "fd[N]" for FILDES).
+    path_scan(service& svc, shard_context& shard, scan_mode mode, std::string argument,
               proto::reply_context reply, std::uint64_t token);
+    /// For FILDES: takes ownership of `fd`.
+    path_scan(service& svc, shard_context& shard, int fd, proto::reply_context reply,
+              std::uint64_t token);
     ~path_scan();
     path_scan(const path_scan&) = delete;
     path_scan& operator=(const path_scan&) = delete;
@@ -49,6 +52,15 @@ public:
     void advance(ring::connection& conn);
     /// A read this job started completed.
     void on_read(ring::connection& conn, int result);
+    /// MULTISCAN: a file scanned on another shard came back (on this job's shard).
+    struct remote_result {
+        std::string path;
+        std::string found;  ///< signature name, or empty
+        std::string error;  ///< status text ending in "ERROR", or empty
+    };
+    void on_remote_result(ring::connection& conn, const remote_result& result);
+    /// Called after a remote result was applied, so the owner can reap a finished job.
+    std::function<void(path_scan&)> on_progress;
 
     [[nodiscard]] bool finished() const { return finished_ && !read_in_flight_; }
     [[nodiscard]] bool read_in_flight() const { return read_in_flight_; }
@@ -76,6 +88,8 @@ private:
     void issue_read(ring::connection& conn);
     void finish_file(ring::connection& conn);
     void finish(ring::connection& conn);
+    /// MULTISCAN of a directory: hands the file to the next shard in turn.
+    void dispatch(ring::connection& conn, const std::string& path);
     [[nodiscard]] bool excluded(const std::string& path) const;
     [[nodiscard]] bool stops_at_first_infected() const {
         return mode_ == scan_mode::scan || mode_ == scan_mode::allmatch;
@@ -84,6 +98,7 @@ private:
     void reply_found(ring::connection& conn, const std::string& path, std::string_view name);
     void reply_status(ring::connection& conn, const std::string& path, std::string_view status);
 
+    service& service_;
     const daemon_settings& settings_;
     shard_context& shard_;
     scan_mode mode_;
@@ -98,6 +113,10 @@ private:
     bool cancelled_ = false;
     bool stop_walk_ = false;
     bool skip_final_ok_ = false;
+    // MULTISCAN fan-out: files out on other shards, and the link they report back through.
+    std::shared_ptr<multiscan_link> link_;
+    unsigned remote_outstanding_ = 0;
+    unsigned next_target_ = 0;
     unsigned total_ = 0;
     unsigned errors_ = 0;
     unsigned infected_ = 0;
