@@ -346,6 +346,12 @@ private:
     void abort_connection(connection& conn) {
         stop_reading(conn);
         conn.send_queue_.clear();
+        if (!conn.send_in_flight_.empty() && !conn.shutting_down_) {
+            // A send to a client that stopped reading never completes by itself, and a
+            // plain close would leave the kernel trying to deliver its buffers: reset.
+            cancel(&conn.send_op_);
+            conn.reset_on_close_ = true;
+        }
         conn.shutting_down_ = true;
         maybe_destroy(conn);
     }
@@ -564,6 +570,9 @@ private:
         conn.send_offset_ = 0;
         if (!conn.shutting_down_) {
             start_send(conn);
+            if (conn.send_in_flight_.empty() && !conn.close_requested_) {
+                conn.handler_->on_send_drained(conn);
+            }
         }
         maybe_shutdown(conn);
         maybe_destroy(conn);
@@ -753,6 +762,8 @@ void connection_handler::on_descriptors(connection& /*conn*/, std::span<const in
 
 void connection_handler::on_stop(connection& conn) noexcept { conn.abort(); }
 
+void connection_handler::on_send_drained(connection& /*conn*/) noexcept {}
+
 void connection_handler::on_file_read(connection& /*conn*/, std::uint64_t /*token*/,
                                       int /*result*/) noexcept {}
 
@@ -766,6 +777,10 @@ connection::connection(shard& owner, int fd, socket_family family)
 
 connection::~connection() {
     handler_.reset();
+    if (reset_on_close_) {
+        const linger reset{1, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
     ::close(fd_);
 }
 

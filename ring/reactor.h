@@ -63,6 +63,8 @@ public:
     /// abort() at once (the default). Connections still open after the drain timeout are
     /// aborted.
     virtual void on_stop(connection& conn) noexcept;
+    /// Everything queued with send() has been handed to the kernel (back-pressure relief).
+    virtual void on_send_drained(connection& conn) noexcept;
     /// A read started with connection::read_file() finished: bytes read, or -errno.
     virtual void on_file_read(connection& conn, std::uint64_t token, int result) noexcept;
 };
@@ -103,6 +105,10 @@ public:
     /// "127.0.0.1@46232" or "unix" (computed on first use).
     [[nodiscard]] const std::string& peer();
     [[nodiscard]] bool closing() const { return close_requested_; }
+    /// Reply bytes queued or in flight: what a client that does not read makes us hold.
+    [[nodiscard]] std::size_t queued_bytes() const {
+        return send_queue_.size() + (send_in_flight_.size() - send_offset_);
+    }
 
 private:
     friend class shard;
@@ -121,6 +127,7 @@ private:
     bool close_requested_ = false;  ///< no more reads, close when the send queue drains
     bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
     bool destroy_queued_ = false;
+    bool reset_on_close_ = false;  ///< aborted with replies stuck: RST instead of FIN
     std::string send_queue_;        ///< bytes not yet handed to the kernel
     std::string send_in_flight_;    ///< bytes the kernel is sending (owned until the CQE)
     std::size_t send_offset_ = 0;

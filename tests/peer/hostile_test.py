@@ -145,7 +145,46 @@ def body():
                           f"unexpected: {sorted(set(lines) - want)[:3]}")
     log(f"ok: {count} pipelined SCANs with MaxQueue 2 all answered, session closed after END")
 
-    # 5. Nothing leaks: descriptors return to the baseline, memory stays bounded.
+    # 5. A session that pipelines commands but never reads its replies: once more than we
+    #    hold is unsent, it stops being read, and after SendBufTimeout it is cut off.
+    deaf = socket.create_connection(daemon.tcp_addr, timeout=5)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"zIDSESSION\0" + b"zVERSIONCOMMANDS\0" * 100000
+    deaf.settimeout(0.2)
+    sent = 0
+    deadline = time.monotonic() + 20
+    while sent < len(request) and time.monotonic() < deadline:
+        try:
+            sent += deaf.send(request[sent:sent + 65536])
+        except (socket.timeout, BlockingIOError):
+            well_behaved(daemon, "while a session ignores its replies")
+        except OSError:
+            break  # cut off while we were still sending: that is the point
+    # Keep not reading for well over SendBufTimeout (500 ms by default).
+    for _ in range(4):
+        time.sleep(0.5)
+        well_behaved(daemon, "while a session ignores its replies")
+    closed = False
+    deaf.settimeout(0.5)
+    drain_deadline = time.monotonic() + 10
+    while time.monotonic() < drain_deadline:
+        try:
+            if not deaf.recv(1 << 20):
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    deaf.close()
+    if not closed:
+        raise TestFailure("a session not reading its replies was never cut off\n" +
+                          daemon.diagnostics())
+    well_behaved(daemon, "after cutting off the deaf session")
+    log(f"ok: deaf session cut off after {sent} request bytes, others served")
+
+    # 6. Nothing leaks: descriptors return to the baseline, memory stays bounded.
     wait_for(lambda: proc_fd_count(pid) <= baseline_fds, 10,
              f"descriptors to return to {baseline_fds} (now {proc_fd_count(pid)})")
     well_behaved(daemon, "after everything closed")

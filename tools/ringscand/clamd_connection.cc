@@ -15,6 +15,11 @@ namespace {
 
 using proto::command;
 
+/// Replies we hold for a client that does not read (IDSESSION pipelining). Past this we
+/// stop taking its commands; if it still does not read within SendBufTimeout, clamd's
+/// "client not reading" rule ends the session.
+constexpr std::size_t max_unsent_reply_bytes = 1 << 20;
+
 /// Commands clamd accepts inside IDSESSION (clamd/session.c, the IDS column).
 bool allowed_in_session(command cmd) {
     switch (cmd) {
@@ -111,9 +116,10 @@ void clamd_connection::process(ring::connection& conn) {
     bool stream_progress = false;
     bool more = true;
     while (more && (accepting_ || stream_)) {
-        if (session_ && !stream_ && jobs_.size() >= service_.settings.max_queue) {
-            // MaxQueue jobs outstanding: stop reading (TCP back-pressure, as clamd's
-            // blocking dispatch does) and resume when one finishes.
+        if (must_pause(conn)) {
+            // MaxQueue jobs outstanding, or a client not reading its replies: stop
+            // reading (TCP back-pressure, as clamd's blocking dispatch does) and resume
+            // when a job finishes or the replies drain.
             decoder_.retain();
             paused_ = true;
             conn.pause_reading();
@@ -172,6 +178,13 @@ void clamd_connection::on_peer_closed(ring::connection& conn) noexcept {
 }
 
 void clamd_connection::on_deadline(ring::connection& conn) noexcept {
+    if (send_blocked_) {
+        // clamd: a client that does not read for SendBufTimeout ends its session.
+        service_.log.warning("session " + conn.peer() +
+                             ": client not reading replies for SendBufTimeout, closing");
+        conn.abort();
+        return;
+    }
     if (!jobs_.empty()) {
         return;  // a scan is running: clamd's timeouts only cover reading from the client
     }
@@ -214,14 +227,45 @@ void clamd_connection::reap(ring::connection& conn, path_scan& job) {
         if (jobs_.empty() && !stream_) {
             job_done();
         }
-        if (paused_ && jobs_.size() < service_.settings.max_queue) {
-            paused_ = false;
-            conn.resume_reading();
-            process(conn);  // the commands held back while paused
-            return;
-        }
+    }
+    if (paused_ && !must_pause(conn)) {
+        resume(conn);
+        return;
     }
     settle(conn);
+}
+
+bool clamd_connection::must_pause(ring::connection& conn) {
+    if (!session_ || stream_) {
+        return false;  // only between session commands; stream bytes always flow
+    }
+    if (conn.queued_bytes() > max_unsent_reply_bytes) {
+        if (!send_blocked_) {
+            send_blocked_ = true;
+            conn.set_deadline(service_.settings.send_buf_timeout);
+        }
+        return true;
+    }
+    return jobs_.size() >= service_.settings.max_queue;
+}
+
+void clamd_connection::resume(ring::connection& conn) {
+    paused_ = false;
+    conn.resume_reading();
+    process(conn);  // the commands held back while paused
+}
+
+void clamd_connection::on_send_drained(ring::connection& conn) noexcept {
+    if (!send_blocked_) {
+        return;
+    }
+    send_blocked_ = false;
+    conn.clear_deadline();
+    if (paused_ && !must_pause(conn)) {
+        resume(conn);
+    } else {
+        settle(conn);
+    }
 }
 
 void clamd_connection::execute(ring::connection& conn, const proto::parsed_command& request) {
@@ -485,7 +529,7 @@ void clamd_connection::refuse_descriptors(ring::connection& conn) {
 void clamd_connection::settle(ring::connection& conn) {
     if (!accepting_ && !stream_ && jobs_.empty()) {
         conn.close_after_send();
-    } else if (session_ && accepting_ && !stream_ && jobs_.empty()) {
+    } else if (session_ && accepting_ && !stream_ && jobs_.empty() && !send_blocked_) {
         conn.set_deadline(service_.settings.read_timeout);
     }
 }

@@ -37,6 +37,7 @@ public:
     void on_descriptors(ring::connection& conn, std::span<const int> fds,
                         bool truncated) noexcept override;
     void on_file_read(ring::connection& conn, std::uint64_t token, int result) noexcept override;
+    void on_send_drained(ring::connection& conn) noexcept override;
     /// Shutdown drains: a running scan or stream finishes and replies, idle clients close.
     void on_stop(ring::connection& conn) noexcept override;
 
@@ -61,6 +62,10 @@ private:
     void settle(ring::connection& conn);
     /// Drops a finished job and resumes a session held back by MaxQueue.
     void reap(ring::connection& conn, path_scan& job);
+    /// True when the session must stop taking commands: MaxQueue jobs outstanding, or more
+    /// unsent reply bytes than we hold for a client (then SendBufTimeout starts).
+    bool must_pause(ring::connection& conn);
+    void resume(ring::connection& conn);
     void job_done();
 
     service& service_;
@@ -69,7 +74,8 @@ private:
     bool accepting_ = true;
     bool session_ = false;
     bool paused_ = false;  ///< MaxQueue reached: reading paused, decoder holds the rest
-    bool input_closed_ = false;  ///< the client half-closed: run what was received, then close
+    bool input_closed_ = false;
+    bool send_blocked_ = false;  ///< too many unsent replies: SendBufTimeout is running  ///< the client half-closed: run what was received, then close
     std::uint64_t next_id_ = 1;
 
     std::optional<matcher::stream_scan> stream_;

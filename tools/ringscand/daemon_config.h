@@ -24,6 +24,7 @@ struct daemon_settings {
     std::uint64_t stream_max_length = 100ULL << 20;
     std::chrono::seconds command_read_timeout{30};
     std::chrono::seconds read_timeout{120};
+    std::chrono::milliseconds send_buf_timeout{500};
     bool foreground = false;
     std::optional<std::string> log_file;
     bool log_time = false;
