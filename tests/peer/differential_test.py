@@ -12,11 +12,10 @@ the case was written (clamav-compat.md 1.1-1.6, Appendix A, and this file's own 
 clamd no longer gives it, the case fails as REF-DRIFT rather than comparing two wrong
 answers.
 
-TIMEOUT_CASES need CommandReadTimeout/ReadTimeout in ringscand (issue 4): they always run
-against clamd (recording and checking the expected bytes and timing) and run against
-ringscand only with --with-timeouts.
+TIMEOUT_CASES (CommandReadTimeout/ReadTimeout) run against both daemons in parallel and also
+compare timing; --skip-timeouts runs them against clamd only (recording the expected bytes).
 
-Usage: differential_test.py --ringscand PATH [--with-timeouts] [--only SUBSTR]
+Usage: differential_test.py --ringscand PATH [--skip-timeouts] [--only SUBSTR]
        differential_test.py --daemon-cmd /usr/sbin/clamd   (development: clamd vs clamd)
 Exit: 0 pass, 1 fail, 77 skip (missing peer tool, unless CI=true).
 """
@@ -205,6 +204,86 @@ def build_cases(clam_exe):
     return c
 
 
+def build_path_cases(tree, clam_exe):
+    """Path scans, sessions and STATS over a tree both daemons can read. Expected bytes
+    are what clamd 1.4.6 answered for the same tree (walk order: names sorted)."""
+    t = tree
+    os.makedirs(os.path.join(t, "sub", "deep"), exist_ok=True)
+    os.makedirs(os.path.join(t, "..", "empty-dir"), exist_ok=True)
+    with open(os.path.join(t, "a.exe"), "wb") as f:
+        f.write(clam_exe)
+    with open(os.path.join(t, "sub", "inf.txt"), "wb") as f:
+        f.write(b"hello " + P.LAB_STRING + b"\n")
+    with open(os.path.join(t, "clean.txt"), "wb") as f:
+        f.write(b"clean\n")
+    open(os.path.join(t, "empty.txt"), "wb").close()
+    with open(os.path.join(t, "sub", "deep", "c.txt"), "wb") as f:
+        f.write(b"clean too\n")
+    for name, target in (("link.txt", "clean.txt"), ("linkdir", "sub")):
+        if not os.path.lexists(os.path.join(t, name)):
+            os.symlink(os.path.join(t, target), os.path.join(t, name))
+    if not os.path.exists(os.path.join(t, "fifo")):
+        os.mkfifo(os.path.join(t, "fifo"))
+    e = os.path.normpath(os.path.join(t, "..", "empty-dir"))
+    tb = t.encode()
+    clam = tb + b"/a.exe: ClamAV-Test-File.UNOFFICIAL FOUND"
+    lab = tb + b"/sub/inf.txt: Lab.Test.String-1.UNOFFICIAL FOUND"
+    c = []
+    add = c.append
+    add(Case("nSCAN tree (stops at first)", one(b"nSCAN " + tb + b"\n"), clam + b"\n"))
+    add(Case("zSCAN tree", one(b"zSCAN " + tb + b"\0"), clam + b"\0"))
+    add(Case("SCAN tree old style", one(b"SCAN " + tb), clam + b"\n"))
+    add(Case("nCONTSCAN tree", one(b"nCONTSCAN " + tb + b"\n"), clam + b"\n" + lab + b"\n"))
+    add(Case("nCONTSCAN tree with trailing slash", one(b"nCONTSCAN " + tb + b"/\n"),
+             clam + b"\n" + lab + b"\n"))
+    add(Case("nALLMATCHSCAN tree", one(b"nALLMATCHSCAN " + tb + b"\n"), clam + b"\n"))
+    add(Case("ALLMATCHSCAN old style", one(b"ALLMATCHSCAN " + tb), UNKNOWN_N))
+    add(Case("nSCAN clean file", one(b"nSCAN " + tb + b"/clean.txt\n"),
+             tb + b"/clean.txt: OK\n"))
+    add(Case("nSCAN empty file", one(b"nSCAN " + tb + b"/empty.txt\n"),
+             tb + b"/empty.txt: OK\n"))
+    add(Case("nSCAN empty directory", one(b"nSCAN " + e.encode() + b"\n"),
+             e.encode() + b": OK\n"))
+    add(Case("nCONTSCAN clean subtree", one(b"nCONTSCAN " + tb + b"/sub/deep\n"),
+             tb + b"/sub/deep: OK\n"))
+    add(Case("nSCAN fifo (type error, then OK)", one(b"nSCAN " + tb + b"/fifo\n"),
+             tb + b"/fifo: Not supported file type ERROR\n" + tb + b"/fifo: OK\n"))
+    add(Case("nSCAN symlink not followed", one(b"nSCAN " + tb + b"/link.txt\n"),
+             tb + b"/link.txt: OK\n"))
+    add(Case("nSCAN missing path", one(b"nSCAN " + tb + b"/missing\n"),
+             tb + b"/missing: File path check failure: No such file or directory. ERROR\n"))
+    add(Case("nSCAN relative path", one(b"nSCAN rel\n"),
+             b"rel: File path check failure: No such file or directory. ERROR\n"))
+    add(Case("nSCAN with no argument", one(b"nSCAN\n"), UNKNOWN_N))
+    add(Case("nSCAN + one space (empty path)", one(b"nSCAN \n"),
+             b": File path check failure: No such file or directory. ERROR\n"))
+    add(Case("nSCANX<path> (separator byte not checked)",
+             one(b"nSCANX" + tb + b"/clean.txt\n"), tb + b"/clean.txt: OK\n"))
+    add(Case("nCONTSCAN /dev/null", one(b"nCONTSCAN /dev/null\n"),
+             b"/dev/null: Not supported file type ERROR\n/dev/null: OK\n"))
+    add(Case("nIDSESSION PING VERSION END",
+             one(b"nIDSESSION\nnPING\nnVERSION\nnEND\n"), b"1: PONG\n2: " + VER + b"\n"))
+    add(Case("zIDSESSION mixed terminators",
+             one(b"zIDSESSION\0nPING\nzPING\0zEND\0"), b"1: PONG\n2: PONG\0"))
+    add(Case("zIDSESSION SCAN + INSTREAM + END",
+             [(b"zIDSESSION\0zSCAN " + tb + b"/clean.txt\0", 0)]
+             + instream([P.LAB_STRING])[0:] + [(b"zEND\0", 0.2)],
+             b"1: " + tb + b"/clean.txt: OK\0" + b"2: " + LAB_FOUND + b"\0"))
+    add(Case("zIDSESSION CONTSCAN is invalid",
+             one(b"zIDSESSION\0zCONTSCAN " + tb + b"\0"),
+             b"1: Command invalid inside IDSESSION. ERROR\0"))
+    add(Case("zIDSESSION unknown command is invalid",
+             one(b"zIDSESSION\0zFOO\0"), b"1: Command invalid inside IDSESSION. ERROR\0"))
+    add(Case("nIDSESSION old-style command inside",
+             [(b"nIDSESSION\n", 0), (b"PING\n", 0.2)],
+             b"1: Only nCMDS\\n and zCMDS\\0 are accepted inside IDSESSION. ERROR\n"
+             b"1: Error processing command. ERROR\n"))
+    add(Case("zIDSESSION FILDES over TCP", one(b"zIDSESSION\0zFILDES\0zEND\0"),
+             b"1: No file descriptor received. ERROR\0"))
+    add(Case("nEND outside a session", one(b"nEND\n"), UNKNOWN_N))
+    return c
+
+
 def build_timeout_cases():
     lab_hdr = len(P.LAB_STRING).to_bytes(4, "big")
     crt, rt = COMMAND_READ_TIMEOUT_S, READ_TIMEOUT_S
@@ -294,8 +373,9 @@ def judge(case, ref, sub, timing):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ringscand", help="path to the ringscand binary under test")
-    ap.add_argument("--with-timeouts", action="store_true",
-                    help="also run the timeout cases against ringscand (needs issue 4)")
+    ap.add_argument("--with-timeouts", action="store_true", help=argparse.SUPPRESS)  # default now
+    ap.add_argument("--skip-timeouts", action="store_true",
+                    help="run the timeout cases against clamd only (saves ~5 s)")
     ap.add_argument("--only", help="run only cases whose name contains this string")
     ap.add_argument("--daemon-cmd", help=argparse.SUPPRESS)  # development: clamd vs clamd
     args = ap.parse_args()
@@ -348,14 +428,19 @@ def main():
             record("protocol", case, run_case(ref.tcp_addr, case),
                    run_case(sub.tcp_addr, case), False)
 
+        tree = os.path.join(root, "tree")
+        for case in selected(build_path_cases(tree, clam_exe)):
+            record("path scans and sessions", case, run_case(ref.tcp_addr, case),
+                   run_case(sub.tcp_addr, case), False)
+
         timeouts = selected(build_timeout_cases())
         if timeouts:
             ref_results = run_parallel(ref.tcp_addr, timeouts)
-            run_subject = args.with_timeouts or subject_kind == "clamd"
+            run_subject = not args.skip_timeouts or subject_kind == "clamd"
             sub_results = (run_parallel(sub.tcp_addr, timeouts) if run_subject
                            else [None] * len(timeouts))
             for case, r, s in zip(timeouts, ref_results, sub_results):
-                record("timeouts (issue 4)", case, r, s, True)
+                record("timeouts", case, r, s, True)
         if not protocol and not timeouts:
             raise P.TestFailure("no case selected")
 
@@ -366,7 +451,7 @@ def main():
             if group != current:
                 P.log(f"[{group}]")
                 current = group
-            sub_text = s.show() if s is not None else "(skipped: needs issue 4)"
+            sub_text = s.show() if s is not None else "(skipped: --skip-timeouts)"
             P.log(f"{name[:58]:58} | {r.show():53} | {sub_text:53} | {verdict}"
                   + (f"  ({r.elapsed:.2f} s)" if group != "protocol" else ""))
         for name, problems, _, _ in failures:
