@@ -3,11 +3,10 @@
 /// Listening sockets, opened on the main thread at startup so address errors are startup
 /// errors (they throw std::system_error naming the address), then handed to the shards.
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <utility>
 #include <vector>
 

@@ -3,12 +3,6 @@
 #include "base/assert.h"
 
 #include <liburing.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -16,8 +10,14 @@
 #include <fstream>
 #include <future>
 #include <mutex>
-#include <unordered_map>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <system_error>
+#include <unistd.h>
+#include <unordered_map>
 
 namespace ringscan::ring {
 
@@ -50,8 +50,9 @@ std::string explain_uring_failure(int err) {
         text += " (kernel.io_uring_disabled = " + std::to_string(disabled) +
                 "; set it to 0, or 1 and run as a member of kernel.io_uring_group)";
     } else if (err == EPERM || err == EACCES) {
-        text += " (blocked by a seccomp filter or security policy: containers often forbid "
-                "io_uring_setup)";
+        text +=
+            " (blocked by a seccomp filter or security policy: containers often forbid "
+            "io_uring_setup)";
     } else if (err == ENOSYS) {
         text += " (the kernel lacks io_uring support)";
     }
@@ -86,8 +87,7 @@ thread_local shard* current_shard = nullptr;
 /// lengths, so it must outlive the operation (it lives as long as the connection).
 struct connection::msghdr_storage {
     msghdr header{};
-    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(int) * max_fds_per_message)>
-        control{};
+    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(int) * max_fds_per_message)> control{};
 };
 
 /// One core's event loop. Lives on (and is only touched by) its own thread, except for
@@ -207,7 +207,8 @@ private:
         }
         ring_ready_ = true;
         if ((params.features & IORING_FEAT_FAST_POLL) == 0) {
-            throw setup_error("io_uring is too old: IORING_FEAT_FAST_POLL missing (need Linux 6.0+)");
+            throw setup_error(
+                "io_uring is too old: IORING_FEAT_FAST_POLL missing (need Linux 6.0+)");
         }
         setup_buffer_ring();
     }
@@ -242,8 +243,7 @@ private:
         const int mask = ::io_uring_buf_ring_mask(count);
         for (unsigned bid = 0; bid < count; ++bid) {
             ::io_uring_buf_ring_add(buffer_ring_, buffer_address(bid), options_.buffer_size,
-                                    static_cast<unsigned short>(bid), mask,
-                                    static_cast<int>(bid));
+                                    static_cast<unsigned short>(bid), mask, static_cast<int>(bid));
         }
         ::io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(count));
     }
@@ -335,8 +335,7 @@ private:
 
     /// Closes once the send queue is drained; the object goes when nothing is in flight.
     void maybe_shutdown(connection& conn) {
-        if (!conn.close_requested_ || !conn.send_in_flight_.empty() ||
-            !conn.send_queue_.empty()) {
+        if (!conn.close_requested_ || !conn.send_in_flight_.empty() || !conn.send_queue_.empty()) {
             return;
         }
         conn.shutting_down_ = true;
@@ -475,8 +474,8 @@ private:
         return payload_length > 0 || fd_count > 0 ? static_cast<int>(payload_length) + 1 : 0;
     }
 
-    void submit_read(connection& conn, int file, std::span<std::byte> into,
-                     std::uint64_t offset, std::uint64_t token) {
+    void submit_read(connection& conn, int file, std::span<std::byte> into, std::uint64_t offset,
+                     std::uint64_t token) {
         auto* operation = new read_op{{op_kind::read, nullptr}, &conn, nullptr, token};
         operation->base.owner = operation;
         io_uring_sqe* sqe = get_sqe();
@@ -922,8 +921,8 @@ void probe_io_uring() {
         missing = "opcode probe";
     } else {
         const std::pair<int, const char*> required[] = {
-            {IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_RECV, "RECV"},
-            {IORING_OP_SEND, "SEND"},     {IORING_OP_READ, "READ"},
+            {IORING_OP_ACCEPT, "ACCEPT"},   {IORING_OP_RECV, "RECV"},
+            {IORING_OP_SEND, "SEND"},       {IORING_OP_READ, "READ"},
             {IORING_OP_TIMEOUT, "TIMEOUT"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
         };
         for (const auto& [opcode, name] : required) {

@@ -93,8 +93,7 @@ public:
     /// Reads from a file descriptor with io_uring into `into` (owned by the handler, which
     /// must keep it alive until on_file_read(token) arrives -- it does, since the handler
     /// dies only after every operation on the connection completed).
-    void read_file(int file, std::span<std::byte> into, std::uint64_t offset,
-                   std::uint64_t token);
+    void read_file(int file, std::span<std::byte> into, std::uint64_t offset, std::uint64_t token);
     /// Stops taking bytes from the socket (TCP back-pressure) until resume_reading().
     void pause_reading();
     void resume_reading();
@@ -123,13 +122,13 @@ private:
     bool recv_armed_ = false;
     bool recv_needs_rearm_ = false;
     bool paused_ = false;
-    bool peer_closed_ = false;  ///< EOF seen: never re-arm the receive
+    bool peer_closed_ = false;      ///< EOF seen: never re-arm the receive
     bool close_requested_ = false;  ///< no more reads, close when the send queue drains
     bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
     bool destroy_queued_ = false;
     bool reset_on_close_ = false;  ///< aborted with replies stuck: RST instead of FIN
-    std::string send_queue_;        ///< bytes not yet handed to the kernel
-    std::string send_in_flight_;    ///< bytes the kernel is sending (owned until the CQE)
+    std::string send_queue_;       ///< bytes not yet handed to the kernel
+    std::string send_in_flight_;   ///< bytes the kernel is sending (owned until the CQE)
     std::size_t send_offset_ = 0;
     std::optional<std::chrono::steady_clock::time_point> deadline_;
     std::string peer_;
@@ -170,8 +169,8 @@ struct reactor_options {
     std::vector<tcp_endpoint> tcp;
     std::optional<unix_endpoint> local;
     int backlog = 200;
-    unsigned buffer_count = 256;     ///< provided buffers per shard (power of two)
-    unsigned buffer_size = 16384;    ///< bytes per provided buffer
+    unsigned buffer_count = 256;   ///< provided buffers per shard (power of two)
+    unsigned buffer_size = 16384;  ///< bytes per provided buffer
     unsigned ring_entries = 1024;
     std::chrono::milliseconds tick{100};  ///< deadline resolution
     /// How long request_stop() lets busy connections finish before cutting them off.

@@ -3,26 +3,25 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <string>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstddef>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -196,8 +195,9 @@ TEST_F(DaemonTest, UnknownOptionNamesFileAndLine) {
     const std::string path = conf("Foreground yes\nTCPSocket 3310\nBogusOption 1\n");
     const run_result result = run_to_exit(path);
     EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("ERROR: Parse error at " + path + ":3: Unknown option BogusOption"),
-              std::string::npos)
+    EXPECT_NE(
+        result.output.find("ERROR: Parse error at " + path + ":3: Unknown option BogusOption"),
+        std::string::npos)
         << result.output;
 }
 
@@ -226,9 +226,9 @@ TEST_F(DaemonTest, RelativeLogFileIsRefused) {
 TEST_F(DaemonTest, MalformedSignatureLineNamesFileAndLine) {
     write_file("db/good.hdb", "aa15bcf478d165efd2065190eb473bcb:544:Test.Clam\n");
     write_file("db/bad.ndb", "Test.Ok:0:*:414243444546\nTest.Bad:0:*:41ZZ\n");
-    const run_result result = run_to_exit(conf("Foreground yes\nTCPSocket " +
-                                               std::to_string(free_port()) +
-                                               "\nDatabaseDirectory " + (dir_ / "db").string() + "\n"));
+    const run_result result =
+        run_to_exit(conf("Foreground yes\nTCPSocket " + std::to_string(free_port()) +
+                         "\nDatabaseDirectory " + (dir_ / "db").string() + "\n"));
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.output.find("bad.ndb:2"), std::string::npos) << result.output;
 }
@@ -266,11 +266,11 @@ TEST_F(DaemonTest, ServesThenStopsCleanlyOnSigterm) {
     const std::string socket_path = (dir_ / "run" / "clamd.sock").string();
     const std::string pid_path = (dir_ / "clamd.pid").string();
     const std::string log_path = (dir_ / "clamd.log").string();
-    process daemon({RINGSCAND_PATH,
-                    "--config-file=" + conf("Foreground yes\nTCPAddr 127.0.0.1\nTCPSocket " +
-                                            std::to_string(port) + "\nLocalSocket " + socket_path +
-                                            "\nPidFile " + pid_path + "\nLogFile " + log_path +
-                                            "\n")});
+    process daemon(
+        {RINGSCAND_PATH,
+         "--config-file=" + conf("Foreground yes\nTCPAddr 127.0.0.1\nTCPSocket " +
+                                 std::to_string(port) + "\nLocalSocket " + socket_path +
+                                 "\nPidFile " + pid_path + "\nLogFile " + log_path + "\n")});
     std::string reply;
     for (int attempt = 0; attempt < 100 && reply.empty(); ++attempt) {
         reply = exchange(port, "nPING\n");

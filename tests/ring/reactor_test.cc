@@ -2,24 +2,23 @@
 
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <sys/uio.h>
-
 #include <array>
 #include <atomic>
-#include <thread>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <system_error>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -81,8 +80,9 @@ public:
         }
     }
     void on_file_read(connection& conn, std::uint64_t token, int result) noexcept override {
-        const std::string reply = "read " + std::to_string(token) + " " + std::to_string(result) +
-                                  ": " + std::string(file_buffer_.data(), result > 0 ? static_cast<std::size_t>(result) : 0);
+        const std::string reply =
+            "read " + std::to_string(token) + " " + std::to_string(result) + ": " +
+            std::string(file_buffer_.data(), result > 0 ? static_cast<std::size_t>(result) : 0);
         ::close(passed_fd_);
         passed_fd_ = -1;
         conn.send(reply);

@@ -1,9 +1,8 @@
 #include "tools/ringscand/clamd_connection.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <unistd.h>
 
 #if defined(RINGSCAN_WITH_JEMALLOC)
 #include <jemalloc/jemalloc.h>
@@ -39,8 +38,7 @@ bool allowed_in_session(command cmd) {
 
 std::string seconds_text(std::chrono::steady_clock::duration elapsed) {
     char text[32];
-    std::snprintf(text, sizeof text, "%f",
-                  std::chrono::duration<double>(elapsed).count());
+    std::snprintf(text, sizeof text, "%f", std::chrono::duration<double>(elapsed).count());
     return text;
 }
 
@@ -99,8 +97,7 @@ void clamd_connection::on_descriptors(ring::connection& /*conn*/, std::span<cons
     }
 }
 
-void clamd_connection::on_data(ring::connection& conn,
-                               std::span<const std::byte> data) noexcept {
+void clamd_connection::on_data(ring::connection& conn, std::span<const std::byte> data) noexcept {
     if (!accepting_ && !stream_) {
         return;  // after the one command (or END), clamd ignores what follows
     }
@@ -321,13 +318,12 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
                           ": ALLMATCHSCAN command disabled by clamd configuration. ERROR");
                 return;
             }
-            const scan_mode mode = request.cmd == command::scan       ? scan_mode::scan
-                                   : request.cmd == command::contscan ? scan_mode::contscan
-                                   : request.cmd == command::multiscan
-                                       ? scan_mode::multiscan
-                                       : scan_mode::allmatch;
-            const char* name = request.cmd == command::scan       ? "SCAN"
-                               : request.cmd == command::contscan ? "CONTSCAN"
+            const scan_mode mode = request.cmd == command::scan        ? scan_mode::scan
+                                   : request.cmd == command::contscan  ? scan_mode::contscan
+                                   : request.cmd == command::multiscan ? scan_mode::multiscan
+                                                                       : scan_mode::allmatch;
+            const char* name = request.cmd == command::scan        ? "SCAN"
+                               : request.cmd == command::contscan  ? "CONTSCAN"
                                : request.cmd == command::multiscan ? "MULTISCAN"
                                                                    : "ALLMATCHSCAN";
             service_.engine_for(shard_);
@@ -414,8 +410,7 @@ void clamd_connection::finish_stream(ring::connection& conn) {
         service_.log.error("instream(" + conn.peer() + "): scan failed inside the matcher");
         proto::append_path_status(out_, stream_reply_, "stream", "Unspecified error ERROR");
     } else if (result.infected) {
-        service_.log.info("instream(" + conn.peer() + "): " + std::string(result.name) +
-                          " FOUND");
+        service_.log.info("instream(" + conn.peer() + "): " + std::string(result.name) + " FOUND");
         proto::append_found(out_, stream_reply_, "stream", result.name);
     } else {
         if (service_.settings.log_clean) {
@@ -452,8 +447,8 @@ std::string clamd_connection::stats_body(const service& svc, unsigned asking_sha
             ++idle;
             command = "IDLE";
         }
-        const auto running_for = i == asking_shard ? std::chrono::steady_clock::duration{}
-                                                   : now - activity.since;
+        const auto running_for =
+            i == asking_shard ? std::chrono::steady_clock::duration{} : now - activity.since;
         tasks += "\t" + command + " " + seconds_text(running_for) + " " +
                  (i == asking_shard ? std::string() : activity.path) + "\n";
     }
@@ -466,9 +461,9 @@ std::string clamd_connection::stats_body(const service& svc, unsigned asking_sha
     }
     const auto live = svc.shards.size();
     std::string body = "POOLS: 1\n\nSTATE: VALID PRIMARY\n";
-    body += "THREADS: live " + std::to_string(live) + "  idle " + std::to_string(idle) +
-            " max " + std::to_string(live) + " idle-timeout " +
-            std::to_string(svc.settings.idle_timeout) + "\n";
+    body += "THREADS: live " + std::to_string(live) + "  idle " + std::to_string(idle) + " max " +
+            std::to_string(live) + " idle-timeout " + std::to_string(svc.settings.idle_timeout) +
+            "\n";
     body += "QUEUE: 0 items\n" + tasks + "\n";
     body += "MEMSTATS: heap " + megabytes(allocated) + " mmap " + megabytes(mapped) + " used " +
             megabytes(allocated) + " free " + megabytes(free_bytes) +

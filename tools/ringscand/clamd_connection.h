@@ -75,7 +75,8 @@ private:
     bool session_ = false;
     bool paused_ = false;  ///< MaxQueue reached: reading paused, decoder holds the rest
     bool input_closed_ = false;
-    bool send_blocked_ = false;  ///< too many unsent replies: SendBufTimeout is running  ///< the client half-closed: run what was received, then close
+    bool send_blocked_ = false;  ///< too many unsent replies: SendBufTimeout is running  ///< the
+                                 ///< client half-closed: run what was received, then close
     std::uint64_t next_id_ = 1;
 
     std::optional<matcher::stream_scan> stream_;
@@ -84,7 +85,7 @@ private:
     std::vector<std::unique_ptr<path_scan>> jobs_;
     std::uint64_t next_token_ = 1;
 
-    std::deque<int> descriptors_;    ///< received with SCM_RIGHTS, not yet claimed by FILDES
+    std::deque<int> descriptors_;  ///< received with SCM_RIGHTS, not yet claimed by FILDES
     bool descriptors_in_packet_ = false;
     std::string out_;  ///< reply being encoded; copied into the connection's send buffer
 };

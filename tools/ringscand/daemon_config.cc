@@ -64,8 +64,8 @@ daemon_settings settings_from(const proto::clamd_config& config) {
         std::chrono::seconds(clamp_to<std::int64_t>(config.get_number("CommandReadTimeout")));
     settings.read_timeout =
         std::chrono::seconds(clamp_to<std::int64_t>(config.get_number("ReadTimeout")));
-    settings.send_buf_timeout = std::chrono::milliseconds(
-        clamp_to<std::int64_t>(config.get_number("SendBufTimeout")));
+    settings.send_buf_timeout =
+        std::chrono::milliseconds(clamp_to<std::int64_t>(config.get_number("SendBufTimeout")));
     settings.foreground = config.get_bool("Foreground");
     settings.log_file = optional_string(config, "LogFile");
     if (settings.log_file && settings.log_file->front() != '/') {

@@ -16,10 +16,10 @@
 namespace ringscan::daemon {
 
 struct daemon_settings {
-    std::vector<ring::tcp_endpoint> tcp;          ///< TCPSocket x TCPAddr
-    std::optional<ring::unix_endpoint> local;     ///< LocalSocket (+Mode, FixStaleSocket)
-    int backlog = 200;                            ///< MaxConnectionQueueLength
-    unsigned max_shards = 10;                     ///< MaxThreads caps the shard count
+    std::vector<ring::tcp_endpoint> tcp;       ///< TCPSocket x TCPAddr
+    std::optional<ring::unix_endpoint> local;  ///< LocalSocket (+Mode, FixStaleSocket)
+    int backlog = 200;                         ///< MaxConnectionQueueLength
+    unsigned max_shards = 10;                  ///< MaxThreads caps the shard count
     std::optional<std::string> database_directory;
     std::uint64_t stream_max_length = 100ULL << 20;
     std::chrono::seconds command_read_timeout{30};

@@ -13,24 +13,23 @@
 #include "tools/ringscand/daemon_config.h"
 #include "tools/ringscand/logger.h"
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <pthread.h>
+#include <signal.h>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -90,9 +89,9 @@ std::optional<command_line> parse_command_line(int argc, char** argv, int& exit_
 std::shared_ptr<const matcher::engine> load_engine(const daemon::daemon_settings& settings,
                                                    daemon::logger& log) {
     const auto started = std::chrono::steady_clock::now();
-    matcher::signature_set signatures =
-        settings.database_directory ? matcher::load_signatures(*settings.database_directory)
-                                    : matcher::embedded_default_signatures();
+    matcher::signature_set signatures = settings.database_directory
+                                            ? matcher::load_signatures(*settings.database_directory)
+                                            : matcher::embedded_default_signatures();
     for (const std::string& skipped : signatures.skipped) {
         log.verbose("Skipping signature not supported yet: " + skipped);
     }
@@ -192,8 +191,8 @@ int run(const command_line& cli) {
     settings.foreground = settings.foreground || cli.foreground;
 
     daemon::logger log;
-    log.configure({settings.log_file, settings.foreground, settings.log_time,
-                   settings.log_verbose});
+    log.configure(
+        {settings.log_file, settings.foreground, settings.log_time, settings.log_verbose});
     for (const std::string& warning : config.warnings()) {
         log.warning(warning);
     }

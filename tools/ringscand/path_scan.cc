@@ -2,15 +2,14 @@
 
 #include "tools/ringscand/service.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <regex.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 namespace ringscan::daemon {
 
@@ -84,8 +83,8 @@ public:
             return;
         }
         if (result > 0) {
-            stream_->feed(std::span<const std::byte>(buffer_.get(),
-                                                     static_cast<std::size_t>(result)));
+            stream_->feed(
+                std::span<const std::byte>(buffer_.get(), static_cast<std::size_t>(result)));
             offset_ += static_cast<std::uint64_t>(result);
         }
         next_read();
@@ -105,8 +104,8 @@ private:
         }
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, size_ - offset_));
-        ring::this_shard::read_file(*this, fd_, std::span<std::byte>(buffer_.get(), want),
-                                    offset_, 0);
+        ring::this_shard::read_file(*this, fd_, std::span<std::byte>(buffer_.get(), want), offset_,
+                                    0);
     }
 
     void report() {
@@ -340,10 +339,9 @@ bool path_scan::next_file(ring::connection& conn) {
         }
         if (S_ISLNK(st.st_mode)) {
             struct stat target {};
-            const bool follow =
-                ::stat(path.c_str(), &target) == 0 &&
-                ((S_ISDIR(target.st_mode) && settings_.follow_directory_symlinks) ||
-                 (S_ISREG(target.st_mode) && settings_.follow_file_symlinks));
+            const bool follow = ::stat(path.c_str(), &target) == 0 &&
+                                ((S_ISDIR(target.st_mode) && settings_.follow_directory_symlinks) ||
+                                 (S_ISREG(target.st_mode) && settings_.follow_file_symlinks));
             if (!follow) {
                 continue;
             }
@@ -381,9 +379,9 @@ void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
         file_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st {};
         if (file_fd_ < 0 || ::fstat(file_fd_, &st) != 0) {
-            reply_status(conn, path,
-                         errno == EACCES ? "Access denied. ERROR"
-                                         : "Can't open file or directory ERROR");
+            reply_status(
+                conn, path,
+                errno == EACCES ? "Access denied. ERROR" : "Can't open file or directory ERROR");
             ++errors_;
             if (file_fd_ >= 0) {
                 ::close(file_fd_);
@@ -419,8 +417,8 @@ void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
 }
 
 void path_scan::issue_read(ring::connection& conn) {
-    const auto want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(read_slice, file_size_ - file_offset_));
+    const auto want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, file_size_ - file_offset_));
     read_in_flight_ = true;
     conn.read_file(file_fd_, std::span<std::byte>(buffer_.get(), want), file_offset_, token_);
 }
@@ -475,7 +473,6 @@ void path_scan::finish_file(ring::connection& conn) {
         stop_walk_ = true;
     }
 }
-
 
 void path_scan::finish(ring::connection& conn) {
     finished_ = true;

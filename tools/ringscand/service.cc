@@ -1,9 +1,8 @@
 #include "tools/ringscand/service.h"
 
 #include <signal.h>
-#include <unistd.h>
-
 #include <thread>
+#include <unistd.h>
 
 namespace ringscan::daemon {
 
@@ -40,21 +39,19 @@ void service::request_reload() {
         const auto started = std::chrono::steady_clock::now();
         try {
             matcher::signature_set signatures =
-                settings.database_directory
-                    ? matcher::load_signatures(*settings.database_directory)
-                    : matcher::embedded_default_signatures();
+                settings.database_directory ? matcher::load_signatures(*settings.database_directory)
+                                            : matcher::embedded_default_signatures();
             std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures);
             const std::size_t count = fresh->signature_count();
             engine.store(std::move(fresh), std::memory_order_release);
             engine_generation.fetch_add(1, std::memory_order_acq_rel);
             const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - started);
-            log.info("Database correctly reloaded (" + std::to_string(count) +
-                     " signatures, " + std::to_string(elapsed.count()) + " ms)");
+            log.info("Database correctly reloaded (" + std::to_string(count) + " signatures, " +
+                     std::to_string(elapsed.count()) + " ms)");
         } catch (const std::exception& error) {
             // As clamd: a failed reload keeps the old engine serving.
-            log.error(std::string("reload failed, keeping the current database: ") +
-                      error.what());
+            log.error(std::string("reload failed, keeping the current database: ") + error.what());
         }
         reload_in_progress.store(false);
     }).detach();
