@@ -11,7 +11,34 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     # peers used by the tests
     python3 clamav clamav-daemon clamdscan clamav-testfiles
+    # client peers (tests/peer/*_test.py): pyclamd, clamav-milter + miltertest, clamdtop in tmux
+    python3-pyclamd clamav-milter miltertest tmux
 )
+# node and npm for the npm client peers; any install of them will do (the machine's may
+# not be Debian's, whose npm package would conflict with it)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+fi
+
+# npm clamd clients the peer tests drive, in build/npm (git-ignored with /build/);
+# skipped when the pinned versions are already there.
+npm_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/npm"
+npm_clients=(clamdjs@1.0.2 clamav.js@0.12.0)
+install_npm_clients() {
+    local spec name want have stale=0
+    for spec in "${npm_clients[@]}"; do
+        name=${spec%@*}
+        want=${spec##*@}
+        have=$(node -p "require('$npm_dir/node_modules/$name/package.json').version" 2>/dev/null || true)
+        [ "$have" = "$want" ] || stale=1
+    done
+    [ "$stale" -eq 0 ] && return 0
+    echo "setup: npm install ${npm_clients[*]} into $npm_dir"
+    mkdir -p "$npm_dir"
+    # all at once: npm --no-save would prune a module not named in the same call
+    npm install --prefix "$npm_dir" --no-audit --no-fund --no-save --no-package-lock \
+        --loglevel=error "${npm_clients[@]}"
+}
 
 missing=()
 for package in "${packages[@]}"; do
@@ -21,6 +48,7 @@ for package in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+    install_npm_clients
     exit 0
 fi
 
@@ -36,3 +64,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_npm_clients
