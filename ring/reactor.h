@@ -2,7 +2,8 @@
 
 /// The io_uring reactor: one shard thread per core, each pinned, each with its own ring,
 /// its own provided-buffer ring and its own connections. Nothing is shared between shards
-/// on the hot path; the only cross-thread operation is request_stop() (an eventfd write).
+/// on the hot path; crossing shards takes a message: this_shard::post() (a mailbox plus an
+/// eventfd wake-up), and request_stop() (an eventfd write).
 ///
 /// Each shard accepts on its own SO_REUSEPORT TCP sockets (the kernel spreads connections)
 /// and on the shared unix socket (every shard arms a multishot accept on it), receives with
