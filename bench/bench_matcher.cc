@@ -10,7 +10,18 @@
 
 #include <benchmark/benchmark.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <thread>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -196,6 +207,380 @@ void BM_ScanSmallStreams(benchmark::State& state, db_kind db) {
 }
 BENCHMARK_CAPTURE(BM_ScanSmallStreams, embedded, db_kind::embedded)->Arg(1024)->Arg(16384);
 BENCHMARK_CAPTURE(BM_ScanSmallStreams, rfxn, db_kind::rfxn)->Arg(1024)->Arg(16384);
+
+// --- Real data, all body signatures, clamd side by side ---------------------------------
+//
+// Corpora: `bin` = regular files of /usr/bin then /usr/lib/x86_64-linux-gnu (>= 4 KiB, in path
+// order) up to 64 MiB, each scanned as its own stream; `txt` = uncompressed text files of
+// /usr/share/doc (no NUL byte in their first 4 KiB, >= 1 KiB) concatenated into 4 MiB
+// streams, up to 32 MiB. Signatures: every .ndb and .db file of sigs/clamav-official,
+// sigs/unofficial-mix and sigs/interserver (what this engine loads of them; lines it skips
+// are counted). BM_Corpus scans with the engine; BM_ClamdCorpus sends the same streams as
+// zINSTREAM (1 MiB chunks, one connection per stream) to Debian's /usr/sbin/clamd, started
+// here on 127.0.0.1 with the same files and `DisableCache yes`, and stopped at exit.
+
+// They take minutes (clamd), so they run only with RINGSCAN_BENCH_REAL=1 in the environment.
+
+enum class corpus_kind : std::uint8_t { bin, txt };
+
+bool real_benchmarks_enabled(benchmark::State& state) {
+    const char* on = std::getenv("RINGSCAN_BENCH_REAL");
+    if (on == nullptr || std::string_view(on) != "1") {
+        state.SkipWithError("set RINGSCAN_BENCH_REAL=1 to run the real-data benchmarks");
+        return false;
+    }
+    return true;
+}
+
+std::vector<std::vector<std::byte>> make_corpus(corpus_kind kind) {
+    namespace fs = std::filesystem;
+    std::vector<std::vector<std::byte>> out;
+    std::size_t total = 0;
+    const std::size_t cap = kind == corpus_kind::bin ? std::size_t{64} << 20 : std::size_t{32} << 20;
+    const std::vector<fs::path> roots =
+        kind == corpus_kind::bin
+            ? std::vector<fs::path>{"/usr/bin", "/usr/lib/x86_64-linux-gnu"}
+            : std::vector<fs::path>{"/usr/share/doc"};
+    const auto read_all = [](const fs::path& path) {
+        std::ifstream in(path, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        return text;
+    };
+    for (const fs::path& root : roots) {
+        std::vector<fs::path> files;
+        std::error_code error;
+        const auto options = fs::directory_options::skip_permission_denied;
+        for (fs::recursive_directory_iterator it(root, options, error), end; !error && it != end;
+             it.increment(error)) {
+            std::error_code status_error;
+            if (it->is_symlink(status_error) || !it->is_regular_file(status_error)) {
+                continue;
+            }
+            files.push_back(it->path());
+        }
+        std::sort(files.begin(), files.end());
+        for (const fs::path& path : files) {
+            if (total >= cap) {
+                return out;
+            }
+            std::error_code size_error;
+            const auto size = fs::file_size(path, size_error);
+            if (size_error || size < (kind == corpus_kind::bin ? 4096U : 1024U) ||
+                size > (std::size_t{32} << 20)) {
+                continue;
+            }
+            const std::string text = read_all(path);
+            if (kind == corpus_kind::txt) {
+                const std::string ext = path.extension().string();
+                if (ext == ".gz" || ext == ".pdf" || ext == ".png" || ext == ".jpg" ||
+                    ext == ".gif" || ext == ".bz2" || ext == ".xz" || ext == ".zip" ||
+                    ext == ".svgz" ||
+                    text.find('\0') < std::min<std::size_t>(text.size(), 4096)) {
+                    continue;
+                }
+                if (out.empty() || out.back().size() >= (std::size_t{4} << 20)) {
+                    out.emplace_back();
+                }
+            } else {
+                out.emplace_back();
+            }
+            const auto bytes = std::as_bytes(std::span<const char>(text.data(), text.size()));
+            out.back().insert(out.back().end(), bytes.begin(), bytes.end());
+            total += text.size();
+        }
+    }
+    return out;
+}
+
+const std::vector<std::vector<std::byte>>& corpus(corpus_kind kind) {
+    static const auto bin = make_corpus(corpus_kind::bin);
+    static const auto txt = make_corpus(corpus_kind::txt);
+    return kind == corpus_kind::bin ? bin : txt;
+}
+
+std::size_t corpus_bytes(const std::vector<std::vector<std::byte>>& streams) {
+    std::size_t total = 0;
+    for (const auto& s : streams) {
+        total += s.size();
+    }
+    return total;
+}
+
+std::vector<std::filesystem::path> body_signature_files() {
+    std::vector<std::filesystem::path> files;
+    for (const char* dir : {"clamav-official", "unofficial-mix", "interserver"}) {
+        std::error_code error;
+        std::vector<std::filesystem::path> in_dir;
+        for (std::filesystem::directory_iterator it(shared_sigs() / dir, error), end;
+             !error && it != end; it.increment(error)) {
+            const std::string ext = it->path().extension().string();
+            if (ext == ".ndb" || ext == ".db") {
+                in_dir.push_back(it->path());
+            }
+        }
+        std::sort(in_dir.begin(), in_dir.end());
+        files.insert(files.end(), in_dir.begin(), in_dir.end());
+    }
+    return files;
+}
+
+struct all_bodies {
+    std::shared_ptr<const engine> compiled;
+    std::size_t bodies = 0;
+    std::size_t skipped = 0;
+    double compile_seconds = 0;
+    std::string error;
+};
+
+const all_bodies& all_body_signatures() {
+    static const all_bodies loaded = [] {
+        all_bodies db;
+        const auto files = body_signature_files();
+        if (files.empty()) {
+            db.error = "no .ndb/.db files under " + shared_sigs().string();
+            return db;
+        }
+        try {
+            signature_set set;
+            for (const auto& file : files) {
+                set.append(load_signatures(file));
+            }
+            const auto start = std::chrono::steady_clock::now();
+            db.compiled = engine::compile(set);
+            db.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                               start)
+                                     .count();
+            db.bodies = set.bodies.size();
+            db.skipped = set.skipped.size() + db.compiled->skipped().size();
+        } catch (const load_error& e) {
+            db.error = e.what();
+        }
+        return db;
+    }();
+    return loaded;
+}
+
+void BM_Corpus(benchmark::State& state, corpus_kind kind) {
+    if (!real_benchmarks_enabled(state)) {
+        return;
+    }
+    const all_bodies& loaded = all_body_signatures();
+    if (!loaded.error.empty()) {
+        state.SkipWithError(loaded.error.c_str());
+        return;
+    }
+    const auto& streams = corpus(kind);
+    scanner context;
+    std::size_t infected = 0;
+    for (auto _ : state) {
+        infected = 0;
+        for (const auto& stream : streams) {
+            const std::span<const std::byte> bytes(stream);
+            stream_scan scan(loaded.compiled, context);
+            for (std::size_t at = 0; at < bytes.size(); at += chunk_size) {
+                scan.feed(bytes.subspan(at, std::min(chunk_size, bytes.size() - at)));
+            }
+            infected += scan.finish().infected ? 1U : 0U;
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(corpus_bytes(streams)));
+    state.counters["streams"] = static_cast<double>(streams.size());
+    state.counters["found"] = static_cast<double>(infected);
+    state.counters["bodies"] = static_cast<double>(loaded.bodies);
+    state.counters["skipped"] = static_cast<double>(loaded.skipped);
+    state.counters["compile_s"] = loaded.compile_seconds;
+}
+BENCHMARK_CAPTURE(BM_Corpus, bin, corpus_kind::bin)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Corpus, txt, corpus_kind::txt)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A private clamd on loopback, started on first use and stopped (by its pid) at exit.
+class clamd_process {
+public:
+    clamd_process() {
+        namespace fs = std::filesystem;
+        const fs::path clamd = "/usr/sbin/clamd";
+        if (!fs::exists(clamd)) {
+            error_ = "missing " + clamd.string();
+            return;
+        }
+        const auto files = body_signature_files();
+        if (files.empty()) {
+            error_ = "no .ndb/.db files under " + shared_sigs().string();
+            return;
+        }
+        dir_ = fs::temp_directory_path() / ("ringscan-bench-clamd-" + std::to_string(::getpid()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_ / "db");
+        for (const auto& file : files) {
+            // Two directories hold an interservertopline.db: keep both, as the engine does.
+            fs::create_symlink(fs::absolute(file), dir_ / "db" /
+                                                       (file.parent_path().filename().string() +
+                                                        "-" + file.filename().string()));
+        }
+        port_ = free_port();
+        std::ofstream(dir_ / "clamd.conf")
+            << "Foreground yes\nTCPSocket " << port_ << "\nTCPAddr 127.0.0.1\n"
+            << "DatabaseDirectory " << (dir_ / "db").string() << "\nLogFile "
+            << (dir_ / "clamd.log").string() << "\nDisableCache yes\nMaxThreads 4\n"
+            << "StreamMaxLength 300M\nMaxFileSize 300M\nMaxScanSize 400M\n";
+        const std::string config = (dir_ / "clamd.conf").string();
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            ::execl(clamd.c_str(), "clamd", "-c", config.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        const auto start = std::chrono::steady_clock::now();
+        while (std::chrono::steady_clock::now() - start < std::chrono::seconds(300)) {
+            if (request("zPING", {}) == "PONG") {
+                load_seconds_ =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                        .count();
+                return;
+            }
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                error_ = "clamd exited during startup, see " + (dir_ / "clamd.log").string();
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        error_ = "clamd did not answer PING";
+    }
+    ~clamd_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+        }
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_, ignored);
+    }
+    clamd_process(const clamd_process&) = delete;
+    clamd_process& operator=(const clamd_process&) = delete;
+
+    [[nodiscard]] const std::string& error() const { return error_; }
+    [[nodiscard]] double load_seconds() const { return load_seconds_; }
+
+    /// Sends `command` (NUL-terminated, z-form), then `data` as INSTREAM chunks when the
+    /// command is zINSTREAM; returns the reply without its terminator.
+    [[nodiscard]] std::string request(std::string_view command,
+                                      std::span<const std::byte> data) const {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) {
+            return {};
+        }
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(port_);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        std::string reply;
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+            bool ok = send_all(fd, command.data(), command.size()) && send_all(fd, "", 1);
+            if (command == "zINSTREAM") {
+                constexpr std::size_t chunk = std::size_t{1} << 20;
+                for (std::size_t at = 0; ok && at < data.size(); at += chunk) {
+                    const auto n = static_cast<std::uint32_t>(std::min(chunk, data.size() - at));
+                    const std::uint32_t length = htonl(n);
+                    ok = send_all(fd, &length, sizeof length) &&
+                         send_all(fd, data.data() + at, n);
+                }
+                const std::uint32_t end = 0;
+                ok = ok && send_all(fd, &end, sizeof end);
+            }
+            std::array<char, 4096> buffer{};
+            while (ok) {
+                const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+                if (n <= 0) {
+                    break;
+                }
+                reply.append(buffer.data(), static_cast<std::size_t>(n));
+                if (reply.back() == '\0') {
+                    reply.pop_back();
+                    break;
+                }
+            }
+        }
+        ::close(fd);
+        return reply;
+    }
+
+private:
+    static bool send_all(int fd, const void* data, std::size_t size) {
+        const auto* p = static_cast<const char*>(data);
+        while (size > 0) {
+            const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+            if (n <= 0) {
+                return false;
+            }
+            p += n;
+            size -= static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+    static std::uint16_t free_port() {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+        ::close(fd);
+        return ntohs(address.sin_port);
+    }
+
+    std::filesystem::path dir_;
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+    double load_seconds_ = 0;
+    std::string error_;
+};
+
+const clamd_process& clamd() {
+    static const clamd_process process;
+    return process;
+}
+
+void BM_ClamdCorpus(benchmark::State& state, corpus_kind kind) {
+    if (!real_benchmarks_enabled(state)) {
+        return;
+    }
+    const clamd_process& server = clamd();
+    if (!server.error().empty()) {
+        state.SkipWithError(server.error().c_str());
+        return;
+    }
+    const auto& streams = corpus(kind);
+    std::size_t infected = 0;
+    for (auto _ : state) {
+        infected = 0;
+        for (const auto& stream : streams) {
+            const std::string reply = server.request("zINSTREAM", stream);
+            if (reply.ends_with(" FOUND")) {
+                ++infected;
+            } else if (!reply.ends_with(" OK")) {
+                state.SkipWithError(("clamd replied '" + reply + "'").c_str());
+                return;
+            }
+        }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(corpus_bytes(streams)));
+    state.counters["streams"] = static_cast<double>(streams.size());
+    state.counters["found"] = static_cast<double>(infected);
+    state.counters["load_s"] = server.load_seconds();
+}
+BENCHMARK_CAPTURE(BM_ClamdCorpus, bin, corpus_kind::bin)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
+BENCHMARK_CAPTURE(BM_ClamdCorpus, txt, corpus_kind::txt)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
 
 // The machine's reference: one copy of the same 64 MiB.
 void BM_Memcpy(benchmark::State& state) {

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -173,11 +176,6 @@ std::atomic<std::uint64_t> next_engine_id{1};
 // Hyperscan takes at most UINT_MAX bytes per call.
 constexpr std::size_t max_scan_call = 1U << 30;
 
-int on_hs_match(unsigned int id, unsigned long long /*from*/, unsigned long long to,
-                unsigned int /*flags*/, void* context) {
-    return static_cast<stream_scan::impl*>(context)->on_match(id, to);
-}
-
 std::string escaped_literal(std::string_view bytes) {
     static constexpr std::string_view digits = "0123456789abcdef";
     std::string out;
@@ -278,10 +276,95 @@ hs_database_t* try_compile(const hs_input& input, const std::vector<bool>& exclu
     return nullptr;
 }
 
+void set_refused(const body_signature& body, const std::string& message, engine::impl& state) {
+    state.skipped.push_back((body.origin.empty() ? body.name : body.origin) +
+                            ": Hyperscan refuses the pattern (" + message + ")");
+}
+
+// Compiles one shard's full expressions; a pattern Hyperscan refuses is set aside (and
+// listed) rather than failing the load, recompiling without it.
+hs_database_t* compile_direct(const std::vector<body_signature>& bodies, const hs_input& input,
+                              engine::impl& state) {
+    constexpr std::size_t max_refusals = 64;
+    std::vector<bool> excluded(input.expressions.size(), false);
+    while (true) {
+        std::size_t failed = 0;
+        std::string message;
+        hs_database_t* database = try_compile(input, excluded, failed, message);
+        if (database != nullptr || input.expressions.empty()) {
+            return database;
+        }
+        if (failed >= input.expressions.size() || state.skipped.size() >= max_refusals) {
+            throw load_error("Hyperscan cannot compile the body signatures: " + message);
+        }
+        excluded[failed] = true;
+        set_refused(bodies[input.ids[failed]], message, state);
+    }
+}
+
+hs_database_t* compile_factors(const std::vector<std::string>& factors,
+                               const std::vector<std::uint32_t>& ids) {
+    if (factors.empty()) {
+        return nullptr;
+    }
+    std::vector<const char*> literals;
+    std::vector<std::size_t> lengths;
+    std::vector<unsigned> flags(factors.size(), 0);
+    for (const std::string& factor : factors) {
+        literals.push_back(factor.data());
+        lengths.push_back(factor.size());
+    }
+    hs_database_t* database = nullptr;
+    hs_compile_error_t* error = nullptr;
+    if (hs_compile_lit_multi(literals.data(), flags.data(), ids.data(), lengths.data(),
+                             static_cast<unsigned>(literals.size()), HS_MODE_STREAM, nullptr,
+                             &database, &error) != HS_SUCCESS) {
+        const std::string message = error != nullptr ? error->message : "unknown error";
+        hs_free_compile_error(error);
+        throw load_error("Hyperscan cannot compile the prefilter literals: " + message);
+    }
+    return database;
+}
+
+std::vector<hex_token> literal_tokens(std::string_view bytes) {
+    std::vector<hex_token> tokens(bytes.size());
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        const auto b = static_cast<unsigned char>(bytes[i]);
+        tokens[i].bytes[b >> 6U] |= std::uint64_t{1} << (b & 63U);
+    }
+    return tokens;
+}
+
+// The prefilter plan of a body, when it can be found through one: `*` offset, bounded.
+std::optional<verify_program> plan_of(const body_signature& body) {
+    if (body.offset.from != match_offset::anchor::any) {
+        return std::nullopt;
+    }
+    if (body.expression.empty()) {
+        return plan_prefilter(literal_tokens(body.bytes));
+    }
+    if (body.hex.empty()) {
+        return std::nullopt;
+    }
+    auto translated = translate_hex(body.hex);
+    if (!translated) {
+        return std::nullopt;
+    }
+    return plan_prefilter(translated->tokens);
+}
+
 void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& state) {
     // Identical literals are all compiled: in all-match mode each name is reported, and the
     // report order decides which one a first-match scan gives.
-    hs_input input;
+    struct shard_input {
+        hs_input direct;
+        std::vector<std::string> factors;
+        std::map<std::string, std::uint32_t, std::less<>> factor_index;  // -> global factor
+        std::vector<std::uint32_t> global;  // local factor -> global factor
+    };
+    std::vector<shard_input> inputs;
+    state.shard_of.fill(-1);
+    std::vector<std::vector<std::uint32_t>> factor_members;
     std::vector<std::string_view> bm_patterns;
     std::vector<std::size_t> bm_ids;
     state.bodies.reserve(bodies.size());
@@ -319,32 +402,62 @@ void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& sta
         }
         const std::uint32_t longest = literal ? info.length : body.max_length.value_or(0);
         state.max_body_length = std::max(state.max_body_length, longest);
+
+        int& slot = state.shard_of[body.target];
+        if (slot < 0) {
+            slot = static_cast<int>(state.shards.size());
+            state.shards.emplace_back().target = body.target;
+            inputs.emplace_back();
+        }
+        shard_input& input = inputs[static_cast<std::size_t>(slot)];
+        if (auto plan = plan_of(body)) {
+            info.program = static_cast<std::uint32_t>(state.programs.size());
+            auto [it, added] = input.factor_index.try_emplace(
+                plan->factor, static_cast<std::uint32_t>(state.factors.size()));
+            if (added) {
+                input.factors.push_back(plan->factor);
+                input.global.push_back(it->second);
+                state.factors.emplace_back();
+                factor_members.emplace_back();
+            }
+            factor_info& factor = state.factors[it->second];
+            factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max);
+            factor_members[it->second].push_back(static_cast<std::uint32_t>(i));
+            if (!plan->trivial()) {
+                state.history = std::max(state.history, plan->prefix_max +
+                                                            static_cast<std::uint32_t>(
+                                                                plan->factor.size()) +
+                                                            plan->suffix_max);
+            }
+            state.programs.push_back(std::move(*plan));
+        } else {
+            add_expression(body, static_cast<unsigned>(i), input.direct);
+        }
         state.bodies.push_back(info);
-        add_expression(body, static_cast<unsigned>(i), input);
+    }
+    for (std::size_t f = 0; f < state.factors.size(); ++f) {
+        state.factors[f].first = static_cast<std::uint32_t>(state.factor_bodies.size());
+        state.factors[f].count = static_cast<std::uint32_t>(factor_members[f].size());
+        state.factor_bodies.insert(state.factor_bodies.end(), factor_members[f].begin(),
+                                   factor_members[f].end());
     }
     const auto places = place_like_clamav_bm(bm_patterns);
     for (std::size_t k = 0; k < bm_ids.size(); ++k) {
         state.bodies[bm_ids[k]].place = places[k];
     }
-    // A pattern Hyperscan refuses is set aside (and listed) rather than failing the load;
-    // the first refusals are rare enough that recompiling without them is affordable.
-    constexpr std::size_t max_refusals = 64;
-    std::vector<bool> excluded(input.expressions.size(), false);
-    while (true) {
-        std::size_t failed = 0;
-        std::string message;
-        hs_database_t* database = try_compile(input, excluded, failed, message);
-        if (database != nullptr || input.expressions.empty()) {
-            state.database.reset(database);
-            return;
+    for (std::size_t s = 0; s < state.shards.size(); ++s) {
+        shard& target_shard = state.shards[s];
+        shard_input& input = inputs[s];
+        target_shard.direct.reset(compile_direct(bodies, input.direct, state));
+        target_shard.direct_count = input.direct.expressions.size();
+        target_shard.prefilter.reset(compile_factors(input.factors, input.global));
+        target_shard.factor_count = input.factors.size();
+        for (const hs_database_t* db : {target_shard.direct.get(), target_shard.prefilter.get()}) {
+            std::size_t size = 0;
+            if (db != nullptr && hs_database_size(db, &size) == HS_SUCCESS) {
+                target_shard.database_bytes += size;
+            }
         }
-        if (failed >= input.expressions.size() || state.skipped.size() >= max_refusals) {
-            throw load_error("Hyperscan cannot compile the body signatures: " + message);
-        }
-        excluded[failed] = true;
-        const body_signature& body = bodies[input.ids[failed]];
-        state.skipped.push_back((body.origin.empty() ? body.name : body.origin) +
-                                ": Hyperscan refuses the pattern (" + message + ")");
     }
 }
 
@@ -396,21 +509,28 @@ const std::vector<std::string>& engine::skipped() const { return impl_->skipped;
 // --- scanner -----------------------------------------------------------------------------
 
 bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
-    if (!compiled.database) {
+    if (compiled.shards.empty()) {
         return true;
     }
     if (scratch && sized_for == compiled.id) {
         return true;
     }
-    // Grows the scratch when this database needs more; a scratch stays valid for every
+    // Grows the scratch to fit every database of the engine; a scratch stays valid for every
     // database it was allocated for, so streams of an older engine keep working.
-    hs_scratch_t* raw = scratch.release();
-    if (hs_alloc_scratch(compiled.database.get(), &raw) != HS_SUCCESS) {
-        scratch.reset(raw);
-        sized_for = 0;
-        return false;
+    for (const detail::shard& target_shard : compiled.shards) {
+        for (const hs_database_t* db : {target_shard.direct.get(), target_shard.prefilter.get()}) {
+            if (db == nullptr) {
+                continue;
+            }
+            hs_scratch_t* raw = scratch.release();
+            if (hs_alloc_scratch(db, &raw) != HS_SUCCESS) {
+                scratch.reset(raw);
+                sized_for = 0;
+                return false;
+            }
+            scratch.reset(raw);
+        }
     }
-    scratch.reset(raw);
     sized_for = compiled.id;
     return true;
 }
@@ -420,19 +540,36 @@ scanner::~scanner() = default;
 
 // --- stream_scan -------------------------------------------------------------------------
 
+namespace detail {
+namespace {
+
+int on_hs_match(unsigned int id, unsigned long long /*from*/, unsigned long long to,
+                unsigned int /*flags*/, void* context) {
+    auto* target = static_cast<stream_scan::impl::sink*>(context);
+    return target->self->on_match(target->prefilter, id, to);
+}
+
+}  // namespace
+}  // namespace detail
+
 stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::impl& scan_context,
                         scan_mode scan_as) noexcept
     : owner(std::move(compiled_engine)),
       compiled(owner->internals()),
       context(scan_context),
       mode(scan_as) {
-    if (compiled.database) {
-        hs_stream_t* raw = nullptr;
-        if (!context.prepare(compiled) ||
-            hs_open_stream(compiled.database.get(), 0, &raw) != HS_SUCCESS) {
-            error = true;
-        }
-        stream.reset(raw);
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+        sinks[i] = sink{this, i % 2 == 1};
+    }
+    if (!compiled.shards.empty() && !context.prepare(compiled)) {
+        error = true;
+    }
+    const int generic = compiled.shard_of[target::any];
+    if (!error && generic >= 0) {
+        static_cast<void>(open_streams(compiled.shards[static_cast<std::size_t>(generic)], 0));
+    }
+    if (!compiled.typed) {
+        typed_open = true;  // nothing to wait for
     }
     for (const hash_kind kind : detail::all_hash_kinds) {
         const std::size_t k = detail::index_of(kind);
@@ -448,29 +585,152 @@ stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::
     }
 }
 
-int stream_scan::impl::on_match(unsigned int id, unsigned long long to) noexcept {
+bool stream_scan::impl::open_streams(const detail::shard& target_shard, std::size_t first) noexcept {
+    const std::array<const hs_database_t*, 2> databases = {target_shard.direct.get(),
+                                                           target_shard.prefilter.get()};
+    for (std::size_t i = 0; i < databases.size(); ++i) {
+        if (databases[i] == nullptr) {
+            continue;
+        }
+        hs_stream_t* raw = nullptr;
+        if (hs_open_stream(databases[i], 0, &raw) != HS_SUCCESS) {
+            error = true;
+            return false;
+        }
+        streams[first + i].reset(raw);
+    }
+    return true;
+}
+
+bool stream_scan::impl::scanning() const noexcept {
+    return std::any_of(streams.begin(), streams.end(),
+                       [](const detail::hs_stream_ptr& s) { return s != nullptr; });
+}
+
+void stream_scan::impl::open_typed() noexcept {
+    typed_open = true;
+    if (error) {
+        return;
+    }
+    const std::uint8_t type =
+        detail::target_of(std::span<const unsigned char>(head.data(), head_length));
+    const int slot = type == target::any ? -1 : compiled.shard_of[type];
+    if (slot < 0 || !open_streams(compiled.shards[static_cast<std::size_t>(slot)], 2)) {
+        return;
+    }
+    // The typed streams start late: give them the bytes so far (all of them in `head`).
+    const std::span<const unsigned char> earlier(
+        head.data(), std::min(head_length, static_cast<std::size_t>(length)));
+    scan_streams(2, earlier);
+    resolve_pending({}, length, false);
+}
+
+void stream_scan::impl::record(std::uint32_t id, std::uint64_t end) noexcept {
     const detail::body_info& body = compiled.bodies[id];
     if (mode == scan_mode::first_match && compiled.literals_only) {
-        // Matches arrive in order of end offset; a report window is never before the match
-        // start. Once no match can start at or before the best window, none can beat it.
-        const detail::report_key key{1, 0, to - body.length + body.place.shift, body.place.rank};
-        if (matched && to > match_key.window + compiled.max_body_length) {
-            return 1;
-        }
+        // The stream stops once no match can start at or before the best window (feed()).
+        const detail::report_key key{1, 0, end - body.length + body.place.shift, body.place.rank};
         if (!matched || key < match_key) {
             matched = true;
             match_key = key;
             match_id = id;
         }
-        return 0;
+        return;
     }
     try {
-        hits.emplace_back(id, to);
+        if (body.program != detail::no_program) {
+            // Found through the prefilter, maybe more than once: keep the earliest end, as
+            // Hyperscan's SINGLEMATCH reports it.
+            if (verified.empty()) {
+                verified.resize(compiled.bodies.size(), false);
+            }
+            if (verified[id]) {
+                for (auto& hit : hits) {
+                    if (hit.first == id) {
+                        hit.second = std::min(hit.second, end);
+                    }
+                }
+                return;
+            }
+            verified[id] = true;
+        }
+        hits.emplace_back(id, end);
+    } catch (...) {
+        error = true;
+    }
+}
+
+int stream_scan::impl::on_match(bool prefilter, unsigned int id, unsigned long long to) noexcept {
+    if (!prefilter) {
+        record(id, to);
+        return error ? 1 : 0;
+    }
+    try {
+        pending.emplace_back(id, to);
     } catch (...) {
         error = true;
         return 1;
     }
     return 0;
+}
+
+void stream_scan::impl::resolve_pending(std::span<const unsigned char> chunk,
+                                        std::uint64_t chunk_begin, bool stream_ended) noexcept {
+    if (pending.empty()) {
+        return;
+    }
+    detail::byte_window window;
+    window.head = std::span<const unsigned char>(head.data(), head_length);
+    window.tail = tail;
+    window.tail_begin = tail_begin;
+    window.chunk = chunk;
+    window.chunk_begin = chunk_begin;
+    window.end = chunk_begin + chunk.size();
+    window.stream_ended = stream_ended;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        const auto [factor_id, factor_end] = pending[i];
+        const detail::factor_info& factor = compiled.factors[factor_id];
+        if (!stream_ended && factor_end + factor.suffix_max > window.end) {
+            pending[kept++] = pending[i];  // its suffix has not arrived yet
+            continue;
+        }
+        for (std::uint32_t k = factor.first; k < factor.first + factor.count; ++k) {
+            const std::uint32_t id = compiled.factor_bodies[k];
+            const detail::body_info& body = compiled.bodies[id];
+            if (!verified.empty() && verified[id]) {
+                continue;  // its first match ends before this factor
+            }
+            const detail::verify_program& program = compiled.programs[body.program];
+            if (const auto end = detail::verify(program, window, factor_end)) {
+                record(id, *end);
+            }
+        }
+    }
+    pending.resize(kept);
+}
+
+void stream_scan::impl::keep_tail(std::span<const unsigned char> chunk,
+                                  std::uint64_t chunk_begin) noexcept {
+    const std::size_t keep = compiled.history;
+    if (keep == 0) {
+        return;
+    }
+    try {
+        if (chunk.size() >= keep) {
+            tail.assign(chunk.end() - static_cast<std::ptrdiff_t>(keep), chunk.end());
+        } else {
+            tail.insert(tail.end(), chunk.begin(), chunk.end());
+            if (tail.size() > keep) {
+                tail.erase(tail.begin(),
+                           tail.begin() + static_cast<std::ptrdiff_t>(tail.size() - keep));
+            }
+        }
+        tail_begin = chunk_begin + chunk.size() - tail.size();
+    } catch (...) {
+        error = true;
+        stop_bodies();
+    }
 }
 
 void stream_scan::impl::prune_end_of_file() noexcept {
@@ -482,22 +742,44 @@ void stream_scan::impl::prune_end_of_file() noexcept {
     });
 }
 
-void stream_scan::impl::stop_bodies() noexcept { stream.reset(); }
+void stream_scan::impl::stop_bodies() noexcept {
+    for (auto& s : streams) {
+        s.reset();
+    }
+    pending.clear();
+}
 
-void stream_scan::impl::scan_bodies(std::span<const std::byte> bytes) noexcept {
-    while (stream && !bytes.empty()) {
-        const std::size_t n = std::min(bytes.size(), detail::max_scan_call);
-        const hs_error_t status = hs_scan_stream(
-            stream.get(), reinterpret_cast<const char*>(bytes.data()), static_cast<unsigned int>(n),
-            0, context.scratch.get(), detail::on_hs_match, this);
-        bytes = bytes.subspan(n);
-        if (status == HS_SCAN_TERMINATED) {
-            stop_bodies();
-        } else if (status != HS_SUCCESS) {
-            error = true;
-            stop_bodies();
+void stream_scan::impl::scan_streams(std::size_t first, std::span<const unsigned char> bytes) noexcept {
+    for (std::size_t i = first; i < streams.size(); ++i) {
+        std::span<const unsigned char> rest = bytes;
+        while (streams[i] && !rest.empty()) {
+            const std::size_t n = std::min(rest.size(), detail::max_scan_call);
+            const hs_error_t status = hs_scan_stream(
+                streams[i].get(), reinterpret_cast<const char*>(rest.data()),
+                static_cast<unsigned int>(n), 0, context.scratch.get(), detail::on_hs_match,
+                &sinks[i]);
+            rest = rest.subspan(n);
+            if (status != HS_SUCCESS) {
+                error = true;
+                stop_bodies();
+                return;
+            }
         }
     }
+}
+
+void stream_scan::impl::scan_bodies(std::span<const std::byte> bytes) noexcept {
+    const std::span<const unsigned char> chunk(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                               bytes.size());
+    if (!typed_open && (head_length >= detail::file_type_window || head_length == head.size())) {
+        open_typed();
+    }
+    if (!scanning()) {
+        return;
+    }
+    scan_streams(0, chunk);
+    resolve_pending(chunk, length, false);
+    keep_tail(chunk, length);
 }
 
 void stream_scan::impl::update_hashes(std::span<const std::byte> bytes) noexcept {
@@ -626,15 +908,22 @@ verdict stream_scan::impl::finish() noexcept {
         return result;
     }
     finished = true;
-    if (stream) {
+    if (!typed_open && scanning()) {
+        open_typed();  // a stream shorter than the typing window
+    }
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        if (!streams[i]) {
+            continue;
+        }
         // Flushes matches that Hyperscan can only report at end of stream.
         hs_scratch_t* scratch = context.scratch.get();
-        const hs_error_t status = hs_close_stream(stream.release(), scratch,
-                                                  scratch ? detail::on_hs_match : nullptr, this);
+        const hs_error_t status = hs_close_stream(
+            streams[i].release(), scratch, scratch ? detail::on_hs_match : nullptr, &sinks[i]);
         if (status != HS_SUCCESS && status != HS_SCAN_TERMINATED) {
             error = true;
         }
     }
+    resolve_pending({}, length, true);
     try {
         finish_bodies();
         if (mode == scan_mode::all_matches || names.empty()) {

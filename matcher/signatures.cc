@@ -286,6 +286,7 @@ void add_body(std::string name, std::string_view hex, unsigned target,
         body.bytes = std::move(translated->bytes);
     } else {
         body.expression = std::move(translated->expression);
+        body.hex = std::string(hex);
         body.min_length = translated->min_length;
         body.max_length = translated->max_length;
         if (body.offset.from == match_offset::anchor::end_of_file &&

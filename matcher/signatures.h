@@ -61,6 +61,9 @@ struct body_signature {
     std::string name;   ///< as reported, ".UNOFFICIAL" already appended where due
     std::string bytes;  ///< the literal to find (empty when `expression` is set)
     std::string expression;  ///< Hyperscan syntax (DOTALL) for wildcard patterns, else empty
+    /// The ClamAV hex pattern `expression` was translated from: the engine derives its
+    /// prefilter factor and exact verification from it. Empty: always a Hyperscan expression.
+    std::string hex;
     std::uint8_t target = target::any;  ///< file type the signature applies to
     match_offset offset;
     std::uint32_t min_length = 0;             ///< shortest match (expression only)

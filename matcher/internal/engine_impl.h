@@ -4,6 +4,7 @@
 /// sees the classes in matcher/engine.h.
 
 #include "matcher/engine.h"
+#include "matcher/internal/prefilter.h"
 
 #include <hs/hs.h>
 #include <openssl/evp.h>
@@ -157,6 +158,28 @@ struct body_info {
     std::uint64_t eof_value = 0;
     std::uint64_t eof_shift = 0;
     bm_place place;
+    /// Index into engine::impl::programs when found through the prefilter, else none.
+    std::uint32_t program = std::numeric_limits<std::uint32_t>::max();
+};
+
+inline constexpr std::uint32_t no_program = std::numeric_limits<std::uint32_t>::max();
+
+/// The databases of one ClamAV target type (performance.md §6.3: one database per type, so a
+/// file is only scanned with the signatures of its own type plus the generic ones).
+struct shard {
+    std::uint8_t target = 0;
+    hs_database_ptr direct;     ///< full expressions; pattern id = body index
+    hs_database_ptr prefilter;  ///< rarest-literal factors; pattern id = factor index
+    std::size_t direct_count = 0;
+    std::size_t factor_count = 0;
+    std::size_t database_bytes = 0;
+};
+
+/// One prefilter literal and the bodies verified when it is found.
+struct factor_info {
+    std::uint32_t first = 0;  ///< into engine::impl::factor_bodies
+    std::uint32_t count = 0;
+    std::uint32_t suffix_max = 0;  ///< longest suffix of its bodies: bytes needed after a hit
 };
 
 /// Replays cli_bm_addpatt for `patterns` (in load order, each >= 3 bytes).
@@ -174,9 +197,15 @@ struct engine::impl {
     std::size_t signature_count = 0;
     detail::name_pool names;
 
-    // Body signatures. Pattern id = index into bodies.
-    detail::hs_database_ptr database;  ///< null when there are no body signatures
+    // Body signatures, by target type: shards[shard_of[t]] (-1: none).
+    std::vector<detail::shard> shards;
+    std::array<int, 256> shard_of{};
     std::vector<detail::body_info> bodies;
+    std::vector<detail::verify_program> programs;
+    std::vector<detail::factor_info> factors;
+    std::vector<std::uint32_t> factor_bodies;
+    /// Bytes of history a stream keeps to verify prefilter hits (0: none needed).
+    std::uint32_t history = 0;
     std::uint32_t max_body_length = 0;
     /// Only generic `*` literals: the first match can be decided while streaming.
     bool literals_only = true;
@@ -204,15 +233,30 @@ struct stream_scan::impl {
 
     void feed(std::span<const std::byte> bytes) noexcept;
     verdict finish() noexcept;
-    /// Hyperscan match callback body: keeps the earliest-starting match.
-    int on_match(unsigned int id, unsigned long long to) noexcept;
+    /// Hyperscan match callback body.
+    int on_match(bool prefilter, unsigned int id, unsigned long long to) noexcept;
+
+    /// What a Hyperscan callback needs: the stream, and which database reported.
+    struct sink {
+        impl* self = nullptr;
+        bool prefilter = false;
+    };
 
     std::shared_ptr<const engine> owner;  ///< keeps `compiled` alive
     const engine::impl& compiled;
     scanner::impl& context;
     scan_mode mode = scan_mode::first_match;
 
-    detail::hs_stream_ptr stream;  ///< null once body matching is over (or impossible)
+    /// Open Hyperscan streams: [0] generic direct, [1] generic prefilter, [2] typed direct,
+    /// [3] typed prefilter. Null when absent or once body matching is over.
+    std::array<detail::hs_stream_ptr, 4> streams;
+    std::array<sink, 4> sinks;
+    bool typed_open = false;  ///< the file type is known and its shard's streams opened
+    // Prefilter hits still to verify (factor, end of the factor), and the bytes kept for it.
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> pending;
+    std::vector<unsigned char> tail;
+    std::uint64_t tail_begin = 0;
+    std::vector<bool> verified;  ///< bodies already matched through the prefilter
     std::array<detail::evp_md_ctx_ptr, detail::hash_kind_count> hashing;  ///< null: not needed
     std::uint64_t length = 0;                                             ///< bytes fed so far
 
@@ -234,6 +278,14 @@ struct stream_scan::impl {
     verdict result;
 
 private:
+    void record(std::uint32_t id, std::uint64_t end) noexcept;
+    bool open_streams(const detail::shard& target_shard, std::size_t first) noexcept;
+    void open_typed() noexcept;
+    void scan_streams(std::size_t first, std::span<const unsigned char> bytes) noexcept;
+    void resolve_pending(std::span<const unsigned char> chunk, std::uint64_t chunk_begin,
+                         bool stream_ended) noexcept;
+    void keep_tail(std::span<const unsigned char> chunk, std::uint64_t chunk_begin) noexcept;
+    [[nodiscard]] bool scanning() const noexcept;
     void scan_bodies(std::span<const std::byte> bytes) noexcept;
     void update_hashes(std::span<const std::byte> bytes) noexcept;
     void stop_bodies() noexcept;

@@ -15,6 +15,7 @@ namespace {
 constexpr std::uint64_t max_hs_repeat = 32767;
 
 struct fragment {
+    std::vector<hex_token> tokens;
     std::string expression;
     std::uint64_t min = 0;
     std::optional<std::uint64_t> max = 0;
@@ -25,6 +26,26 @@ struct fragment {
 };
 
 using result = tl::expected<fragment, hex_problem>;
+
+hex_token set_token(const std::array<bool, 256>& in_class) {
+    hex_token t;
+    t.what = hex_token::kind::byte_set;
+    for (unsigned b = 0; b < 256; ++b) {
+        if (in_class[b]) {
+            t.bytes[b >> 6U] |= std::uint64_t{1} << (b & 63U);
+        }
+    }
+    return t;
+}
+
+hex_token gap_token(std::uint64_t low, std::optional<std::uint64_t> high) {
+    hex_token t;
+    t.what = hex_token::kind::gap;
+    t.low = static_cast<std::uint32_t>(low);
+    t.high = static_cast<std::uint32_t>(high.value_or(low));
+    t.unbounded = !high.has_value();
+    return t;
+}
 
 hex_problem malformed(std::string reason) { return {true, std::move(reason)}; }
 hex_problem unsupported(std::string reason) { return {false, std::move(reason)}; }
@@ -102,6 +123,7 @@ public:
                 ++pos_;
                 end_run(f);
                 add_fixed(f, ".*", 0, false);
+                f.tokens.push_back(gap_token(0, std::nullopt));
                 f.max.reset();
             } else if (c == '{' || c == '[') {
                 if (auto problem = range_element(f, c == '{' ? '}' : ']')) {
@@ -140,6 +162,9 @@ private:
             std::string e;
             append_byte(e, value);
             add_fixed(f, e, 1, true);
+            std::array<bool, 256> one{};
+            one[value] = true;
+            f.tokens.push_back(set_token(one));
             f.bytes += static_cast<char>(value);
             f.run += static_cast<char>(value);
             return std::nullopt;
@@ -147,6 +172,7 @@ private:
         end_run(f);
         if (hv < 0 && lv < 0) {
             add_fixed(f, ".", 1, false);
+            f.tokens.push_back(gap_token(1, 1));
             return std::nullopt;
         }
         std::array<bool, 256> in_class{};
@@ -155,6 +181,7 @@ private:
                                   : (b & 0xFU) == static_cast<unsigned>(lv);
         }
         add_fixed(f, byte_class(in_class), 1, false);
+        f.tokens.push_back(set_token(in_class));
         return std::nullopt;
     }
 
@@ -204,6 +231,7 @@ private:
         }
         end_run(f);
         f.expression += repeat_expression(low, high);
+        f.tokens.push_back(gap_token(low, high));
         f.literal = false;
         f.min += low;
         if (!high) {
@@ -278,8 +306,15 @@ private:
                 in_class[b] = !excluded[b];
             }
             add_fixed(f, byte_class(in_class), 1, false);
+            f.tokens.push_back(set_token(in_class));
             return std::nullopt;
         }
+        hex_token choice;
+        choice.what = hex_token::kind::alternatives;
+        for (auto& part : parts) {
+            choice.choices.push_back(std::move(part.tokens));
+        }
+        f.tokens.push_back(std::move(choice));
         std::string e = "(?:";
         std::uint64_t low = std::numeric_limits<std::uint64_t>::max();
         std::uint64_t high = 0;
@@ -310,17 +345,35 @@ private:
     static void boundary(fragment& f, char kind, bool at_start, bool at_end) {
         // matcher-ac.c's boundary table: bytes that delimit words around a (B) marker.
         std::string chars;
+        std::array<bool, 256> in_class{};
         switch (kind) {
             case 'B':
                 chars = "[\\x0a\\x0d\\x20\\x22\\x27\\x2d\\x2e\\x2f\\x3c\\x3d\\x3e\\x40\\x5f]";
+                for (const unsigned b : {0x0aU, 0x0dU, 0x20U, 0x22U, 0x27U, 0x2dU, 0x2eU, 0x2fU,
+                                         0x3cU, 0x3dU, 0x3eU, 0x40U, 0x5fU}) {
+                    in_class[b] = true;
+                }
                 break;
             case 'L':
                 chars = "[\\x0a\\x0d]";
+                in_class[0x0a] = true;
+                in_class[0x0d] = true;
                 break;
             default:
                 chars = "[^0-9A-Za-z]";
+                for (unsigned b = 0; b < 256; ++b) {
+                    in_class[b] = !((b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z') ||
+                                    (b >= 'a' && b <= 'z'));
+                }
                 break;
         }
+        hex_token token = set_token(in_class);
+        if (at_start) {
+            token.what = hex_token::kind::start_boundary;
+        } else if (at_end) {
+            token.what = hex_token::kind::end_boundary;
+        }
+        f.tokens.push_back(token);
         std::string e;
         if (at_start) {
             e = "(?:^|" + chars + ")";
@@ -372,7 +425,26 @@ tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex) {
         out.max_length = static_cast<std::uint32_t>(*f->max);
     }
     out.longest_literal = std::move(f->longest);
+    out.tokens = std::move(f->tokens);
     return out;
+}
+
+int hex_token::single_byte() const {
+    if (what != kind::byte_set) {
+        return -1;
+    }
+    int found = -1;
+    for (unsigned w = 0; w < bytes.size(); ++w) {
+        std::uint64_t word = bytes[w];
+        if (word == 0) {
+            continue;
+        }
+        if ((word & (word - 1)) != 0 || found >= 0) {
+            return -1;
+        }
+        found = static_cast<int>(w * 64U + static_cast<unsigned>(__builtin_ctzll(word)));
+    }
+    return found;
 }
 
 }  // namespace ringscan::matcher::detail

@@ -16,12 +16,38 @@
 
 #include <tl/expected.hpp>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringscan::matcher::detail {
+
+/// The same pattern as a token sequence, for exact verification outside Hyperscan
+/// (internal/prefilter.h). Semantics equal those of the Hyperscan expression.
+struct hex_token {
+    enum class kind : std::uint8_t {
+        byte_set,        ///< one byte out of `bytes`
+        gap,             ///< low..high arbitrary bytes (high = unbounded when `unbounded`)
+        alternatives,    ///< one of `choices` (each a token sequence)
+        start_boundary,  ///< the data start, or one byte out of `bytes`
+        end_boundary,    ///< one byte out of `bytes`, or the data end
+    };
+    kind what = kind::byte_set;
+    std::array<std::uint64_t, 4> bytes{};  ///< bit b set: byte b allowed
+    std::uint32_t low = 0;
+    std::uint32_t high = 0;
+    bool unbounded = false;
+    std::vector<std::vector<hex_token>> choices;
+
+    [[nodiscard]] bool allows(unsigned char b) const {
+        return ((bytes[b >> 6U] >> (b & 63U)) & 1U) != 0;
+    }
+    /// The single byte of a byte_set that allows exactly one, else -1.
+    [[nodiscard]] int single_byte() const;
+};
 
 struct hex_translation {
     std::string expression;                 ///< Hyperscan syntax, for HS_FLAG_DOTALL
@@ -30,6 +56,7 @@ struct hex_translation {
     std::uint32_t min_length = 0;           ///< shortest match
     std::optional<std::uint32_t> max_length;  ///< longest match; nullopt: unbounded
     std::string longest_literal;            ///< longest run of fixed bytes (prefilter seed)
+    std::vector<hex_token> tokens;          ///< the pattern for exact verification
 };
 
 /// Why a hex signature was not translated.
