@@ -40,6 +40,7 @@ check-asan: setup
 
 bench: build
 	$(RELEASE_DIR)/bench/bench_matcher
+	bench/run_bench.sh $(RELEASE_DIR)
 
 clean:
 	rm -rf build run

@@ -11,6 +11,7 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     # peers used by the tests
     python3 clamav clamav-daemon clamdscan clamav-testfiles
+    gnuplot-nox  # ringbench --plot (make bench)
     # client peers (tests/peer/*_test.py): pyclamd, clamav-milter + miltertest, clamdtop in tmux
     python3-pyclamd clamav-milter miltertest tmux
 )
