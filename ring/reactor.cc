@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <deque>
 #include <mutex>
 #include <pthread.h>
 #include <sched.h>
@@ -344,6 +345,7 @@ private:
 
     void abort_connection(connection& conn) {
         stop_reading(conn);
+        drop_pending(conn);
         conn.send_queue_.clear();
         if (!conn.send_in_flight_.empty() && !conn.shutting_down_) {
             // A send to a client that stopped reading never completes by itself, and a
@@ -395,26 +397,43 @@ private:
         }
         int res = cqe.res;
         if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) {
-            const unsigned bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-            if (res > 0) {
-                res = deliver(conn, buffer_address(bid), res);
+            const auto bid = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+            if (res > 0 && is_end_of_file(conn, bid, res)) {
+                res = 0;
             }
-            recycle_buffer(bid);
+            if (res > 0 && !conn.close_requested_) {
+                // Handed over in slices by serve_ready(), so one fast sender cannot hold
+                // the shard for the whole completion batch.
+                conn.pending_.push_back({bid, res});
+                mark_ready(conn);
+            } else {
+                recycle_buffer(bid);
+            }
         }
-        if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)) {
-            // EOF or a socket error: nothing more to read. After a half-close the peer
-            // may still be reading, so the handler decides when to close (it may have
-            // replies still to send); after an error there is nobody to talk to.
+        if (res == 0) {
+            // EOF: nothing more to read. After a half-close the peer may still be reading,
+            // so the handler decides when to close (it may have replies still to send).
+            // Bytes still queued for the handler go first.
             conn.peer_closed_ = true;
             if (conn.recv_armed_) {
                 cancel(&conn.recv_op_);
             }
+            if (!conn.pending_.empty()) {
+                conn.eof_pending_ = true;
+            } else if (!conn.close_requested_) {
+                conn.handler_->on_peer_closed(conn);
+            }
+        } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+            // A socket error: there is nobody left to talk to.
+            conn.peer_closed_ = true;
+            if (conn.recv_armed_) {
+                cancel(&conn.recv_op_);
+            }
+            drop_pending(conn);
             if (!conn.close_requested_) {
                 conn.handler_->on_peer_closed(conn);
             }
-            if (res < 0) {
-                abort_connection(conn);
-            }
+            abort_connection(conn);
         } else if (!more && !conn.close_requested_ && !conn.paused_) {
             // -ENOBUFS, or the kernel ended the multishot: re-arm once buffers are back
             // (they are: handlers never keep a buffer past on_data).
@@ -472,6 +491,66 @@ private:
         }
         // A message carrying only descriptors is not end of file.
         return payload_length > 0 || fd_count > 0 ? static_cast<int>(payload_length) + 1 : 0;
+    }
+
+    /// recvmsg reports end of file as a message with neither payload nor control data.
+    bool is_end_of_file(connection& conn, std::uint16_t bid, int length) {
+        if (conn.family_ != socket_family::local) {
+            return false;
+        }
+        msghdr& header = conn.msg_->header;
+        io_uring_recvmsg_out* out =
+            ::io_uring_recvmsg_validate(buffer_address(bid), length, &header);
+        return out != nullptr && out->controllen == 0 &&
+               ::io_uring_recvmsg_payload_length(out, length, &header) == 0;
+    }
+
+    void mark_ready(connection& conn) {
+        if (!conn.in_ready_) {
+            conn.in_ready_ = true;
+            ready_.push_back(&conn);
+        }
+    }
+
+    void drop_pending(connection& conn) {
+        for (const connection::pending_buffer& pending : conn.pending_) {
+            recycle_buffer(pending.bid);
+        }
+        conn.pending_.clear();
+        conn.eof_pending_ = false;
+    }
+
+    /// Gives every connection with received bytes one slice (reactor_options::slice_bytes)
+    /// per loop turn, round robin, so a 100 MB stream and a PING on the same shard take
+    /// turns instead of the PING waiting behind the whole stream.
+    void serve_ready() {
+        for (std::size_t turns = ready_.size(); turns > 0; --turns) {
+            connection& conn = *ready_.front();
+            ready_.pop_front();
+            conn.in_ready_ = false;
+            std::size_t budget = options_.slice_bytes;
+            while (!conn.pending_.empty() && budget > 0 && !conn.close_requested_) {
+                const connection::pending_buffer next = conn.pending_.front();
+                conn.pending_.pop_front();
+                const int delivered = deliver(conn, buffer_address(next.bid), next.length);
+                recycle_buffer(next.bid);
+                budget -= std::min(budget, static_cast<std::size_t>(next.length));
+                if (delivered < 0) {
+                    drop_pending(conn);
+                    abort_connection(conn);
+                }
+            }
+            if (conn.close_requested_) {
+                drop_pending(conn);
+            } else if (!conn.pending_.empty()) {
+                mark_ready(conn);
+            } else if (conn.eof_pending_) {
+                conn.eof_pending_ = false;
+                conn.handler_->on_peer_closed(conn);
+            }
+            maybe_shutdown(conn);
+            maybe_destroy(conn);
+        }
     }
 
     void submit_read(connection& conn, int file, std::span<std::byte> into, std::uint64_t offset,
@@ -633,7 +712,9 @@ private:
         arm_wake();
         arm_tick();
         while (!finished()) {
-            const int rc = ::io_uring_submit_and_wait(&ring_, 1);
+            // With received bytes still to hand out, only collect what completed meanwhile.
+            const int rc = ready_.empty() ? ::io_uring_submit_and_wait(&ring_, 1)
+                                          : ::io_uring_submit_and_get_events(&ring_);
             if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
                 if (options_.log) {
                     options_.log("io_uring_submit_and_wait: " + errno_text(-rc));
@@ -647,6 +728,7 @@ private:
                 ++seen;
             }
             ::io_uring_cq_advance(&ring_, seen);
+            serve_ready();
             for (connection* conn : rearm_list_) {
                 if (conn->recv_needs_rearm_ && !conn->close_requested_ && !conn->paused_) {
                     arm_recv(*conn);
@@ -654,6 +736,10 @@ private:
             }
             rearm_list_.clear();
             for (connection* conn : graveyard_) {
+                if (conn->in_ready_) {
+                    std::erase(ready_, conn);
+                }
+                drop_pending(*conn);
                 connections_.erase(conn);
             }
             graveyard_.clear();
@@ -726,6 +812,7 @@ private:
     std::chrono::steady_clock::time_point drain_deadline_;
     std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
     std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
+    std::deque<connection*> ready_;        ///< connections with received bytes to hand out
     std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
     unsigned task_reads_ = 0;              ///< file_reader reads in flight
     std::mutex mailbox_mutex_;             ///< guards mailbox_, the one cross-shard path

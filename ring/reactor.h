@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -124,6 +125,14 @@ private:
     bool recv_needs_rearm_ = false;
     bool paused_ = false;
     bool peer_closed_ = false;      ///< EOF seen: never re-arm the receive
+    bool eof_pending_ = false;  ///< EOF seen while received bytes still wait for the handler
+    bool in_ready_ = false;     ///< listed in the shard's ready queue
+    /// A provided buffer received but not yet handed to the handler (serve_ready slices).
+    struct pending_buffer {
+        std::uint16_t bid;
+        int length;
+    };
+    std::deque<pending_buffer> pending_;
     bool close_requested_ = false;  ///< no more reads, close when the send queue drains
     bool shutting_down_ = false;    ///< cancel issued; waiting for in-flight ops
     bool destroy_queued_ = false;
@@ -174,6 +183,8 @@ struct reactor_options {
     unsigned buffer_size = 16384;  ///< bytes per provided buffer
     unsigned ring_entries = 1024;
     std::chrono::milliseconds tick{100};  ///< deadline resolution
+    /// Bytes a connection may hand its handler per loop turn before the others get theirs.
+    std::size_t slice_bytes = 64 * 1024;
     /// How long request_stop() lets busy connections finish before cutting them off.
     std::chrono::milliseconds drain_timeout{30000};
     /// Warnings from shard threads (accept failures and the like).
