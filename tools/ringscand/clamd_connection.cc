@@ -398,7 +398,8 @@ void clamd_connection::start_stream(ring::connection& conn, const proto::reply_c
     }
     shard_.set_activity("INSTREAM", "");
     stream_reply_ = ctx;
-    stream_.emplace(service_.engine_for(shard_), shard_.scanner);
+    stream_.emplace(service_.engine_for(shard_), shard_.scanner, matcher::scan_mode::first_match,
+                    service_.settings.content_limits);
     conn.set_deadline(service_.settings.read_timeout);
 }
 

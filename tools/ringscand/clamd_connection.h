@@ -8,6 +8,7 @@
 /// Lives on (and is only called from) the shard that accepted the connection; owned by the
 /// ring::connection, so it dies when the connection does -- after every read it started.
 
+#include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "proto/clamd_decoder.h"
 #include "proto/clamd_reply.h"
@@ -79,7 +80,7 @@ private:
                                  ///< client half-closed: run what was received, then close
     std::uint64_t next_id_ = 1;
 
-    std::optional<matcher::stream_scan> stream_;
+    std::optional<matcher::content_scan> stream_;
     proto::reply_context stream_reply_;
 
     std::vector<std::unique_ptr<path_scan>> jobs_;

@@ -83,6 +83,12 @@ daemon_settings settings_from(const proto::clamd_config& config) {
     settings.cross_filesystems = config.get_bool("CrossFilesystems");
     settings.exclude_paths = config.get_all("ExcludePath");
     settings.max_file_size = config.get_size("MaxFileSize");
+    settings.content_limits.max_file_size = settings.max_file_size;
+    settings.content_limits.max_scan_size = config.get_size("MaxScanSize");
+    settings.content_limits.max_recursion =
+        std::max(1U, clamp_to<unsigned>(config.get_number("MaxRecursion")));
+    settings.content_limits.max_files = clamp_to<unsigned>(config.get_number("MaxFiles"));
+    settings.content_limits.scan_mail = config.get_bool("ScanMail");
     settings.alert_exceeds_max = config.get_bool("AlertExceedsMax");
     settings.allow_allmatch_scan = config.get_bool("AllowAllMatchScan");
     settings.max_queue = std::max(1U, clamp_to<unsigned>(config.get_number("MaxQueue")));

@@ -4,6 +4,7 @@
 /// Options clamd knows but ringscand does not act on yet are accepted and listed in the
 /// README; unknown options were already refused by proto::clamd_config.
 
+#include "matcher/content_scan.h"
 #include "proto/config.h"
 #include "ring/listener.h"
 
@@ -39,6 +40,8 @@ struct daemon_settings {
     bool cross_filesystems = true;
     std::vector<std::string> exclude_paths;  ///< POSIX extended regexes
     std::uint64_t max_file_size = 100ULL << 20;
+    /// MaxScanSize, MaxFileSize, MaxRecursion, MaxFiles, ScanMail for unpacking mail.
+    matcher::content_limits content_limits;
     bool alert_exceeds_max = false;
     bool allow_allmatch_scan = true;
 

@@ -71,7 +71,8 @@ public:
             report();
             return;
         }
-        stream_.emplace(service_.engine_for(*shard_), shard_->scanner);
+        stream_.emplace(service_.engine_for(*shard_), shard_->scanner,
+                        matcher::scan_mode::first_match, service_.settings.content_limits);
         buffer_ = std::make_unique<std::byte[]>(read_slice);
         next_read();
     }
@@ -131,7 +132,7 @@ private:
     int fd_ = -1;
     std::uint64_t size_ = 0;
     std::uint64_t offset_ = 0;
-    std::optional<matcher::stream_scan> stream_;
+    std::optional<matcher::content_scan> stream_;
     std::unique_ptr<std::byte[]> buffer_;
 };
 
@@ -404,7 +405,8 @@ void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
     }
     stream_.emplace(service_.engine_for(shard_), shard_.scanner,
                     mode_ == scan_mode::allmatch ? matcher::scan_mode::all_matches
-                                                 : matcher::scan_mode::first_match);
+                                                 : matcher::scan_mode::first_match,
+                    settings_.content_limits);
     file_offset_ = 0;
     if (!buffer_) {
         buffer_ = std::make_unique<std::byte[]>(read_slice);

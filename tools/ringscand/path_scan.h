@@ -10,6 +10,7 @@
 ///
 /// Owned by a clamd_connection; lives until finished and until no read is in flight.
 
+#include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "proto/clamd_reply.h"
 #include "ring/reactor.h"
@@ -126,7 +127,7 @@ private:
     std::string file_path_;
     std::uint64_t file_size_ = 0;
     std::uint64_t file_offset_ = 0;
-    std::optional<matcher::stream_scan> stream_;
+    std::optional<matcher::content_scan> stream_;
     bool read_in_flight_ = false;
     std::unique_ptr<std::byte[]> buffer_;
     std::string out_;
