@@ -7,7 +7,6 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <regex.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -187,21 +186,6 @@ void path_scan::reply_status(ring::connection& conn, const std::string& path,
     conn.send(out_);
 }
 
-bool path_scan::excluded(const std::string& path) const {
-    for (const std::string& pattern : settings_.exclude_paths) {
-        regex_t compiled;
-        if (::regcomp(&compiled, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) {
-            continue;
-        }
-        const bool match = ::regexec(&compiled, path.c_str(), 0, nullptr, 0) == 0;
-        ::regfree(&compiled);
-        if (match) {
-            return true;
-        }
-    }
-    return false;
-}
-
 void path_scan::advance(ring::connection& conn) {
     if (!started_) {
         started_ = true;
@@ -274,6 +258,14 @@ void path_scan::start(ring::connection& conn) {
         return;
     }
     top_device_ = st.st_dev;
+    if (service_.excluded(argument_)) {
+        if (mode_ != scan_mode::multiscan) {
+            reply_status(conn, argument_, "Excluded");
+        }
+        skip_final_ok_ = true;
+        stop_walk_ = true;
+        return;
+    }
     if (S_ISLNK(st.st_mode)) {
         struct stat target {};
         if (::stat(argument_.c_str(), &target) != 0) {
@@ -288,7 +280,7 @@ void path_scan::start(ring::connection& conn) {
         }
     }
     if (S_ISDIR(st.st_mode)) {
-        if (!push_directory(argument_, 0)) {
+        if (!push_directory(conn, argument_, 0)) {
             reply_status(conn, argument_, "Access denied. ERROR");
             ++errors_;
         }
@@ -302,7 +294,8 @@ void path_scan::start(ring::connection& conn) {
     reply_status(conn, argument_, "Not supported file type ERROR");
 }
 
-bool path_scan::push_directory(const std::string& path, unsigned depth) {
+bool path_scan::push_directory(ring::connection& conn, const std::string& path,
+                               unsigned depth) {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) {
         return false;
@@ -315,6 +308,18 @@ bool path_scan::push_directory(const std::string& path, unsigned depth) {
     }
     ::closedir(dir);
     std::sort(frame.names.begin(), frame.names.end());
+    // clamd applies ExcludePath while it reads a directory, so its "Excluded" lines come
+    // before any result from that directory's files.
+    std::erase_if(frame.names, [&](const std::string& name) {
+        const std::string child = join(path, name.c_str());
+        if (!service_.excluded(child)) {
+            return false;
+        }
+        if (mode_ != scan_mode::multiscan) {
+            reply_status(conn, child, "Excluded");
+        }
+        return true;
+    });
     frames_.push_back(std::move(frame));
     return true;
 }
@@ -328,12 +333,6 @@ bool path_scan::next_file(ring::connection& conn) {
         }
         const std::string path = join(frame.path, frame.names[frame.next++].c_str());
         const unsigned depth = frame.depth;
-        if (excluded(path)) {
-            if (mode_ != scan_mode::multiscan) {
-                reply_status(conn, path, "Excluded");
-            }
-            continue;
-        }
         struct stat st {};
         if (::lstat(path.c_str(), &st) != 0) {
             continue;
@@ -356,7 +355,7 @@ bool path_scan::next_file(ring::connection& conn) {
         }
         if (S_ISDIR(st.st_mode)) {
             if (depth + 1 <= settings_.max_directory_recursion) {
-                push_directory(path, depth + 1);  // unreadable subdirectories are skipped
+                push_directory(conn, path, depth + 1);  // unreadable ones are skipped
             }
             continue;
         }

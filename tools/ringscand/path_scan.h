@@ -80,7 +80,7 @@ private:
         std::size_t next = 0;
     };
     /// Reads and sorts a directory's entries; false if it cannot be opened.
-    bool push_directory(const std::string& path, unsigned depth);
+    bool push_directory(ring::connection& conn, const std::string& path, unsigned depth);
 
     void start(ring::connection& conn);
     /// Finds the next regular file to scan; false when the walk is over.
@@ -91,7 +91,6 @@ private:
     void finish(ring::connection& conn);
     /// MULTISCAN of a directory: hands the file to the next shard in turn.
     void dispatch(ring::connection& conn, const std::string& path);
-    [[nodiscard]] bool excluded(const std::string& path) const;
     [[nodiscard]] bool stops_at_first_infected() const {
         return mode_ == scan_mode::scan || mode_ == scan_mode::allmatch;
     }

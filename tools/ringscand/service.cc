@@ -1,6 +1,7 @@
 #include "tools/ringscand/service.h"
 
 #include <signal.h>
+#include <stdexcept>
 #include <thread>
 #include <unistd.h>
 
@@ -18,6 +19,34 @@ void shard_context::set_idle() {
     activity.command.clear();
     activity.path.clear();
     activity.since = std::chrono::steady_clock::now();
+}
+
+service::service(const daemon_settings& daemon_settings, logger& daemon_log,
+                 std::string reply_version)
+    : settings(daemon_settings), log(daemon_log), version(std::move(reply_version)) {
+    for (const std::string& pattern : settings.exclude_paths) {
+        regex_t compiled;
+        if (::regcomp(&compiled, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) {
+            throw std::runtime_error("Can't compile regular expression " + pattern +
+                                     " (ExcludePath)");
+        }
+        exclude_patterns_.push_back(compiled);
+    }
+}
+
+service::~service() {
+    for (regex_t& compiled : exclude_patterns_) {
+        ::regfree(&compiled);
+    }
+}
+
+bool service::excluded(const std::string& path) const {
+    for (const regex_t& compiled : exclude_patterns_) {
+        if (::regexec(&compiled, path.c_str(), 0, nullptr, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 const std::shared_ptr<const matcher::engine>& service::engine_for(shard_context& shard) const {

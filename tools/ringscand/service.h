@@ -7,6 +7,8 @@
 #include "tools/ringscand/daemon_config.h"
 #include "tools/ringscand/logger.h"
 
+#include <regex.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -41,19 +43,30 @@ struct shard_context {
 /// Process-wide; fields are read-only once the reactor runs, except the engine slot
 /// (swapped by reload) and the counters, which are atomics.
 struct service {
-    service(const daemon_settings& daemon_settings, logger& daemon_log, std::string reply_version)
-        : settings(daemon_settings), log(daemon_log), version(std::move(reply_version)) {}
+    /// Throws std::runtime_error naming an ExcludePath pattern that does not compile.
+    service(const daemon_settings& daemon_settings, logger& daemon_log, std::string reply_version);
+    ~service();
+    service(const service&) = delete;
+    service& operator=(const service&) = delete;
 
     const daemon_settings& settings;
     logger& log;
     std::string version;  ///< VERSION reply, e.g. "ClamAV 1.4.6"
     std::vector<std::unique_ptr<shard_context>> shards;
 
+    /// ExcludePath patterns, compiled once (POSIX extended, as clamd); true if `path` matches.
+    [[nodiscard]] bool excluded(const std::string& path) const;
+
     /// The engine new scans use. A reload stores a new one and bumps the generation;
     /// shards notice the generation at their next scan and drop their old reference.
     std::atomic<std::shared_ptr<const matcher::engine>> engine;
     std::atomic<std::uint64_t> engine_generation{0};
     std::atomic<bool> reload_in_progress{false};
+
+private:
+    std::vector<regex_t> exclude_patterns_;
+
+public:
 
     /// The shard's engine for a scan starting now (picks up a finished reload).
     const std::shared_ptr<const matcher::engine>& engine_for(shard_context& shard) const;
