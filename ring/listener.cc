@@ -139,6 +139,10 @@ unique_fd open_unix_listener(const unix_endpoint& endpoint, int backlog) {
     if (::chmod(endpoint.path.c_str(), endpoint.mode & 0666) != 0) {
         throw_errno(errno, "chmod() on " + endpoint.path);
     }
+    if (endpoint.group &&
+        ::chown(endpoint.path.c_str(), static_cast<uid_t>(-1), *endpoint.group) != 0) {
+        throw_errno(errno, "chown() of " + endpoint.path + " to LocalSocketGroup");
+    }
     if (::listen(fd.get(), backlog) != 0) {
         throw_errno(errno, "listen() on " + endpoint.path);
     }

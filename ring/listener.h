@@ -47,6 +47,7 @@ struct tcp_endpoint {
 struct unix_endpoint {
     std::string path;
     mode_t mode = 0666;  ///< clamd: chmod(LocalSocketMode & 0666), default 0666
+    std::optional<gid_t> group = std::nullopt;  ///< LocalSocketGroup: chown(-1, group)
     bool fix_stale = true;
 };
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -81,6 +82,7 @@ public:
     process& operator=(const process&) = delete;
 
     void signal(int sig) const { ::kill(pid_, sig); }
+    [[nodiscard]] pid_t pid() const { return pid_; }
 
     /// Waits up to `limit` for exit; collects output. exit_code -1 means it did not exit.
     run_result wait(std::chrono::milliseconds limit = 20s) {
@@ -259,6 +261,51 @@ TEST_F(DaemonTest, PortInUseNamesTheAddress) {
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.output.find("127.0.0.1:" + port), std::string::npos) << result.output;
     EXPECT_NE(result.output.find("Address already in use"), std::string::npos) << result.output;
+}
+
+TEST_F(DaemonTest, UnknownUserIsAnError) {
+    const run_result result =
+        run_to_exit(conf("Foreground yes\nTCPAddr 127.0.0.1\nTCPSocket " +
+                         std::to_string(free_port()) + "\nUser no-such-user-here\n"));
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("Can't get information about user no-such-user-here."),
+              std::string::npos)
+        << result.output;
+}
+
+TEST_F(DaemonTest, HonoursLocalSocketGroupAndUser) {
+    if (::getuid() != 0) {
+        GTEST_SKIP() << "needs root to change the socket's group and drop privileges";
+    }
+    const std::uint16_t port = free_port();
+    const std::string socket_path = (dir_ / "clamd.sock").string();
+    fs::permissions(dir_, fs::perms::all);  // "nobody" must reach the socket's directory
+    process daemon({RINGSCAND_PATH,
+                    "--config-file=" + conf("Foreground yes\nTCPAddr 127.0.0.1\nTCPSocket " +
+                                            std::to_string(port) + "\nLocalSocket " + socket_path +
+                                            "\nLocalSocketGroup 1\nUser nobody\n")});
+    std::string reply;
+    for (int attempt = 0; attempt < 100 && reply.empty(); ++attempt) {
+        reply = exchange(port, "nPING\n");
+        if (reply.empty()) {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    ASSERT_EQ(reply, "PONG\n") << daemon.output();
+    struct stat st {};
+    ASSERT_EQ(::stat(socket_path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, 1U);
+    std::ifstream status("/proc/" + std::to_string(daemon.pid()) + "/status");
+    std::string line;
+    std::string uid_line;
+    while (std::getline(status, line)) {
+        if (line.starts_with("Uid:")) {
+            uid_line = line;
+        }
+    }
+    EXPECT_EQ(uid_line.find("\t0\t"), std::string::npos) << uid_line;  // no longer root
+    daemon.signal(SIGTERM);
+    EXPECT_EQ(daemon.wait().exit_code, 0);
 }
 
 TEST_F(DaemonTest, ServesThenStopsCleanlyOnSigterm) {

@@ -1,8 +1,11 @@
 #include "tools/ringscand/daemon_config.h"
 
 #include <algorithm>
+#include <cctype>
+#include <grp.h>
 #include <limits>
 #include <stdexcept>
+#include <syslog.h>
 
 namespace ringscan::daemon {
 
@@ -20,6 +23,34 @@ mode_t parse_socket_mode(const std::string& text) {
 template <typename Int>
 Int clamp_to(std::uint64_t value) {
     return static_cast<Int>(std::min<std::uint64_t>(value, std::numeric_limits<Int>::max()));
+}
+
+/// LocalSocketGroup: a group name or a numeric gid, as clamd accepts.
+gid_t resolve_group(const std::string& name) {
+    if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+        return static_cast<gid_t>(std::stoul(name));
+    }
+    const group* entry = ::getgrnam(name.c_str());
+    if (entry == nullptr) {
+        throw std::runtime_error("Unable to find group " + name + " (LocalSocketGroup)");
+    }
+    return entry->gr_gid;
+}
+
+/// LogFacility: clamd's names (LOG_LOCAL0..7, LOG_MAIL, LOG_DAEMON, LOG_USER ...).
+int syslog_facility(const std::string& name) {
+    static const std::pair<const char*, int> names[] = {
+        {"LOG_LOCAL0", LOG_LOCAL0}, {"LOG_LOCAL1", LOG_LOCAL1}, {"LOG_LOCAL2", LOG_LOCAL2},
+        {"LOG_LOCAL3", LOG_LOCAL3}, {"LOG_LOCAL4", LOG_LOCAL4}, {"LOG_LOCAL5", LOG_LOCAL5},
+        {"LOG_LOCAL6", LOG_LOCAL6}, {"LOG_LOCAL7", LOG_LOCAL7}, {"LOG_MAIL", LOG_MAIL},
+        {"LOG_DAEMON", LOG_DAEMON}, {"LOG_USER", LOG_USER},     {"LOG_AUTH", LOG_AUTH},
+    };
+    for (const auto& [text, value] : names) {
+        if (name == text) {
+            return value;
+        }
+    }
+    throw std::runtime_error("LogFacility: " + name + " not found");
 }
 
 /// Only what the file says: a compiled-in default must not count as "configured".
@@ -50,6 +81,9 @@ daemon_settings settings_from(const proto::clamd_config& config) {
             local.mode = parse_socket_mode(*mode);
         }
         local.fix_stale = config.get_bool("FixStaleSocket");
+        if (const auto group = optional_string(config, "LocalSocketGroup")) {
+            local.group = resolve_group(*group);
+        }
         settings.local = std::move(local);
     }
     if (settings.tcp.empty() && !settings.local) {
@@ -75,6 +109,9 @@ daemon_settings settings_from(const proto::clamd_config& config) {
     settings.log_verbose = config.get_bool("LogVerbose");
     settings.log_clean = config.get_bool("LogClean");
     settings.pid_file = optional_string(config, "PidFile");
+    settings.user = optional_string(config, "User");
+    settings.log_syslog = config.get_bool("LogSyslog");
+    settings.log_facility = syslog_facility(*config.get_string("LogFacility"));
 
     settings.max_directory_recursion =
         clamp_to<unsigned>(config.get_number("MaxDirectoryRecursion"));

@@ -32,6 +32,9 @@ struct daemon_settings {
     bool log_verbose = false;
     bool log_clean = false;
     std::optional<std::string> pid_file;
+    std::optional<std::string> user;  ///< drop privileges to this user after setup
+    bool log_syslog = false;
+    int log_facility = 0;  ///< LOG_LOCAL6 unless LogFacility says otherwise
 
     // Path scans (SCAN, CONTSCAN, MULTISCAN, ALLMATCHSCAN).
     unsigned max_directory_recursion = 15;

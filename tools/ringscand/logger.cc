@@ -4,6 +4,7 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <syslog.h>
 
 namespace ringscan::daemon {
 
@@ -16,6 +17,9 @@ logger::~logger() {
 void logger::configure(options opts) {
     const std::lock_guard lock(mutex_);
     options_ = std::move(opts);
+    if (options_.syslog) {
+        ::openlog("ringscand", LOG_PID, options_.facility);
+    }
     if (options_.file) {
         file_ = std::fopen(options_.file->c_str(), "ae");
         if (file_ == nullptr) {
@@ -53,6 +57,12 @@ void logger::verbose(std::string_view line) {
 }
 
 void logger::write_locked(std::string_view line) {
+    if (options_.syslog) {
+        const int priority = line.starts_with("ERROR")     ? LOG_ERR
+                             : line.starts_with("WARNING") ? LOG_WARNING
+                                                           : LOG_INFO;
+        ::syslog(priority, "%.*s", static_cast<int>(line.size()), line.data());
+    }
     std::string text;
     if (options_.timestamps) {
         // clamd's LogTime prefix: ctime() without its newline, then " -> ".

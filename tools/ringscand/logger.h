@@ -18,6 +18,8 @@ public:
         bool to_stderr = true;            ///< in the foreground, also on stderr
         bool timestamps = false;          ///< LogTime
         bool verbose = false;             ///< LogVerbose
+        bool syslog = false;              ///< LogSyslog
+        int facility = 0;                 ///< LogFacility (LOG_LOCAL6 by default)
     };
 
     logger() = default;

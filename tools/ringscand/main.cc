@@ -20,9 +20,11 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <grp.h>
 #include <iostream>
 #include <optional>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string>
 #include <string_view>
@@ -109,6 +111,22 @@ std::shared_ptr<const matcher::engine> load_engine(const daemon::daemon_settings
     return engine;
 }
 
+/// clamd's User: after binding the sockets and opening the log, become that user.
+void drop_privileges(const std::string& user) {
+    const passwd* entry = ::getpwnam(user.c_str());
+    if (entry == nullptr) {
+        throw std::runtime_error("Can't get information about user " + user + ".");
+    }
+    if (::getuid() == entry->pw_uid) {
+        return;
+    }
+    if (::initgroups(entry->pw_name, entry->pw_gid) != 0 || ::setgid(entry->pw_gid) != 0 ||
+        ::setuid(entry->pw_uid) != 0) {
+        throw std::runtime_error("Can't change to user " + user + ": " +
+                                 std::string(std::strerror(errno)));
+    }
+}
+
 /// Every connection is a descriptor: lift the soft limit to the hard one, as a daemon
 /// serving thousands of clients must (the default soft limit is often 1024).
 void raise_descriptor_limit(daemon::logger& log) {
@@ -191,8 +209,8 @@ int run(const command_line& cli) {
     settings.foreground = settings.foreground || cli.foreground;
 
     daemon::logger log;
-    log.configure(
-        {settings.log_file, settings.foreground, settings.log_time, settings.log_verbose});
+    log.configure({settings.log_file, settings.foreground, settings.log_time, settings.log_verbose,
+                   settings.log_syslog, settings.log_facility});
     for (const std::string& warning : config.warnings()) {
         log.warning(warning);
     }
@@ -222,6 +240,9 @@ int run(const command_line& cli) {
     }
     if (settings.pid_file) {
         write_pid_file(*settings.pid_file);
+    }
+    if (settings.user) {
+        drop_privileges(*settings.user);  // sockets, log and pid file are open by now
     }
 
     // Signals are taken synchronously by this thread; shards never see them.

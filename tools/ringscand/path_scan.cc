@@ -294,8 +294,7 @@ void path_scan::start(ring::connection& conn) {
     reply_status(conn, argument_, "Not supported file type ERROR");
 }
 
-bool path_scan::push_directory(ring::connection& conn, const std::string& path,
-                               unsigned depth) {
+bool path_scan::push_directory(ring::connection& conn, const std::string& path, unsigned depth) {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) {
         return false;

@@ -7,13 +7,12 @@
 #include "tools/ringscand/daemon_config.h"
 #include "tools/ringscand/logger.h"
 
-#include <regex.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <regex.h>
 #include <string>
 #include <vector>
 
@@ -67,7 +66,6 @@ private:
     std::vector<regex_t> exclude_patterns_;
 
 public:
-
     /// The shard's engine for a scan starting now (picks up a finished reload).
     const std::shared_ptr<const matcher::engine>& engine_for(shard_context& shard) const;
 
