@@ -461,7 +461,8 @@ void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& sta
     }
 }
 
-void compile_hashes(const std::vector<hash_signature>& hashes, engine::impl& state) {
+void build_tables(const std::vector<hash_signature>& hashes, engine::impl& state,
+                  std::array<hash_table, hash_kind_count>& tables) {
     std::array<std::vector<hash_table::entry>, hash_kind_count> entries;
     for (const hash_signature& sig : hashes) {
         hash_table::entry e;
@@ -473,10 +474,21 @@ void compile_hashes(const std::vector<hash_signature>& hashes, engine::impl& sta
     }
     for (const hash_kind kind : all_hash_kinds) {
         const std::size_t k = index_of(kind);
-        if (entries[k].empty()) {
+        if (!entries[k].empty()) {
+            tables[k].build(std::move(entries[k]));
+        }
+    }
+}
+
+void compile_hashes(const signature_set& signatures, engine::impl& state) {
+    build_tables(signatures.hashes, state, state.hashes);
+    build_tables(signatures.allow_hashes, state, state.allowed);
+    state.has_allowed = !signatures.allow_hashes.empty();
+    for (const hash_kind kind : all_hash_kinds) {
+        const std::size_t k = index_of(kind);
+        if (state.hashes[k].empty() && state.allowed[k].empty()) {
             continue;
         }
-        state.hashes[k].build(std::move(entries[k]));
         state.digests[k].reset(EVP_MD_fetch(nullptr, digest_algorithm(kind), nullptr));
         if (!state.digests[k]) {
             throw load_error(std::string("OpenSSL does not provide ") + digest_algorithm(kind) +
@@ -495,7 +507,7 @@ std::shared_ptr<const engine> engine::compile(const signature_set& signatures) {
     state->id = detail::next_engine_id.fetch_add(1, std::memory_order_relaxed);
     state->signature_count = signatures.size();
     detail::compile_bodies(signatures.bodies, *state);
-    detail::compile_hashes(signatures.hashes, *state);
+    detail::compile_hashes(signatures, *state);
     return std::shared_ptr<const engine>(new engine(std::move(state)));
 }
 
@@ -788,7 +800,8 @@ void stream_scan::impl::update_hashes(std::span<const std::byte> bytes) noexcept
         if (!ctx) {
             continue;
         }
-        if (!compiled.hashes[k].accepts_length(length + bytes.size())) {
+        if (!compiled.hashes[k].accepts_length(length + bytes.size()) &&
+            !compiled.allowed[k].accepts_length(length + bytes.size())) {
             ctx.reset();  // no signature of this kind is that long: stop paying for it
         } else if (EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size()) != 1) {
             ctx.reset();
@@ -812,10 +825,15 @@ void stream_scan::impl::feed(std::span<const std::byte> bytes) noexcept {
     }
     if (matched) {
         // First-match mode: a body match beats any hash match (ClamAV reports the body
-        // signature), so the hashes are no longer needed; body matching goes on only while
-        // a match reported earlier is still possible.
-        for (auto& ctx : hashing) {
-            ctx.reset();
+        // signature), so the hashes are no longer needed unless an allow list may still
+        // clear the stream; body matching goes on only while a match reported earlier is
+        // still possible.
+        if (compiled.has_allowed) {
+            update_hashes(bytes);
+        } else {
+            for (auto& ctx : hashing) {
+                ctx.reset();
+            }
         }
         if (length + bytes.size() >= match_key.window + compiled.max_body_length) {
             stop_bodies();
@@ -826,18 +844,31 @@ void stream_scan::impl::feed(std::span<const std::byte> bytes) noexcept {
     length += bytes.size();
 }
 
-void stream_scan::impl::finish_hashes() noexcept {
+void stream_scan::impl::finish_hashes(bool detect) noexcept {
+    std::array<std::array<std::uint8_t, EVP_MAX_MD_SIZE>, detail::hash_kind_count> digests{};
+    std::array<unsigned int, detail::hash_kind_count> sizes{};
     for (std::size_t k = 0; k < hashing.size(); ++k) {
-        if (!hashing[k]) {
-            continue;
-        }
-        std::array<std::uint8_t, EVP_MAX_MD_SIZE> digest{};
-        unsigned int digest_size = 0;
-        if (EVP_DigestFinal_ex(hashing[k].get(), digest.data(), &digest_size) != 1) {
+        if (hashing[k] && EVP_DigestFinal_ex(hashing[k].get(), digests[k].data(), &sizes[k]) != 1) {
             error = true;
+            sizes[k] = 0;
+        }
+    }
+    // ClamAV's false-positive check: an allow-listed object is clean whatever matched.
+    for (std::size_t k = 0; k < hashing.size() && compiled.has_allowed; ++k) {
+        const std::span<const std::uint8_t> value(digests[k].data(), sizes[k]);
+        if (sizes[k] != 0 && compiled.allowed[k].find(value, length) != nullptr) {
+            names.clear();
+            return;
+        }
+    }
+    if (!detect) {
+        return;
+    }
+    for (std::size_t k = 0; k < hashing.size(); ++k) {
+        if (sizes[k] == 0) {
             continue;
         }
-        const std::span<const std::uint8_t> value(digest.data(), digest_size);
+        const std::span<const std::uint8_t> value(digests[k].data(), sizes[k]);
         if (mode == scan_mode::first_match) {
             if (const auto* hit = compiled.hashes[k].find(value, length); hit != nullptr) {
                 names.push_back(compiled.names.get(hit->name));
@@ -926,8 +957,9 @@ verdict stream_scan::impl::finish() noexcept {
     resolve_pending({}, length, true);
     try {
         finish_bodies();
-        if (mode == scan_mode::all_matches || names.empty()) {
-            finish_hashes();
+        const bool detect = mode == scan_mode::all_matches || names.empty();
+        if (detect || compiled.has_allowed) {
+            finish_hashes(detect);
         }
         // Each name once, where clamscan first prints it.
         std::vector<std::string_view> seen;

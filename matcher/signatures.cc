@@ -1,15 +1,19 @@
 #include "matcher/signatures.h"
 
 #include "base/assert.h"
+#include "matcher/internal/cvd.h"
 #include "matcher/internal/hexsig.h"
 #include "matcher/internal/offset.h"
 #include "matcher/internal/text.h"
+
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -33,38 +37,65 @@ constexpr std::int64_t min_flevel_for_any_size = 73;
 // ClamAV keeps hash-signature sizes in 32 bits and rejects 0 and UINT32_MAX.
 constexpr std::int64_t max_hash_size = 0xFFFFFFFELL;
 
-enum class db_format : std::uint8_t { ndb, db, hash };
+enum class db_format : std::uint8_t { ndb, db, hash, allow, ignore };
+
+// The extension after the last dot, lower-cased; empty when there is none or it is long.
+std::string extension_of(std::string_view file_name) {
+    const auto dot = file_name.rfind('.');
+    if (dot == std::string_view::npos || file_name.size() - dot > 5) {
+        return {};
+    }
+    std::string ext(file_name.substr(dot + 1));
+    for (char& c : ext) {
+        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    return ext;
+}
 
 std::optional<db_format> format_of(std::string_view file_name) {
-    const auto dot = file_name.rfind('.');
-    if (dot == std::string_view::npos) {
-        return std::nullopt;
+    const std::string e = extension_of(file_name);
+    if (e == "db") {
+        return db_format::db;
     }
-    if (file_name.size() - dot == 3) {
-        const std::string_view ext = file_name.substr(dot + 1);
-        if ((ext[0] == 'd' || ext[0] == 'D') && (ext[1] == 'b' || ext[1] == 'B')) {
-            return db_format::db;
-        }
-        return std::nullopt;
-    }
-    if (file_name.size() - dot != 4) {
-        return std::nullopt;
-    }
-    std::array<char, 3> ext{};
-    for (std::size_t i = 0; i < ext.size(); ++i) {
-        const char c = file_name[dot + 1 + i];
-        ext[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    const std::string_view e(ext.data(), ext.size());
     if (e == "ndb") {
         return db_format::ndb;
     }
-
     if (e == "hdb" || e == "hsb") {
         return db_format::hash;
     }
+    if (e == "fp" || e == "sfp") {
+        return db_format::allow;
+    }
+    if (e == "ign" || e == "ign2") {
+        return db_format::ignore;
+    }
     return std::nullopt;
 }
+
+enum class container_kind : std::uint8_t { cvd, cld, cud };
+
+std::optional<container_kind> container_of(std::string_view file_name) {
+    const std::string e = extension_of(file_name);
+    if (e == "cvd") {
+        return container_kind::cvd;
+    }
+    if (e == "cld") {
+        return container_kind::cld;
+    }
+    if (e == "cud") {
+        return container_kind::cud;
+    }
+    return std::nullopt;
+}
+
+// .ign / .ign2 entries: a signature name, optionally with the MD5 of the whole database line.
+struct ignore_list {
+    /// Name -> MD5s of the lines to drop; an empty MD5 drops every line of that name.
+    std::map<std::string, std::vector<std::string>, std::less<>> entries;
+
+    [[nodiscard]] bool empty() const { return entries.empty(); }
+    [[nodiscard]] bool drops(std::string_view name, std::string_view line) const;
+};
 
 // Where a line came from, for messages: "<file>:<line>: <reason>".
 struct line_ref {
@@ -417,10 +448,6 @@ std::string read_file(const std::filesystem::path& path) {
     return text;
 }
 
-signature_set load_file(const std::filesystem::path& path) {
-    return parse_signatures(read_file(path), path.string());
-}
-
 template <typename Element>
 void move_all(std::vector<Element>& into, std::vector<Element>& from) {
     if (into.empty()) {
@@ -436,14 +463,83 @@ void move_all(std::vector<Element>& into, std::vector<Element>& from) {
 void signature_set::append(signature_set other) {
     move_all(bodies, other.bodies);
     move_all(hashes, other.hashes);
+    move_all(allow_hashes, other.allow_hashes);
     move_all(skipped, other.skipped);
+    if (other.daily_version) {
+        daily_version = std::move(other.daily_version);
+    }
 }
 
-signature_set parse_signatures(std::string_view text, std::string_view file_name, bool official) {
+namespace {
+
+std::string md5_hex(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_md5(), nullptr) != 1) {
+        throw load_error("OpenSSL MD5 failed");
+    }
+    static constexpr std::string_view digits = "0123456789abcdef";
+    std::string text;
+    for (unsigned int i = 0; i < size; ++i) {
+        text += digits[digest[i] >> 4U];
+        text += digits[digest[i] & 0xFU];
+    }
+    return text;
+}
+
+bool ignore_list::drops(std::string_view name, std::string_view line) const {
+    const auto at = entries.find(name);
+    if (at == entries.end()) {
+        return false;
+    }
+    const auto& digests = at->second;
+    if (std::find(digests.begin(), digests.end(), std::string()) != digests.end()) {
+        return true;
+    }
+    return std::find(digests.begin(), digests.end(), md5_hex(line)) != digests.end();
+}
+
+// The signature name field of a database line, before any parsing (ClamAV checks the
+// ignore list against the raw name token).
+std::string_view raw_name(db_format format, std::string_view line) {
+    if (format == db_format::db) {
+        return line.substr(0, line.find('='));
+    }
+    const fields f(line);
+    if (format == db_format::ndb) {
+        return f[0];
+    }
+    return f.count >= 3 ? f[2] : std::string_view{};
+}
+
+// .ign2: Name[:MD5]; .ign (legacy): db:line:Name.
+void parse_ignore_line(std::string_view line, const line_ref& where, ignore_list& out) {
+    const fields f(line);
+    if (f.count == 1) {
+        out.entries[std::string(f[0])].emplace_back();
+    } else if (f.count == 2) {
+        std::string md5(f[1]);
+        for (char& c : md5) {
+            c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        }
+        if (md5.size() != 32 || md5.find_first_not_of("0123456789abcdef") != std::string::npos) {
+            malformed(where, "expected Name[:MD5], the MD5 is not 32 hex digits");
+        }
+        out.entries[std::string(f[0])].push_back(std::move(md5));
+    } else if (f.count == 3) {
+        out.entries[std::string(f[2])].emplace_back();
+    } else {
+        malformed(where, "expected Name[:MD5] or db:line:Name");
+    }
+}
+
+signature_set parse_into(std::string_view text, std::string_view file_name, bool official,
+                         ignore_list& ignores) {
     const auto format = format_of(file_name);
     if (!format) {
         throw load_error(std::string(file_name) +
-                         ": unsupported database type (expected .ndb, .db, .hdb or .hsb)");
+                         ": unsupported database type (expected .ndb, .db, .hdb, .hsb, .fp, "
+                         ".sfp, .ign or .ign2)");
     }
     if (text.empty()) {
         throw load_error(std::string(file_name) + ": empty database file");
@@ -466,6 +562,13 @@ signature_set parse_signatures(std::string_view text, std::string_view file_name
         if (line.front() == '#') {
             continue;
         }
+        if (*format == db_format::ignore) {
+            parse_ignore_line(line, where, ignores);
+            continue;
+        }
+        if (!ignores.empty() && ignores.drops(raw_name(*format, line), line)) {
+            continue;
+        }
         if (*format == db_format::ndb) {
             parse_ndb_line(line, where, official, out);
         } else if (*format == db_format::db) {
@@ -474,8 +577,86 @@ signature_set parse_signatures(std::string_view text, std::string_view file_name
             parse_hash_line(line, where, official, out);
         }
     }
+    if (*format == db_format::allow) {
+        out.allow_hashes = std::move(out.hashes);
+        out.hashes.clear();
+    }
     return out;
 }
+
+}  // namespace
+
+signature_set parse_signatures(std::string_view text, std::string_view file_name, bool official) {
+    ignore_list ignores;
+    return parse_into(text, file_name, official, ignores);
+}
+
+namespace {
+
+void load_container(const std::filesystem::path& path, const std::string& bytes,
+                    const detail::cvd_header& header, ignore_list& ignores, signature_set& all) {
+    const std::string file = path.string();
+    const bool official = container_of(file) != container_kind::cud;
+    // Members load in archive order, as in ClamAV: an .ign2 member drops lines of the
+    // members and containers after it only.
+    const std::vector<detail::cvd_member> members =
+        detail::unpack_cvd(bytes, header, file, official);
+    for (const detail::cvd_member& member : members) {
+        const std::string name = file + '/' + member.name;
+        if (member.name == "COPYING" || extension_of(member.name) == "info") {
+            continue;
+        }
+        if (!format_of(member.name)) {
+            all.skipped.push_back(name + ": format not supported yet");
+            continue;
+        }
+        if (member.data.empty()) {
+            continue;  // official containers carry empty databases now and then
+        }
+        all.append(parse_into(member.data, name, official, ignores));
+    }
+    if (path.stem() == "daily") {
+        all.daily_version = database_version{header.version, detail::ctime_text(header.stime)};
+    }
+}
+
+void load_into(const std::filesystem::path& path, ignore_list& ignores, signature_set& all) {
+    const std::string bytes = read_file(path);
+    if (container_of(path.filename().native())) {
+        load_container(path, bytes, detail::parse_cvd_header(bytes, path.string()), ignores, all);
+        return;
+    }
+    all.append(parse_into(bytes, path.string(), false, ignores));
+}
+
+// Of x.cvd and x.cld, ClamAV loads only one: the .cld when its version is >= the .cvd's.
+void drop_older_containers(std::vector<std::filesystem::path>& files) {
+    std::vector<std::filesystem::path> kept;
+    for (const auto& path : files) {
+        const auto kind = container_of(path.filename().native());
+        if (kind != container_kind::cvd && kind != container_kind::cld) {
+            kept.push_back(path);
+            continue;
+        }
+        auto other = path;
+        other.replace_extension(kind == container_kind::cvd ? ".cld" : ".cvd");
+        if (std::find(files.begin(), files.end(), other) == files.end()) {
+            kept.push_back(path);
+            continue;
+        }
+        const auto version = [](const std::filesystem::path& p) {
+            return detail::parse_cvd_header(read_file(p), p.string()).version;
+        };
+        const std::uint32_t mine = version(path);
+        const std::uint32_t theirs = version(other);
+        if (kind == container_kind::cld ? mine >= theirs : mine > theirs) {
+            kept.push_back(path);
+        }
+    }
+    files = std::move(kept);
+}
+
+}  // namespace
 
 signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     namespace fs = std::filesystem;
@@ -484,8 +665,11 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     if (error) {
         throw load_error(file_or_directory.string() + ": " + error.message());
     }
+    signature_set all;
+    ignore_list ignores;
     if (fs::is_regular_file(status)) {
-        return load_file(file_or_directory);
+        load_into(file_or_directory, ignores, all);
+        return all;
     }
     if (!fs::is_directory(status)) {
         throw load_error(file_or_directory.string() + ": not a file or directory");
@@ -496,7 +680,8 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     for (; !error && it != fs::directory_iterator(); it.increment(error)) {
         const auto& path = it->path();
         std::error_code type_error;
-        if (format_of(path.filename().native()) && it->is_regular_file(type_error)) {
+        const std::string name = path.filename().native();
+        if ((format_of(name) || container_of(name)) && it->is_regular_file(type_error)) {
             files.push_back(path);
         }
     }
@@ -505,14 +690,21 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     }
     if (files.empty()) {
         throw load_error(file_or_directory.string() +
-                         ": no supported database files (.ndb, .db, .hdb, .hsb)");
+                         ": no supported database files (.ndb, .db, .hdb, .hsb, .fp, .sfp, "
+                         ".ign, .ign2, .cvd, .cld, .cud)");
     }
+    // Ignore lists load first (as in ClamAV), then everything else by name.
     std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+        const bool a_ignore = format_of(a.filename().native()) == db_format::ignore;
+        const bool b_ignore = format_of(b.filename().native()) == db_format::ignore;
+        if (a_ignore != b_ignore) {
+            return a_ignore;
+        }
         return a.filename().native() < b.filename().native();
     });
-    signature_set all;
+    drop_older_containers(files);
     for (const auto& path : files) {
-        all.append(load_file(path));
+        load_into(path, ignores, all);
     }
     return all;
 }

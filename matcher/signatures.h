@@ -81,24 +81,41 @@ struct hash_signature {
     std::string name;
 };
 
+/// The daily database's version and build time (daily.cvd/.cld/.cud header), as clamd's
+/// VERSION reports them: "ClamAV 1.4.6/<version>/<build_time>".
+struct database_version {
+    std::uint32_t version = 0;
+    /// ctime(3) (local time) of the header's build time, e.g. "Tue Nov 24 05:30:56 2026".
+    std::string build_time;
+};
+
 struct signature_set {
     std::vector<body_signature> bodies;
     std::vector<hash_signature> hashes;
+    /// Allow list (.fp MD5, .sfp SHA1/SHA256): a stream with one of these hashes and sizes
+    /// is clean whatever else matched in it. The names are kept for messages only.
+    std::vector<hash_signature> allow_hashes;
     /// Lines ClamAV accepts but this engine cannot match yet; each names file:line.
     std::vector<std::string> skipped;
+    /// From daily.cvd / daily.cld / daily.cud, when loaded.
+    std::optional<database_version> daily_version;
 
     void append(signature_set other);
     [[nodiscard]] std::size_t size() const { return bodies.size() + hashes.size(); }
 };
 
-/// Loads one database file (by extension: .ndb, .db, .hdb, .hsb) or every database file in a
-/// directory (non-recursive, sorted by name). Names get ".UNOFFICIAL" (raw files are
-/// unsigned). Throws load_error naming file and line on a malformed line, and when a
-/// directory holds no database at all.
+/// Loads one database file (by extension: .ndb, .db, .hdb, .hsb, .fp, .sfp, .ign, .ign2,
+/// or a .cvd/.cld/.cud container) or every such file in a directory (non-recursive, sorted
+/// by name; of x.cvd and x.cld only the newer, the .cld when versions are equal). Names from
+/// raw files and .cud get ".UNOFFICIAL"; .cvd/.cld names print bare. Names listed in
+/// .ign/.ign2 files of the directory are dropped. Throws load_error naming file and line on
+/// a malformed line, a broken container (MD5 mismatch), and when a directory holds no
+/// database at all. The RSA signature of a .cvd is not verified.
 [[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory);
 
 /// Parses the text of one database file; `file_name` decides the format by extension and
-/// names the file in errors. `official` suppresses the ".UNOFFICIAL" suffix.
+/// names the file in errors. `official` suppresses the ".UNOFFICIAL" suffix. .ign/.ign2
+/// text parses to an empty set (their names only act inside load_signatures()).
 [[nodiscard]] signature_set parse_signatures(std::string_view text, std::string_view file_name,
                                              bool official = false);
 

@@ -213,8 +213,11 @@ struct engine::impl {
     bool has_end_of_file = false;
     std::vector<std::string> skipped;  ///< signatures Hyperscan refused (file:line: reason)
 
-    // Hashes, indexed by hash_kind; digests[k] is null when table k is empty.
+    // Hashes, indexed by hash_kind; digests[k] is null when tables k are both empty.
     std::array<detail::hash_table, detail::hash_kind_count> hashes;
+    /// Allow list (.fp/.sfp): a stream with one of these hashes is clean.
+    std::array<detail::hash_table, detail::hash_kind_count> allowed;
+    bool has_allowed = false;
     std::array<detail::evp_md_ptr, detail::hash_kind_count> digests;
 };
 
@@ -289,7 +292,7 @@ private:
     void scan_bodies(std::span<const std::byte> bytes) noexcept;
     void update_hashes(std::span<const std::byte> bytes) noexcept;
     void stop_bodies() noexcept;
-    void finish_hashes() noexcept;
+    void finish_hashes(bool detect) noexcept;
     void prune_end_of_file() noexcept;
     void finish_bodies();
 };

@@ -333,7 +333,8 @@ TEST(HashParser, FlevelSkipComesBeforeValidation) {
 
 TEST(Signatures, RejectsUnknownExtension) {
     EXPECT_EQ(load_error_message("A=4d414749\n", "t.xdb"),
-              "t.xdb: unsupported database type (expected .ndb, .db, .hdb or .hsb)");
+              "t.xdb: unsupported database type (expected .ndb, .db, .hdb, .hsb, .fp, .sfp, "
+              ".ign or .ign2)");
 }
 
 TEST(Signatures, AppendKeepsOrder) {
@@ -424,7 +425,8 @@ TEST(LoadSignatures, FailsOnDirectoryWithoutDatabases) {
         FAIL() << "expected load_error";
     } catch (const load_error& e) {
         EXPECT_EQ(std::string(e.what()),
-                  dir.path().string() + ": no supported database files (.ndb, .db, .hdb, .hsb)");
+                  dir.path().string() + ": no supported database files (.ndb, .db, .hdb, .hsb, "
+                                         ".fp, .sfp, .ign, .ign2, .cvd, .cld, .cud)");
     }
 }
 

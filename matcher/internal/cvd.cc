@@ -1,0 +1,227 @@
+#include "matcher/internal/cvd.h"
+
+#include "matcher/signatures.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <charconv>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <zlib.h>
+
+namespace ringscan::matcher::detail {
+namespace {
+
+constexpr std::string_view magic = "ClamAV-VDB:";
+constexpr std::size_t tar_block = 512;
+
+[[noreturn]] void broken(std::string_view file_name, std::string_view reason) {
+    throw load_error(std::string(file_name) + ": " + std::string(reason));
+}
+
+std::string_view trimmed(std::string_view text) {
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\0' || text.back() == '\n' ||
+                             text.back() == '\r')) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
+template <typename Number>
+bool to_number(std::string_view text, Number& out) {
+    if (text.empty()) {
+        return false;
+    }
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc{} && end == text.data() + text.size();
+}
+
+std::string md5_hex(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_md5(), nullptr) != 1) {
+        throw load_error("OpenSSL MD5 failed");
+    }
+    static constexpr std::string_view digits = "0123456789abcdef";
+    std::string text;
+    for (unsigned int i = 0; i < size; ++i) {
+        text += digits[digest[i] >> 4U];
+        text += digits[digest[i] & 0xFU];
+    }
+    return text;
+}
+
+bool same_hex(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto lower = [](char c) {
+            return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        };
+        if (lower(a[i]) != lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string inflate_gzip(std::string_view compressed, std::string_view file_name) {
+    z_stream stream{};
+    if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK) {
+        broken(file_name, "zlib initialisation failed");
+    }
+    std::string out;
+    std::array<unsigned char, 1 << 16> buffer{};
+    std::size_t offset = 0;
+    int status = Z_OK;
+    while (status != Z_STREAM_END) {
+        if (stream.avail_in == 0 && offset < compressed.size()) {
+            const std::size_t n =
+                std::min<std::size_t>(compressed.size() - offset, std::numeric_limits<uInt>::max());
+            // zlib's API takes a non-const pointer but does not write through next_in.
+            stream.next_in =
+                reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data() + offset));
+            stream.avail_in = static_cast<uInt>(n);
+            offset += n;
+        }
+        stream.next_out = buffer.data();
+        stream.avail_out = static_cast<uInt>(buffer.size());
+        status = inflate(&stream, Z_NO_FLUSH);
+        if (status != Z_OK && status != Z_STREAM_END) {
+            inflateEnd(&stream);
+            broken(file_name, "broken tar.gz archive (zlib: " +
+                                  std::string(stream.msg != nullptr ? stream.msg : "error") + ")");
+        }
+        out.append(reinterpret_cast<const char*>(buffer.data()), buffer.size() - stream.avail_out);
+        if (status == Z_OK && stream.avail_in == 0 && offset >= compressed.size() &&
+            stream.avail_out != 0) {
+            inflateEnd(&stream);
+            broken(file_name, "truncated tar.gz archive");
+        }
+    }
+    inflateEnd(&stream);
+    return out;
+}
+
+std::string_view c_field(std::string_view block, std::size_t at, std::size_t length) {
+    const std::string_view field = block.substr(at, length);
+    return field.substr(0, std::min(field.find('\0'), field.size()));
+}
+
+std::vector<cvd_member> untar(std::string_view tar, std::string_view file_name) {
+    std::vector<cvd_member> members;
+    std::size_t at = 0;
+    while (at + tar_block <= tar.size()) {
+        const std::string_view block = tar.substr(at, tar_block);
+        if (block.find_first_not_of('\0') == std::string_view::npos) {
+            break;  // end-of-archive marker
+        }
+        std::string name(c_field(block, 0, 100));
+        if (c_field(block, 257, 5) == "ustar") {
+            const std::string_view prefix = c_field(block, 345, 155);
+            if (!prefix.empty()) {
+                name = std::string(prefix) + '/' + name;
+            }
+        }
+        // Size: octal digits, space/NUL padded.
+        std::uint64_t size = 0;
+        const std::string_view size_field = block.substr(124, 12);
+        std::size_t i = 0;
+        while (i < size_field.size() && size_field[i] == ' ') {
+            ++i;
+        }
+        bool any_digit = false;
+        for (; i < size_field.size() && size_field[i] >= '0' && size_field[i] <= '7'; ++i) {
+            size = size * 8 + static_cast<std::uint64_t>(size_field[i] - '0');
+            any_digit = true;
+        }
+        if (!any_digit) {
+            broken(file_name, "broken tar archive: bad size of member '" + name + "'");
+        }
+        at += tar_block;
+        if (size > tar.size() - at) {
+            broken(file_name, "broken tar archive: member '" + name + "' is truncated");
+        }
+        const char type = block[156];
+        if (type == '0' || type == '\0') {
+            if (const auto slash = name.rfind('/'); slash != std::string::npos) {
+                name.erase(0, slash + 1);
+            }
+            members.push_back(cvd_member{std::move(name), std::string(tar.substr(at, size))});
+        }
+        const std::uint64_t padded = (size + tar_block - 1) / tar_block * tar_block;
+        at += static_cast<std::size_t>(std::min<std::uint64_t>(padded, tar.size() - at));
+    }
+    return members;
+}
+
+}  // namespace
+
+cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name) {
+    if (bytes.size() < cvd_header_size || bytes.substr(0, magic.size()) != magic) {
+        broken(file_name, "Not a CVD file");
+    }
+    const std::string_view text = trimmed(bytes.substr(0, cvd_header_size));
+    std::array<std::string_view, 9> f{};
+    std::size_t count = 0;
+    std::size_t start = 0;
+    while (count < f.size()) {
+        const auto colon = text.find(':', start);
+        f[count++] = text.substr(start, colon == std::string_view::npos ? colon : colon - start);
+        if (colon == std::string_view::npos) {
+            break;
+        }
+        start = colon + 1;
+    }
+    cvd_header header;
+    if (count < 8) {
+        broken(file_name,
+               "Broken or not a CVD file (header has " + std::to_string(count) + " fields)");
+    }
+    header.build_time = std::string(f[1]);
+    if (!to_number(f[2], header.version)) {
+        broken(file_name, "Broken or not a CVD file (bad version '" + std::string(f[2]) + "')");
+    }
+    if (!to_number(f[3], header.signatures)) {
+        broken(file_name, "Broken or not a CVD file (bad signature count)");
+    }
+    if (!to_number(f[4], header.flevel)) {
+        broken(file_name, "Broken or not a CVD file (bad functionality level)");
+    }
+    header.md5 = std::string(f[5]);
+    header.dsig = std::string(f[6]);
+    header.builder = std::string(f[7]);
+    if (count == 9 && !to_number(trimmed(f[8]), header.stime)) {
+        broken(file_name, "Broken or not a CVD file (bad build time)");
+    }
+    return header;
+}
+
+std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
+                                   std::string_view file_name, bool check_md5) {
+    const std::string_view body = bytes.substr(std::min(bytes.size(), cvd_header_size));
+    if (check_md5 && !same_hex(md5_hex(body), header.md5)) {
+        broken(file_name, "Can't verify database integrity (MD5 does not match the header)");
+    }
+    if (body.substr(0, 7) == "COPYING") {
+        return untar(body, file_name);  // a CLD holding a plain tar
+    }
+    return untar(inflate_gzip(body, file_name), file_name);
+}
+
+std::string ctime_text(std::int64_t epoch_seconds) {
+    const auto when = static_cast<std::time_t>(epoch_seconds);
+    std::tm parts{};
+    if (localtime_r(&when, &parts) == nullptr) {
+        return {};
+    }
+    std::array<char, 64> text{};
+    const std::size_t n = std::strftime(text.data(), text.size(), "%a %b %e %H:%M:%S %Y", &parts);
+    return std::string(text.data(), n);
+}
+
+}  // namespace ringscan::matcher::detail
