@@ -283,10 +283,10 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
             reply(conn, ctx, "PONG");
             return;
         case command::version:
-            reply(conn, ctx, service_.version);
+            reply(conn, ctx, *service_.version());
             return;
         case command::versioncommands:
-            reply(conn, ctx, service_.version + std::string(proto::commands_list()));
+            reply(conn, ctx, *service_.version() + std::string(proto::commands_list()));
             return;
         case command::stats:
             reply_stats(conn, ctx);

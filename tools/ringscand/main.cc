@@ -88,29 +88,6 @@ std::optional<command_line> parse_command_line(int argc, char** argv, int& exit_
     return cli;
 }
 
-std::shared_ptr<const matcher::engine> load_engine(const daemon::daemon_settings& settings,
-                                                   daemon::logger& log) {
-    const auto started = std::chrono::steady_clock::now();
-    matcher::signature_set signatures = settings.database_directory
-                                            ? matcher::load_signatures(*settings.database_directory)
-                                            : matcher::embedded_default_signatures();
-    for (const std::string& skipped : signatures.skipped) {
-        log.verbose("Skipping signature not supported yet: " + skipped);
-    }
-    if (!signatures.skipped.empty()) {
-        log.warning(std::to_string(signatures.skipped.size()) +
-                    " signatures use features this build cannot match yet and were skipped");
-    }
-    auto engine = matcher::engine::compile(signatures);
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - started);
-    log.info("Loaded " + std::to_string(engine->signature_count()) + " signatures from " +
-             (settings.database_directory ? *settings.database_directory
-                                          : std::string("the embedded default database")) +
-             " in " + std::to_string(elapsed.count()) + " ms");
-    return engine;
-}
-
 /// clamd's User: after binding the sockets and opening the log, become that user.
 void drop_privileges(const std::string& user) {
     const passwd* entry = ::getpwnam(user.c_str());
@@ -218,9 +195,8 @@ int run(const command_line& cli) {
     ring::probe_io_uring();
     raise_descriptor_limit(log);
 
-    daemon::service svc(settings, log,
-                        proto::version_string(clamav_protocol_version, std::nullopt, ""));
-    svc.engine.store(load_engine(settings, log));
+    daemon::service svc(settings, log, std::string(clamav_protocol_version));
+    svc.load_database();
 
     ring::reactor_options options;
     options.shard_count = settings.max_shards;
@@ -263,7 +239,7 @@ int run(const command_line& cli) {
         log.info("LOCAL: Unix socket file " + settings.local->path);
     }
     log.info("ringscand ready: " + std::to_string(reactor.shard_count()) +
-             " io_uring shards, protocol " + svc.version);
+             " io_uring shards, protocol " + *svc.version());
 
     database_watch watch(settings.database_directory);
     auto next_self_check = std::chrono::steady_clock::now() + settings.self_check;

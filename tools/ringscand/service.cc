@@ -1,5 +1,7 @@
 #include "tools/ringscand/service.h"
 
+#include "proto/clamd_reply.h"
+
 #include <signal.h>
 #include <stdexcept>
 #include <thread>
@@ -22,8 +24,8 @@ void shard_context::set_idle() {
 }
 
 service::service(const daemon_settings& daemon_settings, logger& daemon_log,
-                 std::string reply_version)
-    : settings(daemon_settings), log(daemon_log), version(std::move(reply_version)) {
+                 std::string clamd_version)
+    : settings(daemon_settings), log(daemon_log), protocol_version(std::move(clamd_version)) {
     for (const std::string& pattern : settings.exclude_paths) {
         regex_t compiled;
         if (::regcomp(&compiled, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) {
@@ -58,6 +60,35 @@ const std::shared_ptr<const matcher::engine>& service::engine_for(shard_context&
     return shard.engine;
 }
 
+void service::load_database() {
+    const auto started = std::chrono::steady_clock::now();
+    matcher::signature_set signatures = settings.database_directory
+                                            ? matcher::load_signatures(*settings.database_directory)
+                                            : matcher::embedded_default_signatures();
+    for (const std::string& skipped : signatures.skipped) {
+        log.verbose("Skipping signature not supported yet: " + skipped);
+    }
+    if (!signatures.skipped.empty()) {
+        log.warning(std::to_string(signatures.skipped.size()) +
+                    " signatures use features this build cannot match yet and were skipped");
+    }
+    std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures);
+    const std::size_t count = fresh->signature_count();
+    const auto& daily = signatures.daily_version;
+    version_.store(std::make_shared<const std::string>(proto::version_string(
+                       protocol_version, daily ? std::optional(daily->version) : std::nullopt,
+                       daily ? daily->build_time : std::string())),
+                   std::memory_order_release);
+    engine.store(std::move(fresh), std::memory_order_release);
+    engine_generation.fetch_add(1, std::memory_order_acq_rel);
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    log.info("Loaded " + std::to_string(count) + " signatures from " +
+             (settings.database_directory ? *settings.database_directory
+                                          : std::string("the embedded default database")) +
+             " in " + std::to_string(elapsed.count()) + " ms");
+}
+
 void service::request_reload() {
     if (reload_in_progress.exchange(true)) {
         return;  // one reload at a time; this request is covered by the running one
@@ -65,19 +96,9 @@ void service::request_reload() {
     // Compile off the shards: scans keep using the old engine until the swap, and
     // streams that started on it finish on it (they hold a reference).
     std::thread([this] {
-        const auto started = std::chrono::steady_clock::now();
         try {
-            matcher::signature_set signatures =
-                settings.database_directory ? matcher::load_signatures(*settings.database_directory)
-                                            : matcher::embedded_default_signatures();
-            std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures);
-            const std::size_t count = fresh->signature_count();
-            engine.store(std::move(fresh), std::memory_order_release);
-            engine_generation.fetch_add(1, std::memory_order_acq_rel);
-            const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - started);
-            log.info("Database correctly reloaded (" + std::to_string(count) + " signatures, " +
-                     std::to_string(elapsed.count()) + " ms)");
+            load_database();
+            log.info("Database correctly reloaded.");
         } catch (const std::exception& error) {
             // As clamd: a failed reload keeps the old engine serving.
             log.error(std::string("reload failed, keeping the current database: ") + error.what());

@@ -43,14 +43,16 @@ struct shard_context {
 /// (swapped by reload) and the counters, which are atomics.
 struct service {
     /// Throws std::runtime_error naming an ExcludePath pattern that does not compile.
-    service(const daemon_settings& daemon_settings, logger& daemon_log, std::string reply_version);
+    /// `protocol_version` is the clamd release we answer as ("1.4.6").
+    service(const daemon_settings& daemon_settings, logger& daemon_log,
+            std::string protocol_version);
     ~service();
     service(const service&) = delete;
     service& operator=(const service&) = delete;
 
     const daemon_settings& settings;
     logger& log;
-    std::string version;  ///< VERSION reply, e.g. "ClamAV 1.4.6"
+    std::string protocol_version;
     std::vector<std::unique_ptr<shard_context>> shards;
 
     /// ExcludePath patterns, compiled once (POSIX extended, as clamd); true if `path` matches.
@@ -64,8 +66,17 @@ struct service {
 
 private:
     std::vector<regex_t> exclude_patterns_;
+    std::atomic<std::shared_ptr<const std::string>> version_;
 
 public:
+    /// Loads and compiles DatabaseDirectory (or the embedded set), logging what was skipped,
+    /// and makes it the engine new scans use. Throws matcher::load_error.
+    void load_database();
+    /// VERSION reply: "ClamAV 1.4.6", or "ClamAV 1.4.6/<daily>/<build time>" with a daily DB.
+    [[nodiscard]] std::shared_ptr<const std::string> version() const {
+        return version_.load(std::memory_order_acquire);
+    }
+
     /// The shard's engine for a scan starting now (picks up a finished reload).
     const std::shared_ptr<const matcher::engine>& engine_for(shard_context& shard) const;
 
