@@ -472,20 +472,6 @@ void signature_set::append(signature_set other) {
 
 namespace {
 
-std::string md5_hex(std::string_view bytes) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int size = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_md5(), nullptr) != 1) {
-        throw load_error("OpenSSL MD5 failed");
-    }
-    static constexpr std::string_view digits = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < size; ++i) {
-        text += digits[digest[i] >> 4U];
-        text += digits[digest[i] & 0xFU];
-    }
-    return text;
-}
 
 bool ignore_list::drops(std::string_view name, std::string_view line) const {
     const auto at = entries.find(name);
@@ -496,7 +482,7 @@ bool ignore_list::drops(std::string_view name, std::string_view line) const {
     if (std::find(digests.begin(), digests.end(), std::string()) != digests.end()) {
         return true;
     }
-    return std::find(digests.begin(), digests.end(), md5_hex(line)) != digests.end();
+    return std::find(digests.begin(), digests.end(), detail::md5_hex(line)) != digests.end();
 }
 
 // The signature name field of a database line, before any parsing (ClamAV checks the

@@ -39,21 +39,6 @@ bool to_number(std::string_view text, Number& out) {
     return error == std::errc{} && end == text.data() + text.size();
 }
 
-std::string md5_hex(std::string_view bytes) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int size = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_md5(), nullptr) != 1) {
-        throw load_error("OpenSSL MD5 failed");
-    }
-    static constexpr std::string_view digits = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < size; ++i) {
-        text += digits[digest[i] >> 4U];
-        text += digits[digest[i] & 0xFU];
-    }
-    return text;
-}
-
 bool same_hex(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {
         return false;
@@ -222,6 +207,21 @@ std::string ctime_text(std::int64_t epoch_seconds) {
     std::array<char, 64> text{};
     const std::size_t n = std::strftime(text.data(), text.size(), "%a %b %e %H:%M:%S %Y", &parts);
     return std::string(text.data(), n);
+}
+
+std::string md5_hex(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_md5(), nullptr) != 1) {
+        throw load_error("OpenSSL MD5 failed");
+    }
+    static constexpr std::string_view digits = "0123456789abcdef";
+    std::string text;
+    for (unsigned int i = 0; i < size; ++i) {
+        text += digits[digest[i] >> 4U];
+        text += digits[digest[i] & 0xFU];
+    }
+    return text;
 }
 
 }  // namespace ringscan::matcher::detail

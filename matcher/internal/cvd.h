@@ -43,4 +43,7 @@ inline constexpr std::size_t cvd_header_size = 512;
 /// "Tue Nov 24 05:30:56 2026".
 [[nodiscard]] std::string ctime_text(std::int64_t epoch_seconds);
 
+/// Lower-case hex MD5 of `bytes` (CVD headers, .ign2 line digests). Throws load_error.
+[[nodiscard]] std::string md5_hex(std::string_view bytes);
+
 }  // namespace ringscan::matcher::detail
