@@ -9,6 +9,7 @@
 // - a mail's parts are reported BEFORE its raw bytes (first match and --allmatch order).
 
 #include "matcher/content_scan.h"
+
 #include "matcher/internal/mime.h"
 
 #include <gtest/gtest.h>
@@ -153,8 +154,9 @@ std::map<std::string, std::string> hand_mails() {
     m["clean"] = milter_head + "Subject: hi\n\nJust text.\n" + text_like(3000, 1) + "\n";
     m["b64"] = eicar_b64_mail();
     m["b64-crlf"] = to_crlf(eicar_b64_mail());
-    m["b64-garbage"] = milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
-                                     "boundary=XyZ\n\n" +
+    m["b64-garbage"] = milter_head +
+                       "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                       "boundary=XyZ\n\n" +
                        multipart("XyZ", {"Content-Type: application/x-foo\n"
                                          "Content-Transfer-Encoding: BASE64\n\n" +
                                          [] {
@@ -172,37 +174,38 @@ std::map<std::string, std::string> hand_mails() {
               "MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: "
               "quoted-printable\n\n" +
               eicar_qp();
-    m["qp-part"] = milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed;\n"
-                                 "\tboundary=\"folded b\"\n\n" +
-                   multipart("folded b",
-                             {text_part("x\n"), "Content-Type: text/plain\n"
-                                                "Content-Transfer-Encoding: quoted-printable\n\n" +
-                                                    eicar_qp()});
+    m["qp-part"] = milter_head +
+                   "MIME-Version: 1.0\nContent-Type: multipart/mixed;\n"
+                   "\tboundary=\"folded b\"\n\n" +
+                   multipart("folded b", {text_part("x\n"),
+                                          "Content-Type: text/plain\n"
+                                          "Content-Transfer-Encoding: quoted-printable\n\n" +
+                                              eicar_qp()});
     m["nested"] =
         milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=outer\n\n" +
-        multipart("outer",
-                  {"Content-Type: multipart/alternative; boundary=\"inner\"\n\n" +
-                       multipart("inner", {text_part("plain\n"), text_part("alt\n")}),
-                   "Content-Type: multipart/related; boundary=inner2\n\n" +
-                       multipart("inner2", {b64_part(eicar())})});
-    m["rfc822"] =
-        "Received: from mx by mx\n" + std::string("From: a@b\nMIME-Version: 1.0\n") +
-        "Content-Type: multipart/mixed; boundary=XX\n\n" +
-        multipart("XX", {text_part("fwd\n"), "Content-Type: message/rfc822\n\n"
-                                             "From: inner@example.org\nSubject: in\n"
-                                             "Content-Type: application/octet-stream\n"
-                                             "Content-Transfer-Encoding: base64\n\n" +
-                                                 base64(eicar())});
+        multipart("outer", {"Content-Type: multipart/alternative; boundary=\"inner\"\n\n" +
+                                multipart("inner", {text_part("plain\n"), text_part("alt\n")}),
+                            "Content-Type: multipart/related; boundary=inner2\n\n" +
+                                multipart("inner2", {b64_part(eicar())})});
+    m["rfc822"] = "Received: from mx by mx\n" + std::string("From: a@b\nMIME-Version: 1.0\n") +
+                  "Content-Type: multipart/mixed; boundary=XX\n\n" +
+                  multipart("XX", {text_part("fwd\n"),
+                                   "Content-Type: message/rfc822\n\n"
+                                   "From: inner@example.org\nSubject: in\n"
+                                   "Content-Type: application/octet-stream\n"
+                                   "Content-Transfer-Encoding: base64\n\n" +
+                                       base64(eicar())});
     m["uuencode"] = milter_head + "Subject: uu\n\nsee below\n\n" + uuencode(eicar()) + "bye\n";
-    m["order"] = milter_head + "Subject: RAWMARKERAAAA\nMIME-Version: 1.0\n"
-                               "Content-Type: multipart/mixed; boundary=XX\n\n" +
+    m["order"] = milter_head +
+                 "Subject: RAWMARKERAAAA\nMIME-Version: 1.0\n"
+                 "Content-Type: multipart/mixed; boundary=XX\n\n" +
                  multipart("XX", {b64_part("xx PARTMARKERBBBB yy"), b64_part(eicar())});
     m["not-mail"] = "Content-Type: multipart/mixed; boundary=XX\nX-Mailer: none\n\n" +
                     multipart("XX", {b64_part(eicar())});
-    m["prefix-boundary"] =
-        milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"ab\"\n\n" +
-        multipart("ab", {"Content-Type: multipart/mixed; boundary=\"abc\"\n\n" +
-                             multipart("abc", {b64_part(eicar())})});
+    m["prefix-boundary"] = milter_head +
+                           "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"ab\"\n\n" +
+                           multipart("ab", {"Content-Type: multipart/mixed; boundary=\"abc\"\n\n" +
+                                            multipart("abc", {b64_part(eicar())})});
     return m;
 }
 
@@ -250,8 +253,7 @@ TEST(MailTyping, FollowsClamavMagic) {
     EXPECT_EQ(type_mail("Fro", false), mail_typing::undecided);
     EXPECT_EQ(type_mail("MZ\x90", false), mail_typing::not_mail);
     // MIME-Version at offset 0 is mail only with a Content-Type line after it (CL_TYPE_MHTML).
-    EXPECT_EQ(type_mail("MIME-Version: 1.0\nContent-Type: text/plain\n", true),
-              mail_typing::mail);
+    EXPECT_EQ(type_mail("MIME-Version: 1.0\nContent-Type: text/plain\n", true), mail_typing::mail);
     EXPECT_EQ(type_mail("MIME-Version: 1.0\nX-A: b\n", true), mail_typing::not_mail);
     EXPECT_EQ(type_mail("Content-Type: text/plain\n", true), mail_typing::not_mail);
     EXPECT_EQ(type_mail("X-Custom: 1\nFrom: a\nMIME-Version: 1.0\n", true), mail_typing::mail);
@@ -346,8 +348,9 @@ TEST(ContentScan, SkipsPartOverMaxFileSize) {
     content_limits limits;
     limits.max_file_size = 60;  // EICAR is 68 bytes; the mail itself is kept (max_scan_size)
     limits.max_scan_size = 1 << 20;
-    const std::string mail = milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
-                                           "boundary=XX\n\n" +
+    const std::string mail = milter_head +
+                             "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                             "boundary=XX\n\n" +
                              multipart("XX", {b64_part(eicar())});
     // The copy is bounded by min(max_scan_size, max_file_size): the whole mail is over it.
     auto r = scan_content(default_engine(), mail, scan_mode::first_match, limits);
@@ -366,8 +369,9 @@ TEST(ContentScan, SkipsPartOverMaxFileSize) {
 }
 
 TEST(ContentScan, RespectsMaxFilesAndRecursion) {
-    const std::string mail = milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
-                                           "boundary=XX\n\n" +
+    const std::string mail = milter_head +
+                             "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                             "boundary=XX\n\n" +
                              multipart("XX", {text_part("one\n"), b64_part(eicar())});
     content_limits limits;
     limits.max_files = 1;
@@ -375,14 +379,15 @@ TEST(ContentScan, RespectsMaxFilesAndRecursion) {
     EXPECT_FALSE(r.v.infected);
     EXPECT_TRUE(r.exceeded);
     // message/rfc822 nesting: each level is one recursion.
-    std::string nested = "From: x\nContent-Type: application/octet-stream\n"
-                         "Content-Transfer-Encoding: base64\n\n" +
-                         base64(eicar());
+    std::string nested =
+        "From: x\nContent-Type: application/octet-stream\n"
+        "Content-Transfer-Encoding: base64\n\n" +
+        base64(eicar());
     for (int level = 0; level < 5; ++level) {
-        nested = "From: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B" +
-                 std::to_string(level) + "\n\n" +
-                 multipart("B" + std::to_string(level),
-                           {"Content-Type: message/rfc822\n\n" + nested});
+        nested =
+            "From: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B" +
+            std::to_string(level) + "\n\n" +
+            multipart("B" + std::to_string(level), {"Content-Type: message/rfc822\n\n" + nested});
     }
     EXPECT_TRUE(scan_content(default_engine(), nested).v.infected);
     limits = {};
@@ -435,50 +440,38 @@ TEST(ContentScan, NonMailTakesNoCopy) {
 }
 
 TEST(ContentScan, ReportsPartsBeforeRawBytes) {
-    const auto compiled = engine::compile(parse_signatures(
-        "Raw-Sig-A:0:*:" + hex_of("RAWMARKERAAAA") + "\nPart-Sig-B:0:*:" +
-            hex_of("PARTMARKERBBBB") + "\nEicar-Test-Signature:0:*:" + hex_of(eicar()) + "\n",
-        "o.ndb"));
+    const auto compiled =
+        engine::compile(parse_signatures("Raw-Sig-A:0:*:" + hex_of("RAWMARKERAAAA") +
+                                             "\nPart-Sig-B:0:*:" + hex_of("PARTMARKERBBBB") +
+                                             "\nEicar-Test-Signature:0:*:" + hex_of(eicar()) + "\n",
+                                         "o.ndb"));
     const std::string mail = hand_mails()["order"];
     EXPECT_EQ(scan_content(compiled, mail).v.name, "Part-Sig-B.UNOFFICIAL");
     const auto all = scan_content(compiled, mail, scan_mode::all_matches);
-    EXPECT_EQ(all.names, (std::vector<std::string>{"Part-Sig-B.UNOFFICIAL",
-                                                   "Eicar-Test-Signature.UNOFFICIAL",
-                                                   "Raw-Sig-A.UNOFFICIAL"}));
+    EXPECT_EQ(all.names,
+              (std::vector<std::string>{"Part-Sig-B.UNOFFICIAL", "Eicar-Test-Signature.UNOFFICIAL",
+                                        "Raw-Sig-A.UNOFFICIAL"}));
 }
 
 TEST(ContentScan, MatchesHashOfDecodedAttachment) {
     RINGSCAN_REQUIRE_FILE(testing::clam_exe_path);
     const auto exe = testing::read_file(testing::clam_exe_path);
     ASSERT_TRUE(exe.has_value());
-    const std::string mail = milter_head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
-                                           "boundary=XX\n\n" +
+    const std::string mail = milter_head +
+                             "MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                             "boundary=XX\n\n" +
                              multipart("XX", {b64_part(*exe)});
     EXPECT_EQ(scan_content(default_engine(), mail).v.name, "Clamav.Test.File-6");
 }
 
 // --- Parity with clamscan ------------------------------------------------------------------
 
-std::string run(const std::string& command) {
-    std::string out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) {
-        out += buffer.data();
-    }
-    ::pclose(pipe);
-    return out;
-}
-
 /// clamscan's report lines for `file`: "OK" or one "Name FOUND" per line.
 std::vector<std::string> clamscan_results(const std::filesystem::path& db,
                                           const std::filesystem::path& file, bool all) {
-    const std::string out = run("/usr/bin/clamscan --no-summary " +
-                                std::string(all ? "--allmatch " : "") + "-d " + db.string() +
-                                " " + file.string() + " 2>/dev/null");
+    const std::string out = testing::run_command(
+        "/usr/bin/clamscan --no-summary " + std::string(all ? "--allmatch " : "") + "-d " +
+        db.string() + " " + file.string() + " 2>/dev/null");
     std::vector<std::string> lines;
     std::size_t at = 0;
     const std::string prefix = file.string() + ": ";
@@ -500,8 +493,8 @@ std::vector<std::string> clamscan_results(const std::filesystem::path& db,
 /// the file itself excluded.
 std::vector<std::string> clamscan_objects(const std::filesystem::path& db,
                                           const std::filesystem::path& file) {
-    const std::string out = run("/usr/bin/clamscan --debug --no-summary -d " + db.string() +
-                                " " + file.string() + " 2>&1");
+    const std::string out = testing::run_command("/usr/bin/clamscan --debug --no-summary -d " +
+                                                 db.string() + " " + file.string() + " 2>&1");
     std::vector<std::string> md5s;
     const std::string key = "clean_cache_check: ";
     for (std::size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + 1)) {
@@ -515,8 +508,8 @@ std::vector<std::string> clamscan_objects(const std::filesystem::path& db,
 
 std::vector<std::string> ringscan_results(const std::shared_ptr<const engine>& compiled,
                                           std::string_view data, bool all) {
-    const auto r = scan_content(compiled, data, all ? scan_mode::all_matches
-                                                    : scan_mode::first_match);
+    const auto r =
+        scan_content(compiled, data, all ? scan_mode::all_matches : scan_mode::first_match);
     EXPECT_FALSE(r.error);
     if (r.names.empty()) {
         return {"OK"};
@@ -545,8 +538,8 @@ protected:
         std::ofstream(dir_ / "db" / "eicar.ndb")
             << "Eicar-Test-Signature:0:*:" << hex_of(eicar()) << "\n";
         std::ofstream(dir_ / "db" / "markers.ndb")
-            << "Raw-Sig-A:0:*:" << hex_of("RAWMARKERAAAA") << "\nPart-Sig-B:0:*:"
-            << hex_of("PARTMARKERBBBB") << "\n";
+            << "Raw-Sig-A:0:*:" << hex_of("RAWMARKERAAAA")
+            << "\nPart-Sig-B:0:*:" << hex_of("PARTMARKERBBBB") << "\n";
         std::ofstream(dir_ / "db" / "clam.hdb") << "aa15bcf478d165efd2065190eb473bcb:544:"
                                                    "ClamAV-Test-File\n";
         std::ofstream(dir_ / "none" / "none.ndb")
@@ -613,8 +606,8 @@ TEST_F(ClamscanMailParity, HandBuiltMailsSameDecodedObjects) {
 
 TEST_F(ClamscanMailParity, ClamavTestfilesSameVerdicts) {
     for (const char* name : {"clam.exe.mbox.base64", "clam.exe.mbox.uu", "clam.mail"}) {
-        const std::filesystem::path path = std::filesystem::path("/usr/share/clamav-testfiles") /
-                                           name;
+        const std::filesystem::path path =
+            std::filesystem::path("/usr/share/clamav-testfiles") / name;
         if (!std::filesystem::exists(path)) {
             continue;
         }

@@ -309,24 +309,10 @@ TEST(IgnoreListTest, Ign2InsideContainerAppliesToLaterMembers) {
 
 // --- Parity with clamscan --------------------------------------------------------------
 
-std::string run(const std::string& command) {
-    std::string out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) {
-        out += buffer.data();
-    }
-    ::pclose(pipe);
-    return out;
-}
-
 std::vector<std::string> clamscan_names(const fs::path& db, const fs::path& file, bool all) {
-    const std::string out =
-        run(std::string("/usr/bin/clamscan --no-summary ") + (all ? "--allmatch -d " : "-d ") +
-            db.string() + " " + file.string() + " 2>/dev/null");
+    const std::string out = testing::run_command(std::string("/usr/bin/clamscan --no-summary ") +
+                                                 (all ? "--allmatch -d " : "-d ") + db.string() +
+                                                 " " + file.string() + " 2>/dev/null");
     std::vector<std::string> names;
     const std::string prefix = file.string() + ": ";
     std::size_t at = 0;

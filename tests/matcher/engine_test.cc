@@ -8,10 +8,10 @@
 #include "tests/matcher/test_util.h"
 #include <algorithm>
 #include <array>
-#include <initializer_list>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -455,8 +455,7 @@ TEST(AllMatch, HashesFollowBodiesMd5Sha1Sha256SizedBeforeAny) {
 TEST(AllMatch, NamesAppearOnceAndCleanDataGivesNone) {
     const auto compiled = compile_text(ndb_line("Twice", "MAGIC") + ndb_line("Twice", "inside"));
     scanner context;
-    EXPECT_EQ(all_matches_chunked(compiled, context, sample + sample, 10),
-              unofficial({"Twice"}));
+    EXPECT_EQ(all_matches_chunked(compiled, context, sample + sample, 10), unofficial({"Twice"}));
     EXPECT_TRUE(all_matches_chunked(compiled, context, text_like(100000, 3), 4096).empty());
     const auto embedded = engine::compile(embedded_default_signatures());
     const auto found = scan_buffer_all(embedded, context, as_bytes("..." + eicar() + "..."));
@@ -513,27 +512,7 @@ TEST(AllMatchParity, SameNamesInSameOrderAsClamscanAllmatch) {
     }
     command += " 2>&1";
     std::map<std::string, std::vector<std::string>> expected;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    std::array<char, 4096> line{};
-    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe) != nullptr) {
-        std::string text(line.data());
-        const auto colon = text.find(": ");
-        const auto found = text.rfind(" FOUND");
-        if (colon == std::string::npos) {
-            continue;
-        }
-        const std::string file = std::filesystem::path(text.substr(0, colon)).filename();
-        auto& names = expected[file];
-        if (found == std::string::npos || found < colon) {
-            continue;  // OK
-        }
-        const std::string name = text.substr(colon + 2, found - colon - 2);
-        if (std::find(names.begin(), names.end(), name) == names.end()) {
-            names.push_back(name);
-        }
-    }
-    ::pclose(pipe);
+    expected = testing::clamscan_names_by_file(testing::run_command(command));
     const auto compiled = engine::compile(load_signatures(dir));
     scanner context;
     for (const auto& [name, content] : files) {
@@ -574,7 +553,9 @@ const std::map<std::string, std::string>& wild_files() {
     static const std::map<std::string, std::string> files = {
         {"plain", sample},
         {"pe", "MZ" + sample},
-        {"elf", "\x7f" "ELFhello world this is a test file\n"},
+        {"elf",
+         "\x7f"
+         "ELFhello world this is a test file\n"},
         {"alts", "hi wo hiXwo hijwo"},
         {"clean", text_like(30000, 21)},
     };
@@ -593,20 +574,20 @@ TEST(Wildcards, MatchTheSameNamesAsClamscan) {
     EXPECT_TRUE(compiled->skipped().empty());
     scanner context;
     const std::map<std::string, std::vector<std::string>> expected = {
-        {"plain", unofficial({"Abs", "AbsRange", "BoundB", "BoundL", "Bracket", "Eof", "Gap",
-                              "GapExact", "GapMin", "GapOpen", "MultiAlt", "Nib", "Wild",
-                              "WordW"})},
-        {"pe", unofficial({"AbsRange", "BoundB", "BoundL", "Bracket", "Gap", "GapExact",
-                           "GapMin", "GapOpen", "MultiAlt", "Nib", "PeOnly", "Wild", "WordW"})},
-        {"elf", unofficial({"AbsRange", "BoundB", "Bracket", "ElfOnly", "Gap", "GapExact",
-                            "GapMin", "GapOpen", "MultiAlt", "WordW"})},
+        {"plain",
+         unofficial({"Abs", "AbsRange", "BoundB", "BoundL", "Bracket", "Eof", "Gap", "GapExact",
+                     "GapMin", "GapOpen", "MultiAlt", "Nib", "Wild", "WordW"})},
+        {"pe", unofficial({"AbsRange", "BoundB", "BoundL", "Bracket", "Gap", "GapExact", "GapMin",
+                           "GapOpen", "MultiAlt", "Nib", "PeOnly", "Wild", "WordW"})},
+        {"elf", unofficial({"AbsRange", "BoundB", "Bracket", "ElfOnly", "Gap", "GapExact", "GapMin",
+                            "GapOpen", "MultiAlt", "WordW"})},
     };
     for (const auto& [name, names] : expected) {
         SCOPED_TRACE(name);
         for (const std::size_t chunk : {1UL, 7UL, 4096UL}) {
-            EXPECT_EQ(sorted_names(all_matches_chunked(compiled, context, wild_files().at(name),
-                                                       chunk)),
-                      names);
+            EXPECT_EQ(
+                sorted_names(all_matches_chunked(compiled, context, wild_files().at(name), chunk)),
+                names);
         }
     }
     // The typed signature is reported first, as ClamAV scans the typed matcher first.
@@ -616,8 +597,8 @@ TEST(Wildcards, MatchTheSameNamesAsClamscan) {
 TEST(WildcardParity, SameNamesAsClamscanAllmatch) {
     const std::filesystem::path clamscan = "/usr/bin/clamscan";
     RINGSCAN_REQUIRE_FILE(clamscan);
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("ringscan-wild-" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("ringscan-wild-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "w.ndb") << wild_ndb;
@@ -629,25 +610,7 @@ TEST(WildcardParity, SameNamesAsClamscanAllmatch) {
     }
     command += " 2>&1";
     std::map<std::string, std::vector<std::string>> expected;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    std::array<char, 4096> line{};
-    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe) != nullptr) {
-        const std::string text(line.data());
-        const auto colon = text.find(": ");
-        const auto found = text.rfind(" FOUND");
-        if (colon == std::string::npos) {
-            continue;
-        }
-        auto& names = expected[std::filesystem::path(text.substr(0, colon)).filename()];
-        if (found != std::string::npos && found > colon) {
-            const std::string name = text.substr(colon + 2, found - colon - 2);
-            if (std::find(names.begin(), names.end(), name) == names.end()) {
-                names.push_back(name);
-            }
-        }
-    }
-    ::pclose(pipe);
+    expected = testing::clamscan_names_by_file(testing::run_command(command));
     const auto compiled = engine::compile(load_signatures(dir / "w.ndb"));
     scanner context;
     for (const auto& [name, content] : wild_files()) {

@@ -4,16 +4,21 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringscan::matcher::testing {
 
@@ -78,6 +83,50 @@ inline std::string text_like(std::size_t size, std::uint64_t seed) {
     }
     out.resize(size);
     return out;
+}
+
+/// Runs a shell command (the parity tests' clamscan) and returns what it printed.
+inline std::string run_command(const std::string& command) {
+    std::string out;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) {
+        return out;
+    }
+    std::array<char, 4096> buffer{};
+    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) {
+        out += buffer.data();
+    }
+    ::pclose(pipe);
+    return out;
+}
+
+/// clamscan's report ("path: Name FOUND" / "path: OK" lines) as file name -> the names it
+/// found, in order, each once; a file reported OK maps to no names.
+inline std::map<std::string, std::vector<std::string>> clamscan_names_by_file(
+    const std::string& report) {
+    std::map<std::string, std::vector<std::string>> names_by_file;
+    std::size_t start = 0;
+    while (start < report.size()) {
+        std::size_t end = report.find('\n', start);
+        if (end == std::string::npos) {
+            end = report.size();
+        }
+        const std::string text = report.substr(start, end - start);
+        start = end + 1;
+        const auto colon = text.find(": ");
+        const auto found = text.rfind(" FOUND");
+        if (colon == std::string::npos) {
+            continue;
+        }
+        auto& names = names_by_file[std::filesystem::path(text.substr(0, colon)).filename()];
+        if (found != std::string::npos && found > colon) {
+            const std::string name = text.substr(colon + 2, found - colon - 2);
+            if (std::find(names.begin(), names.end(), name) == names.end()) {
+                names.push_back(name);
+            }
+        }
+    }
+    return names_by_file;
 }
 
 }  // namespace ringscan::matcher::testing
