@@ -783,7 +783,7 @@ void stream_scan::impl::scan_streams(std::size_t first, std::span<const unsigned
 void stream_scan::impl::scan_bodies(std::span<const std::byte> bytes) noexcept {
     const std::span<const unsigned char> chunk(reinterpret_cast<const unsigned char*>(bytes.data()),
                                                bytes.size());
-    if (!typed_open && (head_length >= detail::file_type_window || head_length == head.size())) {
+    if (!typed_open && head_length == head.size()) {
         open_typed();
     }
     if (!scanning()) {

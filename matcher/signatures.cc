@@ -37,7 +37,18 @@ constexpr std::int64_t min_flevel_for_any_size = 73;
 // ClamAV keeps hash-signature sizes in 32 bits and rejects 0 and UINT32_MAX.
 constexpr std::int64_t max_hash_size = 0xFFFFFFFELL;
 
-enum class db_format : std::uint8_t { ndb, db, hash, allow, ignore };
+enum class db_format : std::uint8_t {
+    ndb,
+    db,
+    hash,
+    allow,
+    ignore,
+    section_hash,  ///< .mdb/.msb: PESectionSize:Hash:Name
+    import_hash,   ///< .imp: Hash:Size:Name
+    logical,       ///< .ldb
+    yara,          ///< .yar/.yara
+    icon,          ///< .idb
+};
 
 // The extension after the last dot, lower-cased; empty when there is none or it is long.
 std::string extension_of(std::string_view file_name) {
@@ -68,6 +79,21 @@ std::optional<db_format> format_of(std::string_view file_name) {
     }
     if (e == "ign" || e == "ign2") {
         return db_format::ignore;
+    }
+    if (e == "mdb" || e == "msb") {
+        return db_format::section_hash;
+    }
+    if (e == "imp") {
+        return db_format::import_hash;
+    }
+    if (e == "ldb") {
+        return db_format::logical;
+    }
+    if (e == "yar" || e == "yara") {
+        return db_format::yara;
+    }
+    if (e == "idb") {
+        return db_format::icon;
     }
     return std::nullopt;
 }
@@ -262,6 +288,7 @@ bool routed_target(unsigned type) {
         case target::any:
         case target::pe:
         case target::ole2:
+        case target::mail:
         case target::graphics:
         case target::elf:
         case target::macho:
@@ -340,6 +367,23 @@ void add_body(std::string name, std::string_view hex, unsigned target,
     out.bodies.push_back(std::move(body));
 }
 
+// .ldb: Name;TargetDescriptionBlock;LogicalExpression;Subsig0[;Subsig1...]
+void parse_ldb_line(std::string_view /*line*/, const line_ref& where, bool /*official*/,
+                    signature_set& out) {
+    skip(out, where, "logical signatures not supported yet");
+}
+
+// .idb: IconName:Group1:Group2:IconHash
+void parse_idb_line(std::string_view /*line*/, const line_ref& where, signature_set& out) {
+    skip(out, where, "icon signatures not supported yet");
+}
+
+// .yar/.yara: YARA rules, the subset ClamAV accepts.
+void parse_yara_file(std::string_view /*text*/, std::string_view file_name, bool /*official*/,
+                     signature_set& out) {
+    out.skipped.push_back(std::string(file_name) + ": YARA rules not supported yet");
+}
+
 // .db: Name=HexSignature, target 0, anywhere in the file.
 void parse_db_line(std::string_view line, const line_ref& where, bool official,
                    signature_set& out) {
@@ -366,10 +410,14 @@ void parse_db_line(std::string_view line, const line_ref& where, bool official,
     add_body(std::move(name), hex, 0, detail::body_offset{}, "*", where, out);
 }
 
-// .hdb / .hsb: HashHex:FileSize:Name[:MinFL[:MaxFL]]
+// .hdb / .hsb / .imp: HashHex:FileSize:Name[:MinFL[:MaxFL]]; .mdb / .msb swap the first
+// two fields (PESectionSize:SectionHash:Name...). `into` receives the signature.
 void parse_hash_line(std::string_view line, const line_ref& where, bool official,
-                     signature_set& out) {
-    const fields f(line);
+                     signature_set& out, db_format format) {
+    fields f(line);
+    if (format == db_format::section_hash && f.count >= 2) {
+        std::swap(f.items[0], f.items[1]);
+    }
     if (f.count < 3 || f.count > 5) {
         malformed(where, "expected Hash:Size:Name[:MinFL[:MaxFL]], found " +
                              std::to_string(f.count) + " fields");
@@ -421,7 +469,17 @@ void parse_hash_line(std::string_view line, const line_ref& where, bool official
         sig.size = static_cast<std::uint64_t>(*size);
     }
     sig.name = signature_name(f[2], official, where);
-    out.hashes.push_back(std::move(sig));
+    switch (format) {
+        case db_format::section_hash:
+            out.section_hashes.push_back(std::move(sig));
+            break;
+        case db_format::import_hash:
+            out.import_hashes.push_back(std::move(sig));
+            break;
+        default:
+            out.hashes.push_back(std::move(sig));
+            break;
+    }
 }
 
 std::string read_file(const std::filesystem::path& path) {
@@ -463,6 +521,8 @@ void move_all(std::vector<Element>& into, std::vector<Element>& from) {
 void signature_set::append(signature_set other) {
     move_all(bodies, other.bodies);
     move_all(hashes, other.hashes);
+    move_all(section_hashes, other.section_hashes);
+    move_all(import_hashes, other.import_hashes);
     move_all(allow_hashes, other.allow_hashes);
     move_all(skipped, other.skipped);
     if (other.daily_version) {
@@ -490,6 +550,9 @@ bool ignore_list::drops(std::string_view name, std::string_view line) const {
 std::string_view raw_name(db_format format, std::string_view line) {
     if (format == db_format::db) {
         return line.substr(0, line.find('='));
+    }
+    if (format == db_format::logical) {
+        return line.substr(0, line.find(';'));
     }
     const fields f(line);
     if (format == db_format::ndb) {
@@ -531,6 +594,10 @@ signature_set parse_into(std::string_view text, std::string_view file_name, bool
         throw load_error(std::string(file_name) + ": empty database file");
     }
     signature_set out;
+    if (*format == db_format::yara) {
+        parse_yara_file(text, file_name, official, out);
+        return out;
+    }
     line_ref where{file_name, 0};
     std::size_t start = 0;
     while (start < text.size()) {
@@ -559,8 +626,12 @@ signature_set parse_into(std::string_view text, std::string_view file_name, bool
             parse_ndb_line(line, where, official, out);
         } else if (*format == db_format::db) {
             parse_db_line(line, where, official, out);
+        } else if (*format == db_format::logical) {
+            parse_ldb_line(line, where, official, out);
+        } else if (*format == db_format::icon) {
+            parse_idb_line(line, where, out);
         } else {
-            parse_hash_line(line, where, official, out);
+            parse_hash_line(line, where, official, out, *format);
         }
     }
     if (*format == db_format::allow) {
@@ -586,7 +657,7 @@ void load_container(const std::filesystem::path& path, const std::string& bytes,
     // Members load in archive order, as in ClamAV: an .ign2 member drops lines of the
     // members and containers after it only.
     const std::vector<detail::cvd_member> members =
-        detail::unpack_cvd(bytes, header, file, official);
+        detail::unpack_cvd(bytes, header, file, container_of(file) == container_kind::cvd);
     for (const detail::cvd_member& member : members) {
         const std::string name = file + '/' + member.name;
         if (member.name == "COPYING" || extension_of(member.name) == "info") {

@@ -43,8 +43,11 @@ namespace target {
 inline constexpr std::uint8_t any = 0;
 inline constexpr std::uint8_t pe = 1;
 inline constexpr std::uint8_t ole2 = 2;
+inline constexpr std::uint8_t html = 3;
+inline constexpr std::uint8_t mail = 4;
 inline constexpr std::uint8_t graphics = 5;
 inline constexpr std::uint8_t elf = 6;
+inline constexpr std::uint8_t text = 7;
 inline constexpr std::uint8_t macho = 9;
 inline constexpr std::uint8_t pdf = 10;
 inline constexpr std::uint8_t flash = 11;
@@ -95,13 +98,19 @@ struct signature_set {
     /// Allow list (.fp MD5, .sfp SHA1/SHA256): a stream with one of these hashes and sizes
     /// is clean whatever else matched in it. The names are kept for messages only.
     std::vector<hash_signature> allow_hashes;
+    /// PE section hashes (.mdb/.msb; `size` is the section's raw size) and import-table
+    /// hashes (.imp; `size` is the length of the hashed import list).
+    std::vector<hash_signature> section_hashes;
+    std::vector<hash_signature> import_hashes;
     /// Lines ClamAV accepts but this engine cannot match yet; each names file:line.
     std::vector<std::string> skipped;
     /// From daily.cvd / daily.cld / daily.cud, when loaded.
     std::optional<database_version> daily_version;
 
     void append(signature_set other);
-    [[nodiscard]] std::size_t size() const { return bodies.size() + hashes.size(); }
+    [[nodiscard]] std::size_t size() const {
+        return bodies.size() + hashes.size() + section_hashes.size() + import_hashes.size();
+    }
 };
 
 /// Loads one database file (by extension: .ndb, .db, .hdb, .hsb, .fp, .sfp, .ign, .ign2,
@@ -110,7 +119,8 @@ struct signature_set {
 /// raw files and .cud get ".UNOFFICIAL"; .cvd/.cld names print bare. Names listed in
 /// .ign/.ign2 files of the directory are dropped. Throws load_error naming file and line on
 /// a malformed line, a broken container (MD5 mismatch), and when a directory holds no
-/// database at all. The RSA signature of a .cvd is not verified.
+/// database at all. A .cvd must also carry a valid
+/// digital signature (ClamAV's RSA key); .cld and .cud are not signature-checked.
 [[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory);
 
 /// Parses the text of one database file; `file_name` decides the format by extension and

@@ -8,6 +8,7 @@ packages=(
     # build
     build-essential cmake ninja-build pkg-config
     liburing-dev libhyperscan-dev libjemalloc-dev libexpected-dev libssl-dev zlib1g-dev
+    libpcre2-dev  # .ldb PCRE subsignatures Hyperscan cannot match exactly
     libgtest-dev libgmock-dev libbenchmark-dev
     # peers used by the tests
     python3 clamav clamav-daemon clamdscan clamav-testfiles

@@ -2,6 +2,7 @@
 
 #include "matcher/signatures.h"
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <memory>
 #include <zlib.h>
 
 namespace ringscan::matcher::detail {
@@ -39,19 +41,38 @@ bool to_number(std::string_view text, Number& out) {
     return error == std::errc{} && end == text.data() + text.size();
 }
 
-bool same_hex(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
+// libclamav's digits for signature numbers (cli_ndecode): a digit's value is its index.
+constexpr std::string_view dsig_digits =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+
+struct bignum_free {
+    void operator()(BIGNUM* n) const { BN_free(n); }
+};
+using bignum = std::unique_ptr<BIGNUM, bignum_free>;
+
+bignum decimal(std::string_view digits) {
+    const std::string text(digits);  // BN_dec2bn wants a NUL-terminated string
+    BIGNUM* n = nullptr;
+    if (static_cast<std::size_t>(BN_dec2bn(&n, text.c_str())) != text.size()) {
+        BN_free(n);
+        return nullptr;
+    }
+    return bignum(n);
+}
+
+bool is_alnum(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool ends_with_cvd(std::string_view file_name) {
+    if (file_name.size() < 4) {
         return false;
     }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const auto lower = [](char c) {
-            return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-        };
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
+    std::string tail(file_name.substr(file_name.size() - 4));
+    for (char& c : tail) {
+        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     }
-    return true;
+    return tail == ".cvd";
 }
 
 std::string inflate_gzip(std::string_view compressed, std::string_view file_name) {
@@ -186,12 +207,64 @@ cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name) 
     return header;
 }
 
-std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
-                                   std::string_view file_name, bool check_md5) {
-    const std::string_view body = bytes.substr(std::min(bytes.size(), cvd_header_size));
-    if (check_md5 && !same_hex(md5_hex(body), header.md5)) {
+bool verify_dsig(std::string_view md5, std::string_view dsig, const rsa_public_key& key) {
+    if (md5.size() != 32 || !is_alnum(md5[0])) {
+        return false;  // libclamav: "MD5 basic test failure"
+    }
+    const bignum n = decimal(key.modulus);
+    const bignum e = decimal(key.exponent);
+    const bignum cipher(BN_new());
+    const bignum plain(BN_new());
+    const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> context(BN_CTX_new(), &BN_CTX_free);
+    if (!n || !e || !cipher || !plain || !context) {
+        return false;
+    }
+    // Most significant digit first: cipher = cipher * 64 + digit.
+    for (auto it = dsig.rbegin(); it != dsig.rend(); ++it) {
+        const auto digit = dsig_digits.find(*it);
+        if (digit == std::string_view::npos || BN_lshift(cipher.get(), cipher.get(), 6) != 1 ||
+            BN_add_word(cipher.get(), static_cast<BN_ULONG>(digit)) != 1) {
+            return false;
+        }
+    }
+    if (BN_mod_exp(plain.get(), cipher.get(), e.get(), n.get(), context.get()) != 1) {
+        return false;
+    }
+    // 1.4.6 rejects a result longer than an MD5 and, because BN_bn2bin writes nothing for
+    // zero, a zero result; shorter results land at the front of the zeroed buffer.
+    const int size = BN_num_bytes(plain.get());
+    if (size <= 0 || size > 16) {
+        return false;
+    }
+    std::array<unsigned char, 16> bytes{};
+    BN_bn2bin(plain.get(), bytes.data());
+    static constexpr std::string_view hex = "0123456789abcdef";
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (md5[2 * i] != hex[bytes[i] >> 4U] || md5[2 * i + 1] != hex[bytes[i] & 0xFU]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void verify_cvd(std::string_view bytes, const cvd_header& header, std::string_view file_name,
+                const rsa_public_key& key) {
+    const std::string md5 = md5_hex(bytes.substr(std::min(bytes.size(), cvd_header_size)));
+    // strncmp(computed, header, 32): case matters, characters after the 32nd do not.
+    if (header.md5.compare(0, md5.size(), md5) != 0) {
         broken(file_name, "Can't verify database integrity (MD5 does not match the header)");
     }
+    if (!verify_dsig(md5, header.dsig, key)) {
+        broken(file_name, "Can't verify database integrity (Digital signature verification error)");
+    }
+}
+
+std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
+                                   std::string_view file_name, bool verify) {
+    if (verify && ends_with_cvd(file_name)) {
+        verify_cvd(bytes, header, file_name);
+    }
+    const std::string_view body = bytes.substr(std::min(bytes.size(), cvd_header_size));
     if (body.substr(0, 7) == "COPYING") {
         return untar(body, file_name);  // a CLD holding a plain tar
     }

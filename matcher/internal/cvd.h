@@ -33,11 +33,40 @@ inline constexpr std::size_t cvd_header_size = 512;
 /// Parses the first 512 bytes. Throws load_error("<file>: ...") when they are no CVD header.
 [[nodiscard]] cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name);
 
-/// Checks the header MD5 against bytes 512..EOF (when `check_md5`: .cvd and .cld; ClamAV
-/// 1.4.6 does not check it for a .cud), unpacks the archive and returns its regular files
-/// in archive order. The RSA digital signature is not verified.
+/// An RSA public key as libclamav writes one: modulus and exponent in decimal.
+struct rsa_public_key {
+    std::string_view modulus;
+    std::string_view exponent;
+};
+
+/// The fixed key of .cvd header signatures (CLI_NSTR, CLI_ESTR in libclamav/dsig.c).
+inline constexpr rsa_public_key clamav_cvd_key{
+    "118640995551645342603070001658453189751527774412027743746599405743243142607464144767361060"
+    "640655844749760788890022283424922762488917565551002467771109669598189410434699034532232228"
+    "621591089508178591428456220796841621637175567590476666928698770143328137383952820383197532"
+    "047771780196576957695822641224262693037",
+    "100001027"};
+
+/// ClamAV 1.4.6's cli_versig: `dsig` is a little-endian base-64 number (digits a-z A-Z 0-9 + /,
+/// the first character least significant); its RSA public operation must give at most 16
+/// bytes which, left-aligned in 16 zero bytes and printed as lower-case hex, equal `md5`.
+/// Consequences kept on purpose: an MD5 with a leading 00 byte and a zero result never
+/// verify, an upper-case MD5 fails, trailing 'a' digits (zeros) do not matter.
+[[nodiscard]] bool verify_dsig(std::string_view md5, std::string_view dsig,
+                               const rsa_public_key& key = clamav_cvd_key);
+
+/// ClamAV 1.4.6's cli_cvdverify for a .cvd: the first 32 characters of the header MD5 must
+/// equal the lower-case MD5 of bytes 512..EOF, then `verify_dsig` must accept it. Throws
+/// load_error("<file>: Can't verify database integrity (...)"), clamscan's wording.
+void verify_cvd(std::string_view bytes, const cvd_header& header, std::string_view file_name,
+                const rsa_public_key& key = clamav_cvd_key);
+
+/// Unpacks the archive and returns its regular files in archive order. When `verify` and
+/// `file_name` ends in ".cvd" (any case; ClamAV decides by name too), `verify_cvd` runs
+/// first. A .cld or .cud is not checked at all: ClamAV 1.4.6 skips both MD5 and signature
+/// for them (a .cld's header is the .cvd's, whose MD5 covers a tar.gz the .cld is not).
 [[nodiscard]] std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
-                                                 std::string_view file_name, bool check_md5);
+                                                 std::string_view file_name, bool verify);
 
 /// ctime(3)-style local time, as clamd's VERSION prints the daily build time:
 /// "Tue Nov 24 05:30:56 2026".

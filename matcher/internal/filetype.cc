@@ -1,5 +1,6 @@
 #include "matcher/internal/filetype.h"
 
+#include "matcher/internal/mime.h"
 #include "matcher/signatures.h"
 
 #include <algorithm>
@@ -51,6 +52,13 @@ std::uint8_t target_of(std::span<const unsigned char> head) {
                     [](unsigned char h, char m) { return h == static_cast<unsigned char>(m); }) !=
         window.end()) {
         return target::pdf;
+    }
+    // Mail last: ClamAV's magic table puts binary formats first, and a mail's header
+    // lines are only recognised as such when nothing else claimed the bytes.
+    if (type_mail(std::string_view(reinterpret_cast<const char*>(head.data()),
+                                   std::min(head.size(), mail_typing_window)),
+                  true) == mail_typing::mail) {
+        return target::mail;
     }
     return target::any;
 }

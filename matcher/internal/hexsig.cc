@@ -448,3 +448,107 @@ int hex_token::single_byte() const {
 }
 
 }  // namespace ringscan::matcher::detail
+
+namespace ringscan::matcher::detail {
+namespace {
+
+std::string class_of(const hex_token& t) {
+    unsigned allowed = 0;
+    for (unsigned b = 0; b < 256; ++b) {
+        allowed += t.allows(static_cast<unsigned char>(b)) ? 1U : 0U;
+    }
+    if (allowed == 256) {
+        return ".";
+    }
+    if (allowed == 1) {
+        std::string out;
+        append_byte(out, static_cast<unsigned>(t.single_byte()));
+        return out;
+    }
+    std::array<bool, 256> in_class{};
+    for (unsigned b = 0; b < 256; ++b) {
+        in_class[b] = t.allows(static_cast<unsigned char>(b));
+    }
+    return byte_class(in_class);
+}
+
+}  // namespace
+
+std::string expression_of(const std::vector<hex_token>& tokens) {
+    std::string out;
+    for (const hex_token& t : tokens) {
+        switch (t.what) {
+            case hex_token::kind::byte_set:
+                out += class_of(t);
+                break;
+            case hex_token::kind::gap:
+                out += repeat_expression(t.low, t.unbounded ? std::nullopt
+                                                            : std::optional<std::uint64_t>(t.high));
+                break;
+            case hex_token::kind::alternatives: {
+                out += "(?:";
+                for (std::size_t i = 0; i < t.choices.size(); ++i) {
+                    out += (i == 0 ? "" : "|") + expression_of(t.choices[i]);
+                }
+                out += ")";
+                break;
+            }
+            case hex_token::kind::start_boundary:
+                out += "(?:^|" + class_of(t) + ")";
+                break;
+            case hex_token::kind::end_boundary:
+                out += "(?:" + class_of(t) + "|$)";
+                break;
+        }
+    }
+    return out;
+}
+
+std::pair<std::uint32_t, std::optional<std::uint32_t>> width_of(
+    const std::vector<hex_token>& tokens) {
+    // (low, high) with high = unbounded_width when there is no maximum.
+    constexpr std::uint64_t unbounded_width = std::numeric_limits<std::uint64_t>::max();
+    struct width {
+        std::uint64_t low = 0;
+        std::uint64_t high = 0;
+    };
+    const auto add = [](std::uint64_t a, std::uint64_t b) {
+        return a == unbounded_width || b == unbounded_width ? unbounded_width : a + b;
+    };
+    width total;
+    for (const hex_token& t : tokens) {
+        switch (t.what) {
+            case hex_token::kind::byte_set:
+                total.low += 1;
+                total.high = add(total.high, 1);
+                break;
+            case hex_token::kind::start_boundary:
+            case hex_token::kind::end_boundary:
+                total.high = add(total.high, 1);  // zero bytes at the data edge
+                break;
+            case hex_token::kind::gap:
+                total.low += t.low;
+                total.high = add(total.high, t.unbounded ? unbounded_width : t.high);
+                break;
+            case hex_token::kind::alternatives: {
+                width choice{t.choices.empty() ? 0 : unbounded_width, 0};
+                for (const auto& alternative : t.choices) {
+                    const auto [l, h] = width_of(alternative);
+                    choice.low = std::min<std::uint64_t>(choice.low, l);
+                    choice.high = std::max<std::uint64_t>(choice.high, h ? *h : unbounded_width);
+                }
+                total.low += choice.low;
+                total.high = add(total.high, choice.high);
+                break;
+            }
+        }
+    }
+    constexpr std::uint64_t cap = std::numeric_limits<std::uint32_t>::max();
+    const auto low = static_cast<std::uint32_t>(std::min(total.low, cap));
+    if (total.high > cap) {
+        return {low, std::nullopt};
+    }
+    return {low, static_cast<std::uint32_t>(total.high)};
+}
+
+}  // namespace ringscan::matcher::detail

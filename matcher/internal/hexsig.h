@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringscan::matcher::detail {
@@ -67,5 +68,18 @@ struct hex_problem {
 
 /// Translates `hex` (the HexSignature field of .ndb/.db lines).
 [[nodiscard]] tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex);
+
+}  // namespace ringscan::matcher::detail
+
+namespace ringscan::matcher::detail {
+
+/// A Hyperscan expression (for HS_FLAG_DOTALL) matching exactly what `tokens` match: used
+/// for token sequences built or rewritten after translate_hex() (subsignature modifiers).
+/// Boundaries consume their byte, as in translate_hex().
+[[nodiscard]] std::string expression_of(const std::vector<hex_token>& tokens);
+
+/// The shortest and longest match of `tokens` (longest: nullopt when unbounded).
+[[nodiscard]] std::pair<std::uint32_t, std::optional<std::uint32_t>> width_of(
+    const std::vector<hex_token>& tokens);
 
 }  // namespace ringscan::matcher::detail

@@ -307,4 +307,20 @@ std::optional<std::uint64_t> verify(const verify_program& program, const byte_wi
     return ends.front().first;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> verify_starts(const verify_program& program,
+                                                                 const byte_window& window,
+                                                                 std::uint64_t factor_end) {
+    const std::uint64_t factor_start = factor_end - program.factor.size();
+    if (!program.suffix.empty() &&
+        forward(program.suffix, {{factor_end, factor_end}}, window).empty()) {
+        return {};
+    }
+    if (program.prefix.empty()) {
+        return {{factor_start, factor_start}};
+    }
+    const std::uint64_t floor =
+        factor_start > program.prefix_max ? factor_start - program.prefix_max : 0;
+    return backward(program.prefix, {{factor_start, factor_start}}, window, floor);
+}
+
 }  // namespace ringscan::matcher::detail

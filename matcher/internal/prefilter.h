@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringscan::matcher::detail {
@@ -82,5 +83,12 @@ struct byte_window {
 [[nodiscard]] std::optional<std::uint64_t> verify(const verify_program& program,
                                                   const byte_window& window,
                                                   std::uint64_t factor_end);
+
+/// Where matches of `program` whose factor ends at `factor_end` start: sorted, disjoint,
+/// closed intervals of start positions, empty when the rest of the pattern does not match.
+/// Counting a subsignature's matches the way ClamAV does (one per start position) needs
+/// every start, not only the earliest end that verify() gives.
+[[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> verify_starts(
+    const verify_program& program, const byte_window& window, std::uint64_t factor_end);
 
 }  // namespace ringscan::matcher::detail

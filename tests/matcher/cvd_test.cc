@@ -1,8 +1,10 @@
 // CVD/CLD/CUD containers, .fp/.sfp allow lists and .ign/.ign2 ignore lists, checked against
-// Debian clamscan 1.4.6. Found by experiment (and asserted below): clamscan loads a .cud
-// whose header MD5 is wrong (only .cvd/.cld are checked); a .cud needs a daily.info whose
-// first line repeats the header and lists `name:size:sha256` per member; a hand-made .cvd
-// cannot be loaded by clamscan (RSA dsig), so .cvd parity is by name rule only.
+// Debian clamscan 1.4.6. Found by experiment (and asserted below): clamscan checks the header
+// MD5 and RSA signature of a .cvd only (`--debug` prints no MD5 line for a .cld or .cud); a
+// .cud needs a daily.info whose first line repeats the header and lists `name:size:sha256`
+// per member; a hand-made .cvd cannot be loaded by clamscan (RSA dsig), so .cvd parity is
+// by error message. The signature arithmetic was checked against libclamav.so.12's own
+// cli_versig, called from a small C program: each such fact says "libclamav agrees".
 
 #include "matcher/internal/cvd.h"
 
@@ -10,7 +12,10 @@
 #include "matcher/signatures.h"
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
 #include "tests/matcher/test_util.h"
 #include <algorithm>
@@ -18,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <unistd.h>
 #include <utility>
@@ -115,6 +121,26 @@ std::string container(const std::string& name, std::uint32_t version, const memb
     return header + body;
 }
 
+/// `cvd` with header field `index` (5 = MD5, 6 = dsig) replaced.
+std::string with_field(const std::string& cvd, std::size_t index, const std::string& value) {
+    std::string text = cvd.substr(0, 512);
+    text.erase(text.find_last_not_of(' ') + 1);
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < index; ++i) {
+        start = text.find(':', start) + 1;
+    }
+    text.replace(start, text.find(':', start) - start, value);
+    text.resize(512, ' ');
+    return text + cvd.substr(512);
+}
+
+std::string upper(std::string text) {
+    for (char& c : text) {
+        c = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    }
+    return text;
+}
+
 void write(const fs::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary);
     out << bytes;
@@ -170,13 +196,13 @@ TEST(CvdTest, CudMembersLoadUnofficialWithDailyVersion) {
     temp_dir dir;
     write(dir.path / "daily.cud",
           container("daily", 27000,
-                    {{"daily.ndb", ndb}, {"daily.hdb", clam_exe_hdb}, {"daily.ldb", "x;y\n"}}));
+                    {{"daily.ndb", ndb}, {"daily.hdb", clam_exe_hdb}, {"daily.cdb", "x:y\n"}}));
     const signature_set set = load_signatures(dir.path);
     EXPECT_EQ(set.bodies.size(), 3U);
     EXPECT_EQ(set.hashes.size(), 1U);
     ASSERT_EQ(set.skipped.size(), 1U);
     EXPECT_EQ(set.skipped[0],
-              (dir.path / "daily.cud").string() + "/daily.ldb: format not supported yet");
+              (dir.path / "daily.cud").string() + "/daily.cdb: format not supported yet");
     ASSERT_TRUE(set.daily_version.has_value());
     EXPECT_EQ(set.daily_version->version, 27000U);
     EXPECT_EQ(set.daily_version->build_time, detail::ctime_text(build_epoch));
@@ -189,11 +215,11 @@ TEST(CvdTest, CudMembersLoadUnofficialWithDailyVersion) {
     EXPECT_EQ(load_signatures(dir.path).bodies.size(), 3U);
 }
 
-TEST(CvdTest, CvdNamesAreBareAndMd5IsChecked) {
+TEST(CvdTest, CldNamesAreBareAndNotVerified) {
     temp_dir dir;
-    const fs::path cvd = dir.path / "main.cvd";
-    write(cvd, container("main", 62, {{"main.ndb", ndb}, {"main.hdb", clam_exe_hdb}}));
-    const signature_set set = load_signatures(cvd);
+    const fs::path cld = dir.path / "main.cld";
+    write(cld, container("main", 62, {{"main.ndb", ndb}, {"main.hdb", clam_exe_hdb}}));
+    const signature_set set = load_signatures(cld);
     EXPECT_FALSE(set.daily_version.has_value());
     EXPECT_EQ(all_names(set, detected),
               (std::vector<std::string>{"Test.Cvd.Ndb", "Test.Two", "Test.Three"}));
@@ -201,19 +227,191 @@ TEST(CvdTest, CvdNamesAreBareAndMd5IsChecked) {
     if (clam_exe) {
         EXPECT_EQ(first_name(set, *clam_exe), "Test.Cvd.Hdb");
     }
-    write(cvd, container("main", 62, {{"main.ndb", ndb}}, true, true));
+    // A .cld's header is the one of the .cvd it was patched from, so its MD5 and dsig
+    // describe other bytes: ClamAV 1.4.6 checks neither.
+    write(cld, container("main", 62, {{"main.ndb", ndb}}, true, true));
+    EXPECT_EQ(load_signatures(cld).bodies.size(), 3U);
+    write(cld, "ClamAV-VDB:nonsense");
+    EXPECT_THROW(static_cast<void>(load_signatures(cld)), load_error);
+    write(cld, std::string(600, 'x'));
+    EXPECT_THROW(static_cast<void>(load_signatures(cld)), load_error);
+}
+
+std::string load_failure(const fs::path& path) {
     try {
-        static_cast<void>(load_signatures(dir.path));
-        FAIL() << "a CVD with a wrong MD5 loaded";
+        static_cast<void>(load_signatures(path));
     } catch (const load_error& e) {
-        EXPECT_EQ(
-            std::string(e.what()),
-            cvd.string() + ": Can't verify database integrity (MD5 does not match the header)");
+        return e.what();
     }
+    return "loaded";
+}
+
+TEST(CvdTest, CvdMd5AndSignatureAreChecked) {
+    temp_dir dir;
+    const fs::path cvd = dir.path / "main.cvd";
+    const std::string md5_error =
+        cvd.string() + ": Can't verify database integrity (MD5 does not match the header)";
+    const std::string dsig_error =
+        cvd.string() + ": Can't verify database integrity (Digital signature verification error)";
+    const std::string good = container("main", 62, {{"main.ndb", ndb}});
+    const std::string md5 = digest_hex(std::string_view(good).substr(512), EVP_md5());
+    // sigtool --unsigned writes dsig "X"; garbage outside the alphabet fails in decoding.
+    for (const std::string dsig : {"X", "!!", "", "b"}) {
+        write(cvd, with_field(good, 6, dsig));
+        EXPECT_EQ(load_failure(cvd), dsig_error) << dsig;
+    }
+    // The MD5 comes first, compared case-sensitively; characters after the 32nd do not count.
+    write(cvd, container("main", 62, {{"main.ndb", ndb}}, true, true));
+    EXPECT_EQ(load_failure(cvd), md5_error);
+    write(cvd, with_field(good, 5, upper(md5)));
+    EXPECT_EQ(load_failure(cvd), md5_error);
+    write(cvd, with_field(good, 5, md5 + "ff"));
+    EXPECT_EQ(load_failure(cvd), dsig_error);
+    // ClamAV picks the check by the file name's extension, in any case.
+    write(dir.path / "MAIN.CVD", good);
+    EXPECT_THROW(static_cast<void>(load_signatures(dir.path / "MAIN.CVD")), load_error);
     write(cvd, "ClamAV-VDB:nonsense");
     EXPECT_THROW(static_cast<void>(load_signatures(cvd)), load_error);
     write(cvd, std::string(600, 'x'));
     EXPECT_THROW(static_cast<void>(load_signatures(cvd)), load_error);
+}
+
+// --- Digital signature (cli_versig) ---------------------------------------------------
+
+// The official daily.cvd 25784 of 16 Apr 2020, header quoted in the public repository
+// thka2315/cav (tests/test_clamavfile.py). libclamav agrees it verifies.
+constexpr std::string_view daily_25784_md5 = "92baacd59fd26e6bcf03077add78d209";
+constexpr std::string_view daily_25784_dsig =
+    "4Jp9JtGJY6nUk8JHDQQpQeBwlfXqskvhXL+vesDNqAeWCmjbudU+Hy/Nj4/BH2vl70c/R5B/VYY+eqqCQo6o7VGL"
+    "qLJr/E+19gejqMp/iRcuHrtnLw6V/x3UjO3/qYVSlcJvAjtMI7FK32wjB+Sp8kaS/ZbfaFQp6trRQhisjqf";
+
+TEST(CvdDsigTest, OfficialDailyHeaderVerifies) {
+    const std::string md5(daily_25784_md5);
+    const std::string dsig(daily_25784_dsig);
+    EXPECT_TRUE(detail::verify_dsig(md5, dsig));
+    // Trailing 'a' digits are zeros: the same number (libclamav agrees).
+    EXPECT_TRUE(detail::verify_dsig(md5, dsig + "aa"));
+    for (std::size_t at : {std::size_t{0}, std::size_t{85}, dsig.size() - 1}) {
+        std::string changed = dsig;
+        changed[at] = changed[at] == 'A' ? 'B' : 'A';
+        EXPECT_FALSE(detail::verify_dsig(md5, changed)) << at;
+    }
+    std::string other = md5;
+    other.back() = '8';
+    EXPECT_FALSE(detail::verify_dsig(other, dsig));
+    // libclamav agrees on each: upper-case MD5, a space or newline after the signature.
+    EXPECT_FALSE(detail::verify_dsig(upper(md5), dsig));
+    EXPECT_FALSE(detail::verify_dsig(md5, dsig + " "));
+    EXPECT_FALSE(detail::verify_dsig(md5, dsig + "\n"));
+    EXPECT_FALSE(detail::verify_dsig(md5.substr(1), dsig));
+    // Against another key it is just a number.
+    EXPECT_FALSE(detail::verify_dsig(md5, dsig, {"1000000007", "65537"}));
+}
+
+TEST(CvdDsigTest, SmallResultsFollowLibclamav) {
+    // "b" is 1, and 1^e = 1 under any key. libclamav 1.4.6 puts the short result at the
+    // front of the 16 bytes and never accepts 0 ("a", "aaaa", ""): libclamav agrees on each.
+    const std::string zeros(32, '0');
+    EXPECT_TRUE(detail::verify_dsig("01" + zeros.substr(2), "b"));
+    EXPECT_FALSE(detail::verify_dsig(zeros.substr(1) + "1", "b"));
+    EXPECT_FALSE(detail::verify_dsig(zeros, "a"));
+    EXPECT_FALSE(detail::verify_dsig(zeros, "aaaa"));
+    EXPECT_FALSE(detail::verify_dsig(zeros, ""));
+    // "X" is 49, and 49^e mod n has 128 bytes: clamscan logs "cli_decodesig: Resulting
+    // signature too large (128 vs 16)."
+    EXPECT_FALSE(detail::verify_dsig(daily_25784_md5, "X"));
+}
+
+struct bignum_free {
+    void operator()(BIGNUM* n) const { BN_free(n); }
+};
+using bignum = std::unique_ptr<BIGNUM, bignum_free>;
+
+/// A throw-away RSA key with ClamAV's public exponent, and signing in ClamAV's encoding.
+struct test_key {
+    std::string modulus;
+    std::string exponent = "100001027";
+    bignum n;
+    bignum d;
+
+    test_key() {
+        const std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
+            EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), &EVP_PKEY_CTX_free);
+        BIGNUM* e = nullptr;
+        EXPECT_NE(BN_dec2bn(&e, exponent.c_str()), 0);
+        const bignum owned_e(e);
+        EVP_PKEY* raw = nullptr;
+        EXPECT_EQ(EVP_PKEY_keygen_init(context.get()), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_keygen_bits(context.get(), 1024), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(context.get(), e), 1);
+        EXPECT_EQ(EVP_PKEY_generate(context.get(), &raw), 1);
+        const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, &EVP_PKEY_free);
+        BIGNUM* value = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &value), 1);
+        n.reset(value);
+        value = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_D, &value), 1);
+        d.reset(value);
+        char* text = BN_bn2dec(n.get());
+        modulus = text;
+        OPENSSL_free(text);
+    }
+
+    [[nodiscard]] detail::rsa_public_key public_key() const { return {modulus, exponent}; }
+
+    /// md5^d mod n, written least significant base-64 digit first.
+    [[nodiscard]] std::string sign(std::string_view md5_hex) const {
+        BIGNUM* m = nullptr;
+        EXPECT_EQ(BN_hex2bn(&m, std::string(md5_hex).c_str()), 32);
+        const bignum message(m);
+        const bignum s(BN_new());
+        const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> context(BN_CTX_new(), &BN_CTX_free);
+        EXPECT_EQ(BN_mod_exp(s.get(), message.get(), d.get(), n.get(), context.get()), 1);
+        static constexpr std::string_view digits =
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+        std::string out;
+        while (!BN_is_zero(s.get())) {
+            out += digits[BN_mod_word(s.get(), 64)];
+            EXPECT_EQ(BN_rshift(s.get(), s.get(), 6), 1);
+        }
+        return out;
+    }
+};
+
+TEST(CvdDsigTest, SelfMadeKeySignsAndVerifies) {
+    const test_key key;
+    const std::string md5 = digest_hex("ringscan", EVP_md5());
+    ASSERT_NE(md5.substr(0, 2), "00");
+    const std::string dsig = key.sign(md5);
+    EXPECT_TRUE(detail::verify_dsig(md5, dsig, key.public_key()));
+    EXPECT_FALSE(detail::verify_dsig(md5, dsig));  // not ClamAV's key
+    std::string tampered = dsig;
+    tampered[7] = tampered[7] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(detail::verify_dsig(md5, tampered, key.public_key()));
+    EXPECT_FALSE(detail::verify_dsig(digest_hex("ringscan!", EVP_md5()), dsig, key.public_key()));
+    // An MD5 starting with a 00 byte never verifies in 1.4.6 (see SmallResultsFollowLibclamav).
+    const std::string leading_zero = "00" + md5.substr(2);
+    EXPECT_FALSE(detail::verify_dsig(leading_zero, key.sign(leading_zero), key.public_key()));
+
+    // A whole container signed with the test key.
+    const std::string unsigned_cvd = container("main", 62, {{"main.ndb", ndb}});
+    const std::string body_md5 = digest_hex(std::string_view(unsigned_cvd).substr(512), EVP_md5());
+    const std::string cvd = with_field(unsigned_cvd, 6, key.sign(body_md5));
+    const detail::cvd_header header = detail::parse_cvd_header(cvd, "main.cvd");
+    EXPECT_NO_THROW(detail::verify_cvd(cvd, header, "main.cvd", key.public_key()));
+    EXPECT_THROW(detail::verify_cvd(cvd, header, "main.cvd"), load_error);
+    std::string changed_body = cvd;
+    changed_body.back() = static_cast<char>(changed_body.back() ^ 1);
+    EXPECT_THROW(detail::verify_cvd(changed_body, header, "main.cvd", key.public_key()),
+                 load_error);
+    // Named .cld or .cud, or with verify off, nothing is checked.
+    const std::string bad_md5 = with_field(cvd, 5, std::string(32, '0'));
+    const detail::cvd_header bad_header = detail::parse_cvd_header(bad_md5, "main.cld");
+    EXPECT_THROW(detail::verify_cvd(bad_md5, bad_header, "main.cvd", key.public_key()), load_error);
+    EXPECT_EQ(detail::unpack_cvd(bad_md5, bad_header, "main.cld", true).size(), 3U);
+    EXPECT_EQ(detail::unpack_cvd(bad_md5, bad_header, "main.cud", true).size(), 3U);
+    EXPECT_EQ(detail::unpack_cvd(cvd, header, "main.cvd", false).size(), 3U);
+    EXPECT_THROW(static_cast<void>(detail::unpack_cvd(cvd, header, "main.cvd", true)), load_error);
 }
 
 TEST(CvdTest, MalformedMemberNamesContainerAndMember) {
@@ -242,11 +440,12 @@ TEST(CvdTest, NewerOfCvdAndCldLoads) {
     write(dir.path / "daily.cvd",
           container("daily", 6, {{"daily.ndb", "Old.Sig:0:*:4552524f522d54455354\n"}}));
     EXPECT_EQ(all_names(load_signatures(dir.path), detected), std::vector<std::string>{"New.Sig"});
+    // A newer .cvd is chosen and must then verify; a hand-made one cannot.
     write(dir.path / "daily.cvd",
           container("daily", 7, {{"daily.ndb", "Old.Sig:0:*:4552524f522d54455354\n"}}));
-    set = load_signatures(dir.path);
-    EXPECT_EQ(all_names(set, detected), std::vector<std::string>{"Old.Sig"});
-    EXPECT_EQ(set.daily_version->version, 7U);
+    EXPECT_EQ(load_failure(dir.path),
+              (dir.path / "daily.cvd").string() +
+                  ": Can't verify database integrity (Digital signature verification error)");
 }
 
 TEST(AllowListTest, FpAndSfpClearDetections) {
@@ -375,6 +574,39 @@ TEST(CvdParityTest, MatchesClamscan) {
                 << database << " " << name;
         }
     }
+}
+
+TEST(CvdParityTest, BrokenCvdFailsLikeClamscan) {
+    if (!fs::exists("/usr/bin/clamscan")) {
+        if (testing::running_in_ci()) {
+            FAIL() << "clamscan missing";
+        }
+        GTEST_SKIP() << "clamscan missing";
+    }
+    temp_dir dir;
+    const fs::path input = dir.path / "detected.txt";
+    write(input, detected);
+    const std::string good = container("daily", 27000, {{"daily.ndb", ndb}});
+    const std::string md5 = digest_hex(std::string_view(good).substr(512), EVP_md5());
+    const std::vector<std::string> broken = {with_field(good, 6, "X"), with_field(good, 6, "!!"),
+                                             with_field(good, 5, std::string(32, '0')),
+                                             with_field(good, 5, upper(md5))};
+    const fs::path cvd = dir.path / "daily.cvd";
+    for (const std::string& bytes : broken) {
+        write(cvd, bytes);
+        const std::string out = testing::run_command("/usr/bin/clamscan --no-summary -d " +
+                                                     cvd.string() + " " + input.string() + " 2>&1");
+        EXPECT_NE(out.find("ERROR: Can't verify database integrity"), std::string::npos) << out;
+        EXPECT_TRUE(
+            load_failure(cvd).starts_with(cvd.string() + ": Can't verify database integrity ("));
+    }
+    // The same unsigned bytes as a .cud load in both.
+    fs::remove(cvd);
+    const fs::path cud = dir.path / "daily.cud";
+    write(cud, with_field(good, 5, std::string(32, '0')));
+    EXPECT_EQ(clamscan_names(cud, input, false),
+              std::vector<std::string>{"Test.Cvd.Ndb.UNOFFICIAL"});
+    EXPECT_EQ(first_name(load_signatures(cud), detected), "Test.Cvd.Ndb.UNOFFICIAL");
 }
 
 }  // namespace

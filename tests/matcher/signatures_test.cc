@@ -380,7 +380,6 @@ TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
     dir.write("a.ndb", cat({"InA:0:*:", magic_hex, "\nSkip:3:*:", magic_hex, "\n"}));
     dir.write("d.hsb", cat({sha256_hex, ":56:InD\n"}));
     dir.write("notes.txt", "not a database\n");
-    dir.write("main.ldb", "Not;Loaded;Yet\n");
     std::filesystem::create_directory(dir.path() / "sub.ndb");
 
     const auto set = load_signatures(dir.path());

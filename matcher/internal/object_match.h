@@ -1,0 +1,106 @@
+#pragma once
+
+/// Signatures evaluated over a whole object at the end of its scan: .ldb logical signatures
+/// (counts, offsets, PCRE, byte compare, target-description fields), .ndb lines with
+/// executable-relative offsets (EP, Sx, SL, SE, VI), YARA rules, and the PE section (.mdb,
+/// .msb) and import-table (.imp) hashes. They need things a byte stream does not give
+/// while it flows -- the executable header, the count of every subsignature's matches, a
+/// regex engine's view of the whole object -- so content_scan keeps the object in memory
+/// (up to the scan limits) when the engine holds any of them, as clamd keeps every scanned
+/// object in a temporary file.
+///
+/// Matching follows performance.md §6.3 like the stream engine: per target type one
+/// Hyperscan block database of rarest-literal factors, verified exactly around each hit,
+/// plus a database of full expressions for the few patterns that cannot be verified.
+
+#include "matcher/internal/engine_impl.h"
+#include "matcher/internal/executable.h"
+#include "matcher/internal/logical.h"
+
+#include <pcre2.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace ringscan::matcher::detail {
+
+struct pcre2_code_deleter {
+    void operator()(pcre2_code* code) const noexcept { pcre2_code_free(code); }
+};
+using pcre2_code_ptr = std::unique_ptr<pcre2_code, pcre2_code_deleter>;
+
+/// One pattern Hyperscan looks for: a variant (modifiers make several) of one subsignature.
+struct object_pattern {
+    std::uint32_t signature = 0;
+    std::uint32_t subsig = 0;
+    std::uint32_t program = no_program;  ///< into object_database::programs
+    std::uint32_t min_length = 0;
+};
+
+/// A compiled subsignature: where its matches may start, and for PCRE the compiled regex.
+struct object_subsig {
+    body_offset offset;
+    pcre2_code_ptr regex;  ///< PCRE subsignatures only
+};
+
+struct object_signature {
+    name_pool::ref name;
+    std::uint8_t target = 0;
+    logical_signature logic;
+    std::uint32_t first_subsig = 0;  ///< into object_database::subsigs
+    bool needs_executable = false;   ///< some offset or TDB field needs the exe header
+};
+
+/// The signatures of one target type.
+struct object_group {
+    std::uint8_t target = 0;
+    hs_database_ptr factors;  ///< id = factor index (object_database::factors)
+    hs_database_ptr direct;   ///< id = pattern index, SOM where Hyperscan allows
+    std::vector<std::uint32_t> signatures;  ///< evaluated even without any hit
+    std::size_t factor_count = 0;
+    std::size_t direct_count = 0;
+    std::size_t database_bytes = 0;
+};
+
+/// Hash signatures over parts of a PE: sections (.mdb/.msb) and the import table (.imp).
+struct pe_hash_tables {
+    std::array<hash_table, hash_kind_count> sections;
+    std::array<hash_table, hash_kind_count> imports;
+    bool any = false;
+};
+
+/// Immutable after compile; part of engine::impl.
+struct object_database {
+    std::vector<object_signature> signatures;  ///< load order = ClamAV's evaluation order
+    std::vector<object_subsig> subsigs;
+    std::vector<object_pattern> patterns;
+    std::vector<verify_program> programs;
+    std::vector<factor_info> factors;
+    std::vector<std::uint32_t> factor_patterns;  ///< patterns per factor (factor_info ranges)
+    std::vector<object_group> groups;
+    std::array<int, 256> group_of{};  ///< target type -> groups index, -1 none
+    pe_hash_tables pe_hashes;
+
+    [[nodiscard]] bool empty() const { return signatures.empty() && !pe_hashes.any; }
+    /// Whether an object of `type` has anything to evaluate here.
+    [[nodiscard]] bool applies_to(std::uint8_t type) const;
+};
+
+/// What the caller knows about the object beyond its bytes.
+struct object_context {
+    std::uint8_t type = 0;           ///< target type (matcher/signatures.h target::)
+    std::string_view container;      ///< CL_TYPE_* of the enclosing object, empty at top level
+};
+
+/// Evaluates every object signature on `bytes`; appends the names of those that match,
+/// in ClamAV's order, to `names` (first_match: stops after one). False on a Hyperscan or
+/// PCRE2 failure (matching stopped; a clean result is not trustworthy).
+[[nodiscard]] bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
+                                std::span<const unsigned char> bytes,
+                                const object_context& context, scan_mode mode,
+                                std::vector<std::string_view>& names);
+
+}  // namespace ringscan::matcher::detail

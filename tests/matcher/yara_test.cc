@@ -1,0 +1,1 @@
+#include "matcher/internal/yara.h"
