@@ -1,6 +1,9 @@
 #include "matcher/content_scan.h"
 
+#include "matcher/internal/engine_impl.h"
+#include "matcher/internal/filetype.h"
 #include "matcher/internal/mime.h"
+#include "matcher/internal/object_match.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -23,7 +26,8 @@ struct content_scan::impl {
           context(scan_context),
           mode(scan_mode_),
           limits(scan_limits),
-          raw(compiled, scan_context, scan_mode_) {
+          raw(compiled, scan_context, scan_mode_),
+          keep_objects(compiled->keeps_objects()) {
         if (!limits.scan_mail) {
             typing = detail::mail_typing::not_mail;
         }
@@ -40,6 +44,11 @@ struct content_scan::impl {
     std::string copy;  ///< the typing head, then (mail only) the whole object
     std::uint64_t copied = 0;
     bool truncated = false;  ///< the mail outgrew the copy limit: parts not scanned
+    /// The engine has whole-object signatures: the object is kept (up to copy_limit())
+    /// and evaluated in finish().
+    bool keep_objects = false;
+    std::string whole;
+    bool whole_truncated = false;
 
     // finish() state.
     bool finished = false;
@@ -69,8 +78,50 @@ struct content_scan::impl {
         copied += bytes.size();
     }
 
+    void keep_whole(std::span<const std::byte> bytes) {
+        if (!keep_objects || whole_truncated) {
+            return;
+        }
+        if (whole.size() + bytes.size() > copy_limit()) {
+            whole_truncated = true;  // ClamAV: past MaxScanSize nothing more is matched
+            std::string().swap(whole);
+            return;
+        }
+        whole.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        copied += bytes.size();
+    }
+
+    /// Evaluates the whole-object signatures on one object.
+    void match_whole(std::string_view bytes, std::string_view container) {
+        if (!keep_objects || stop || bytes.size() <= small_object) {
+            return;
+        }
+        scanner::impl& scratch_owner = context.internals();
+        const engine::impl& state = compiled->internals();
+        if (!scratch_owner.prepare(state)) {
+            error = true;
+            return;
+        }
+        const std::span<const unsigned char> view(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                                  bytes.size());
+        detail::object_context object;
+        object.type = detail::target_of(view.first(std::min<std::size_t>(view.size(), 4096)));
+        object.container = container;
+        std::vector<std::string_view> found;
+        if (!detail::match_object(state, scratch_owner.scratch.get(), view, object, mode, found)) {
+            error = true;
+        }
+        for (const auto name : found) {
+            add_name(name);
+        }
+        if (mode == scan_mode::first_match && !found.empty()) {
+            stop = true;
+        }
+    }
+
     void feed(std::span<const std::byte> bytes) {
         raw.feed(bytes);
+        keep_whole(bytes);
         if (typing == detail::mail_typing::undecided) {
             const std::size_t take =
                 std::min(detail::mail_typing_window - copy.size(), bytes.size());
@@ -140,6 +191,7 @@ struct content_scan::impl {
             add_name(v.name);
             stop = true;
         }
+        match_whole(bytes, "CL_TYPE_MAIL");
     }
 
     /// Unpacks a mail and scans the objects it holds, in document order.
@@ -206,6 +258,12 @@ struct content_scan::impl {
             }
         } else if (!stop && raw_verdict.infected) {
             add_name(raw_verdict.name);
+            stop = true;
+        }
+        if (!whole_truncated) {
+            const std::string object = std::move(whole);
+            whole = std::string();
+            match_whole(object, {});
         }
         if (!names.empty()) {
             result = verdict{true, names.front()};

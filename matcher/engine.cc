@@ -2,6 +2,7 @@
 
 #include "base/assert.h"
 #include "matcher/internal/engine_impl.h"
+#include "matcher/internal/object_match.h"
 #include "matcher/internal/filetype.h"
 
 #include <algorithm>
@@ -508,20 +509,29 @@ std::shared_ptr<const engine> engine::compile(const signature_set& signatures) {
     state->signature_count = signatures.size();
     detail::compile_bodies(signatures.bodies, *state);
     detail::compile_hashes(signatures, *state);
+    detail::compile_objects(signatures, *state);
+    auto& pe_hashes = state->objects->pe_hashes;
+    detail::build_tables(signatures.section_hashes, *state, pe_hashes.sections);
+    detail::build_tables(signatures.import_hashes, *state, pe_hashes.imports);
+    pe_hashes.any = !signatures.section_hashes.empty() || !signatures.import_hashes.empty();
     return std::shared_ptr<const engine>(new engine(std::move(state)));
 }
+
+engine::impl::~impl() = default;
 
 engine::engine(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
 engine::~engine() = default;
 
 std::size_t engine::signature_count() const { return impl_->signature_count; }
 
+bool engine::keeps_objects() const { return !impl_->objects->empty(); }
+
 const std::vector<std::string>& engine::skipped() const { return impl_->skipped; }
 
 // --- scanner -----------------------------------------------------------------------------
 
 bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
-    if (compiled.shards.empty()) {
+    if (compiled.shards.empty() && compiled.objects->groups.empty()) {
         return true;
     }
     if (scratch && sized_for == compiled.id) {
@@ -531,6 +541,20 @@ bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
     // database it was allocated for, so streams of an older engine keep working.
     for (const detail::shard& target_shard : compiled.shards) {
         for (const hs_database_t* db : {target_shard.direct.get(), target_shard.prefilter.get()}) {
+            if (db == nullptr) {
+                continue;
+            }
+            hs_scratch_t* raw = scratch.release();
+            if (hs_alloc_scratch(db, &raw) != HS_SUCCESS) {
+                scratch.reset(raw);
+                sized_for = 0;
+                return false;
+            }
+            scratch.reset(raw);
+        }
+    }
+    for (const detail::object_group& group : compiled.objects->groups) {
+        for (const hs_database_t* db : {group.factors.get(), group.direct.get()}) {
             if (db == nullptr) {
                 continue;
             }

@@ -42,6 +42,9 @@ public:
     engine& operator=(const engine&) = delete;
 
     [[nodiscard]] std::size_t signature_count() const;
+    /// True when some signatures are evaluated over whole objects (.ldb, YARA, EP/section
+    /// offsets, PE section and import hashes): content_scan then keeps each object in memory.
+    [[nodiscard]] bool keeps_objects() const;
     /// Signatures the loader accepted but Hyperscan refused ("file:line: reason"); they
     /// never match. Add them to signature_set::skipped when reporting what was skipped.
     [[nodiscard]] const std::vector<std::string>& skipped() const;

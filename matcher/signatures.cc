@@ -2,7 +2,10 @@
 
 #include "base/assert.h"
 #include "matcher/internal/cvd.h"
+#include "matcher/internal/executable.h"
 #include "matcher/internal/hexsig.h"
+#include "matcher/internal/icon.h"
+#include "matcher/internal/logical.h"
 #include "matcher/internal/offset.h"
 #include "matcher/internal/text.h"
 
@@ -218,6 +221,9 @@ constexpr bool is_pattern_char(char c) {
 void add_body(std::string name, std::string_view hex, unsigned target,
               const detail::body_offset& offset, std::string_view offset_text,
               const line_ref& where, signature_set& out);
+void add_structural_body(std::string name, std::string_view hex, unsigned target,
+                         const detail::body_offset& offset, std::string_view offset_text,
+                         const line_ref& where, signature_set& out);
 
 // .ndb: Name:TargetType:Offset:HexSignature[:MinFL[:MaxFL]]
 void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
@@ -320,6 +326,12 @@ void add_body(std::string name, std::string_view hex, unsigned target,
                       : std::string(" not supported yet")));
         return;
     }
+    if (offset.from != detail::body_offset::anchor::any &&
+        offset.from != detail::body_offset::anchor::absolute &&
+        offset.from != detail::body_offset::anchor::end_of_file) {
+        add_structural_body(std::move(name), hex, target, offset, offset_text, where, out);
+        return;
+    }
     body_signature body;
     body.name = std::move(name);
     body.target = static_cast<std::uint8_t>(target);
@@ -335,8 +347,7 @@ void add_body(std::string name, std::string_view hex, unsigned target,
             body.offset.from = match_offset::anchor::end_of_file;
             break;
         default:
-            skip(out, where, "offset '" + std::string(offset_text) + "' not supported yet");
-            return;
+            break;  // structural offsets were handed to add_structural_body() above
     }
     body.offset.value = static_cast<std::uint64_t>(offset.value);
     body.offset.max_shift = offset.max_shift;
@@ -368,14 +379,55 @@ void add_body(std::string name, std::string_view hex, unsigned target,
 }
 
 // .ldb: Name;TargetDescriptionBlock;LogicalExpression;Subsig0[;Subsig1...]
-void parse_ldb_line(std::string_view /*line*/, const line_ref& where, bool /*official*/,
+void parse_ldb_line(std::string_view line, const line_ref& where, bool official,
                     signature_set& out) {
-    skip(out, where, "logical signatures not supported yet");
+    auto parsed = detail::parse_logical_signature(line);
+    if (auto* error = std::get_if<detail::logical_error>(&parsed)) {
+        malformed(where, error->message);
+    }
+    if (auto* skipped = std::get_if<detail::logical_skip>(&parsed)) {
+        skip(out, where, skipped->message);
+        return;
+    }
+    auto& signature = std::get<detail::logical_signature>(parsed);
+    logical_entry entry;
+    entry.name = signature_name(signature.name, official, where);
+    entry.origin = where.describe("");
+    entry.origin.resize(entry.origin.size() - 2);
+    entry.logic = std::make_shared<const detail::logical_signature>(std::move(signature));
+    out.logicals.push_back(std::move(entry));
+}
+
+// An .ndb line whose offset needs the executable header: one subsignature, expression "0".
+void add_structural_body(std::string name, std::string_view hex, unsigned target,
+                         const detail::body_offset& offset, std::string_view offset_text,
+                         const line_ref& where, signature_set& out) {
+    detail::logical_signature signature;
+    signature.target.target = target;
+    auto expression = detail::parse_logical_expression("0");
+    RINGSCAN_ASSERT(expression.has_value());
+    signature.expression = std::move(*expression);
+    detail::hex_subsignature sub;
+    sub.offset_text = std::string(offset_text);
+    sub.offset = offset;
+    sub.hex = std::string(hex);
+    signature.subsignatures.emplace_back(std::move(sub));
+    logical_entry entry;
+    entry.name = std::move(name);
+    entry.boyer_moore =
+        detail::ndb_matcher(hex, offset, offset_text) == detail::clamav_matcher::boyer_moore;
+    entry.origin = where.describe("");
+    entry.origin.resize(entry.origin.size() - 2);
+    entry.logic = std::make_shared<const detail::logical_signature>(std::move(signature));
+    out.logicals.push_back(std::move(entry));
 }
 
 // .idb: IconName:Group1:Group2:IconHash
-void parse_idb_line(std::string_view /*line*/, const line_ref& where, signature_set& out) {
-    skip(out, where, "icon signatures not supported yet");
+void parse_idb_line(std::string_view line, const line_ref& where, signature_set& out) {
+    if (auto entry = detail::parse_idb_line(line); !entry) {
+        malformed(where, entry.error());
+    }
+    out.icons.emplace_back(line);
 }
 
 // .yar/.yara: YARA rules, the subset ClamAV accepts.
@@ -523,6 +575,8 @@ void signature_set::append(signature_set other) {
     move_all(hashes, other.hashes);
     move_all(section_hashes, other.section_hashes);
     move_all(import_hashes, other.import_hashes);
+    move_all(logicals, other.logicals);
+    move_all(icons, other.icons);
     move_all(allow_hashes, other.allow_hashes);
     move_all(skipped, other.skipped);
     if (other.daily_version) {

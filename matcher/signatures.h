@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,10 @@
 #include <vector>
 
 namespace ringscan::matcher {
+
+namespace detail {
+struct logical_signature;  // matcher/internal/logical.h
+}
 
 /// The functionality level (FLEVEL) this engine claims: ClamAV 1.4.6's (`clamconf`: "Engine
 /// flevel: 216"). Lines whose :MinFL:MaxFL range excludes it are skipped, as ClamAV does.
@@ -92,6 +97,18 @@ struct database_version {
     std::string build_time;
 };
 
+/// A signature evaluated over a whole object (matcher/internal/object_match.h): an .ldb
+/// line, a YARA rule, or an .ndb line whose offset needs the executable header (EP, Sx,
+/// SL, SE, VI) -- all in the .ldb model.
+struct logical_entry {
+    std::string name;  ///< as reported, ".UNOFFICIAL" already appended where due
+    std::shared_ptr<const detail::logical_signature> logic;
+    /// .ndb lines only: ClamAV's Boyer-Moore matcher holds it (plain bytes, exact offset),
+    /// which checks `SEx` at the section start only.
+    bool boyer_moore = false;
+    std::string origin;  ///< "file:line"
+};
+
 struct signature_set {
     std::vector<body_signature> bodies;
     std::vector<hash_signature> hashes;
@@ -102,6 +119,9 @@ struct signature_set {
     /// hashes (.imp; `size` is the length of the hashed import list).
     std::vector<hash_signature> section_hashes;
     std::vector<hash_signature> import_hashes;
+    std::vector<logical_entry> logicals;
+    /// .idb lines (icon fuzzy hashes for the .ldb IconGroup1/IconGroup2 fields), validated.
+    std::vector<std::string> icons;
     /// Lines ClamAV accepts but this engine cannot match yet; each names file:line.
     std::vector<std::string> skipped;
     /// From daily.cvd / daily.cld / daily.cud, when loaded.
@@ -109,7 +129,8 @@ struct signature_set {
 
     void append(signature_set other);
     [[nodiscard]] std::size_t size() const {
-        return bodies.size() + hashes.size() + section_hashes.size() + import_hashes.size();
+        return bodies.size() + hashes.size() + section_hashes.size() + import_hashes.size() +
+               logicals.size();
     }
 };
 

@@ -21,6 +21,8 @@
 
 namespace ringscan::matcher::detail {
 
+struct object_database;  // internal/object_match.h
+
 // --- RAII owners of the C resources -----------------------------------------------------
 
 struct hs_database_deleter {
@@ -192,6 +194,11 @@ namespace ringscan::matcher {
 
 /// Immutable after compile(); read concurrently by every shard.
 struct engine::impl {
+    impl() = default;
+    ~impl();
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+
     /// Distinguishes engines for scratch sizing; never reused (addresses can be).
     std::uint64_t id = 0;
     std::size_t signature_count = 0;
@@ -219,6 +226,9 @@ struct engine::impl {
     std::array<detail::hash_table, detail::hash_kind_count> allowed;
     bool has_allowed = false;
     std::array<detail::evp_md_ptr, detail::hash_kind_count> digests;
+
+    /// Signatures evaluated over whole objects (internal/object_match.h); never null.
+    std::unique_ptr<detail::object_database> objects;
 };
 
 /// Owned by one shard: Hyperscan scratch grown to fit every engine it has been used with.

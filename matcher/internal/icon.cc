@@ -710,7 +710,7 @@ std::optional<icon_metrics> decode_icon(const pe_reader& pe, u32 data_entry_rva)
 
 /// Images decoded per file at most. ClamAV has no such cap (only MaxIconsPE on group entries,
 /// and its scan time limit); one group entry can name thousands of language variants.
-constexpr u32 max_decoded_images = 2048;
+constexpr u32 max_decoded_images = 512;
 
 enum class scan_state { going, matched, stopped };
 
@@ -1045,28 +1045,39 @@ icon_score score_icon(const icon_metrics& m, const icon_metrics& ref) {
     return score;
 }
 
-bool icon_group_matches(const icon_database& db, std::optional<std::string_view> group1,
-                        std::optional<std::string_view> group2, const icon_pe_view& pe) {
-    if (db.group_names(0).empty() || db.group_names(1).empty()) {
-        return false;
-    }
-    std::array<std::bitset<icon_database::max_groups>, 2> wanted;
-    const std::array<std::optional<std::string_view>, 2> requested{group1, group2};
-    for (std::size_t position = 0; position < 2; ++position) {
-        const std::string_view name = requested[position].value_or("*");
-        if (name == "*") {
-            wanted[position].set();
-            continue;
+namespace {
+
+/// The icons of `db` selected by the two group names (cli_icongroupset_add), tested against
+/// one scanned image.
+class group_filter {
+public:
+    group_filter(const icon_database& db, std::optional<std::string_view> group1,
+                 std::optional<std::string_view> group2)
+        : db_(db) {
+        const std::array<std::optional<std::string_view>, 2> requested{group1, group2};
+        for (std::size_t position = 0; position < 2; ++position) {
+            const std::string_view name = requested[position].value_or("*");
+            if (name == "*") {
+                wanted_[position].set();
+                continue;
+            }
+            const auto& names = db.group_names(position);
+            const auto found = std::find(names.begin(), names.end(), name);
+            if (found != names.end()) {
+                wanted_[position].set(static_cast<std::size_t>(found - names.begin()));
+            }
         }
-        const auto& names = db.group_names(position);
-        const auto found = std::find(names.begin(), names.end(), name);
-        if (found != names.end()) {
-            wanted[position].set(static_cast<std::size_t>(found - names.begin()));
-        }
     }
-    icon_walk walk(pe, [&](const icon_metrics& scanned) {
-        for (const auto& icon : db.icons(engine_size_of(scanned.side))) {
-            if (!wanted[0].test(icon.group[0]) || !wanted[1].test(icon.group[1])) {
+
+    /// ClamAV only looks at icons when both group positions have names loaded.
+    [[nodiscard]] bool usable() const {
+        return !db_.group_names(0).empty() && !db_.group_names(1).empty();
+    }
+
+    [[nodiscard]] bool matches(const icon_metrics& scanned) const {
+        const u32 engine_size = std::min<u32>(engine_size_of(scanned.side), 2);
+        for (const auto& icon : db_.icons(engine_size)) {
+            if (!wanted_[0].test(icon.group[0]) || !wanted_[1].test(icon.group[1])) {
                 continue;
             }
             const icon_score score = score_icon(scanned, icon.metrics);
@@ -1075,8 +1086,32 @@ bool icon_group_matches(const icon_database& db, std::optional<std::string_view>
             }
         }
         return false;
-    });
+    }
+
+private:
+    const icon_database& db_;
+    std::array<std::bitset<icon_database::max_groups>, 2> wanted_;
+};
+
+}  // namespace
+
+bool icon_group_matches(const icon_database& db, std::optional<std::string_view> group1,
+                        std::optional<std::string_view> group2, const icon_pe_view& pe) {
+    const group_filter filter(db, group1, group2);
+    if (!filter.usable()) {
+        return false;
+    }
+    icon_walk walk(pe, [&filter](const icon_metrics& scanned) { return filter.matches(scanned); });
     return walk.run();
+}
+
+bool icon_group_matches(const icon_database& db, std::optional<std::string_view> group1,
+                        std::optional<std::string_view> group2,
+                        std::span<const icon_metrics> scanned) {
+    const group_filter filter(db, group1, group2);
+    return filter.usable() && std::any_of(scanned.begin(), scanned.end(), [&](const auto& m) {
+               return filter.matches(m);
+           });
 }
 
 std::vector<icon_metrics> icon_metrics_of(const icon_pe_view& pe) {

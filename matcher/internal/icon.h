@@ -122,10 +122,20 @@ struct icon_pe_view {
                                       std::optional<std::string_view> group2,
                                       const icon_pe_view& pe);
 
-/// The metrics of every icon ClamAV would examine in `pe` (the icons of its first icon group),
-/// in scan order, as if nothing matched. For tests and diagnostics: these are the hashes
-/// `clamscan --debug` prints as "IDB SIGNATURE".
+/// The metrics of every icon ClamAV would examine in `pe` (the icons of its first icon group,
+/// at most max_icons group entries), in scan order, as if nothing matched. These are the
+/// hashes `clamscan --debug` prints as "IDB SIGNATURE". Work is capped: at most 512 images
+/// are decoded per file (ClamAV has no such cap; a group entry can name thousands of
+/// language variants).
 [[nodiscard]] std::vector<icon_metrics> icon_metrics_of(const icon_pe_view& pe);
+
+/// The same verdict as the overload above from icons decoded once with icon_metrics_of(), for
+/// files with several icon signatures (ClamAV decodes again per signature; the result is equal
+/// because a match needs only one matching icon).
+[[nodiscard]] bool icon_group_matches(const icon_database& db,
+                                      std::optional<std::string_view> group1,
+                                      std::optional<std::string_view> group2,
+                                      std::span<const icon_metrics> scanned);
 
 /// How well a scanned icon matches an .idb fingerprint of the same engine size.
 struct icon_score {

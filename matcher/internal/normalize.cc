@@ -1071,7 +1071,7 @@ constexpr std::array<std::uint8_t, 256> text_classes = [] {
     for (std::size_t c = 0x20; c < 0x7f; ++c) {
         t[c] = 1;
     }
-    for (const std::size_t c : {0x07, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1b, 0x85}) {
+    for (const std::size_t c : {0x07UL, 0x08UL, 0x09UL, 0x0aUL, 0x0cUL, 0x0dUL, 0x1bUL, 0x85UL}) {
         t[c] = 1;
     }
     for (std::size_t c = 0x80; c < 0x100; ++c) {

@@ -3,7 +3,7 @@
 /// The normalized buffers ClamAV 1.4.6 matches signatures against for HTML and text files,
 /// computed from a complete input buffer (no I/O). What each buffer is for:
 ///
-///   file typed HTML (is_html_head):  raw bytes NOT scanned (DCONF HTMLSKIPRAW);
+///   file typed HTML (has_html_signature on the typing window):  raw bytes NOT scanned (DCONF HTMLSKIPRAW);
 ///     nocomment  -> target 3 and target 0 signatures
 ///     notags     -> target 3 and target 0 (only when input size <= max_html_notags)
 ///     javascript -> target 3 + 0, and again target 7 + 0  (not produced here, see below)
@@ -72,8 +72,9 @@ inline constexpr std::size_t html_typing_window = 1024;
 [[nodiscard]] bool has_html_signature(std::span<const unsigned char> bytes);
 
 /// ClamAV's text classes (textdet.c cli_texttype), applied to the first html_typing_window
-/// bytes when no magic matched. Note "ascii" admits any byte >= 0x80 except none: only
-/// control bytes (NUL..BEL-1, VT, SO..SUB, FS..US, DEL) make a file non-ASCII.
+/// bytes when no magic matched. "ascii" admits every byte >= 0x80; only NUL..ACK, VT,
+/// SO..SUB, FS..US and DEL make a head non-ASCII (then UTF-8, then UTF-16 are tried).
+/// ClamAV does not scan files of 5 bytes or less at all.
 enum class text_kind : std::uint8_t { binary, ascii, utf8, utf16le, utf16be };
 [[nodiscard]] text_kind classify_text(std::span<const unsigned char> head);
 

@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
 #include <limits>
 #include <utility>
 
@@ -115,15 +117,6 @@ void verify_factor_hits(hit_collector& collector) {
 namespace ringscan::matcher::detail {
 namespace {
 
-std::vector<hex_token> literal_token_run(std::string_view bytes) {
-    std::vector<hex_token> tokens(bytes.size());
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        const auto b = static_cast<unsigned char>(bytes[i]);
-        tokens[i].bytes[b >> 6U] |= std::uint64_t{1} << (b & 63U);
-    }
-    return tokens;
-}
-
 struct group_input {
     std::vector<std::string> factors;
     std::vector<std::uint32_t> factor_ids;  ///< global factor index per local factor
@@ -195,7 +188,10 @@ hs_database_t* compile_block_expressions(group_input& input, const object_databa
     return nullptr;
 }
 
-}  // namespace
+struct compile_state {
+    std::vector<group_input> inputs;
+    std::vector<std::vector<std::uint32_t>> factor_members;
+};
 
 void add_object_pattern(object_database& db, std::uint32_t signature, std::uint32_t subsig,
                         const std::vector<hex_token>& tokens, compile_state& state) {
@@ -236,6 +232,7 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
 
 void finish_object_database(object_database& db, compile_state& state, const name_pool& names,
                             std::vector<std::string>& refused) {
+    state.inputs.resize(db.groups.size());
     for (std::size_t f = 0; f < db.factors.size(); ++f) {
         db.factors[f].first = static_cast<std::uint32_t>(db.factor_patterns.size());
         db.factors[f].count = static_cast<std::uint32_t>(state.factor_members[f].size());
@@ -256,6 +253,427 @@ void finish_object_database(object_database& db, compile_state& state, const nam
             }
         }
     }
+}
+
+}  // namespace
+
+}  // namespace ringscan::matcher::detail
+
+namespace ringscan::matcher::detail {
+namespace {
+
+// ClamAV's PCRE limits (clamd.conf PCREMatchLimit / PCRERecMatchLimit defaults).
+constexpr std::uint32_t pcre_match_limit = 100000;
+constexpr std::uint32_t pcre_depth_limit = 2000;
+
+std::uint32_t pcre_options(const pcre_flags& flags) {
+    std::uint32_t options = 0;
+    options |= flags.caseless ? PCRE2_CASELESS : 0U;
+    options |= flags.dotall ? PCRE2_DOTALL : 0U;
+    options |= flags.multiline ? PCRE2_MULTILINE : 0U;
+    options |= flags.extended ? PCRE2_EXTENDED : 0U;
+    options |= flags.anchored ? PCRE2_ANCHORED : 0U;
+    options |= flags.dollar_end_only ? PCRE2_DOLLAR_ENDONLY : 0U;
+    options |= flags.ungreedy ? PCRE2_UNGREEDY : 0U;
+    return options;
+}
+
+tl::expected<pcre2_code_ptr, std::string> compile_pcre(const pcre_subsignature& sub) {
+    int code = 0;
+    PCRE2_SIZE at = 0;
+    pcre2_code_ptr regex(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()),
+                                       sub.pattern.size(), pcre_options(sub.flags), &code, &at,
+                                       nullptr));
+    if (!regex) {
+        std::array<PCRE2_UCHAR, 256> message{};
+        pcre2_get_error_message(code, message.data(), message.size());
+        return tl::unexpected(std::string(reinterpret_cast<const char*>(message.data())));
+    }
+    static_cast<void>(pcre2_jit_compile(regex.get(), PCRE2_JIT_COMPLETE));  // best effort
+    return regex;
+}
+
+bool true_without_hits(const logical_expression& expression) {
+    const std::vector<std::uint32_t> zeros(expression.highest_subsig + 1, 0);
+    return evaluate(expression, zeros);
+}
+
+}  // namespace
+
+void compile_objects(const signature_set& signatures, engine::impl& compiled) {
+    auto db = std::make_unique<object_database>();
+    db->group_of.fill(-1);
+    compile_state state;
+    for (const logical_entry& entry : signatures.logicals) {
+        const logical_signature& logic = *entry.logic;
+        object_signature signature;
+        signature.target = static_cast<std::uint8_t>(logic.target.target);
+        signature.logic = entry.logic;
+        signature.boyer_moore = entry.boyer_moore;
+        signature.first_subsig = static_cast<std::uint32_t>(db->subsigs.size());
+        // Patterns are added only once the whole signature is known to compile.
+        std::vector<std::pair<std::uint32_t, std::vector<hex_token>>> patterns;
+        std::vector<object_subsig> subsigs;
+        std::string problem;
+        bool hex_present = false;
+        for (std::size_t k = 0; k < logic.subsignatures.size() && problem.empty(); ++k) {
+            object_subsig sub;
+            const auto& variant = logic.subsignatures[k];
+            if (const auto* hex = std::get_if<hex_subsignature>(&variant)) {
+                sub.offset = hex->offset;
+                auto variants = hex_variants(*hex);
+                if (!variants) {
+                    problem = "subsignature " + std::to_string(k) + ": " + variants.error().reason;
+                    break;
+                }
+                for (auto& v : *variants) {
+                    patterns.emplace_back(static_cast<std::uint32_t>(k),
+                                          std::move(v.translation.tokens));
+                }
+                hex_present = true;
+            } else if (const auto* pcre = std::get_if<pcre_subsignature>(&variant)) {
+                sub.offset = pcre->offset;
+                auto regex = compile_pcre(*pcre);
+                if (!regex) {
+                    problem = "PCRE subsignature " + std::to_string(k) + ": " + regex.error();
+                    break;
+                }
+                sub.regex = std::move(*regex);
+            } else if (std::holds_alternative<byte_compare_subsignature>(variant)) {
+                // evaluated from the referenced subsignature's match
+            } else {
+                problem = "macro and image fuzzy-hash subsignatures are not supported";
+            }
+            subsigs.push_back(std::move(sub));
+        }
+        if (problem.empty() && logic.target.handler_type) {
+            problem = "HandlerType (re-typing) is not supported";
+        }
+        if (!problem.empty()) {
+            compiled.skipped.push_back(entry.origin + ": " + problem);
+            continue;
+        }
+        signature.name = compiled.names.add(entry.name);
+        signature.always = !hex_present || true_without_hits(logic.expression);
+        const auto index = static_cast<std::uint32_t>(db->signatures.size());
+        db->signatures.push_back(std::move(signature));
+        std::move(subsigs.begin(), subsigs.end(), std::back_inserter(db->subsigs));
+        for (const auto& [subsig, tokens] : patterns) {
+            add_object_pattern(*db, index, subsig, tokens, state);
+        }
+        if (db->signatures.back().always) {
+            int& slot = db->group_of[db->signatures.back().target];
+            if (slot < 0) {
+                slot = static_cast<int>(db->groups.size());
+                db->groups.emplace_back().target = db->signatures.back().target;
+                state.inputs.emplace_back();
+            }
+            db->groups[static_cast<std::size_t>(slot)].signatures.push_back(index);
+        }
+    }
+    for (const std::string& line : signatures.icons) {
+        if (auto entry = parse_idb_line(line)) {
+            if (auto added = db->icons.add(std::move(*entry)); !added) {
+                throw load_error("icon database: " + added.error());
+            }
+        }
+    }
+    finish_object_database(*db, state, compiled.names, compiled.skipped);
+    compiled.objects = std::move(db);
+}
+
+namespace {
+
+/// Everything one evaluation needs about the object.
+struct object_view {
+    std::span<const unsigned char> bytes;
+    const executable_info* info = nullptr;
+    bool header_failed = false;
+    const object_context* context = nullptr;
+};
+
+bool description_holds(const target_description& tdb, const object_view& object,
+                       const object_database& db) {
+    if (tdb.file_size && !tdb.file_size->contains(object.bytes.size())) {
+        return false;
+    }
+    if (tdb.entry_point && (object.info == nullptr ||
+                            !tdb.entry_point->contains(object.info->entry_point))) {
+        return false;
+    }
+    if (tdb.number_of_sections &&
+        (object.info == nullptr ||
+         !tdb.number_of_sections->contains(object.info->number_of_sections()))) {
+        return false;
+    }
+    if (tdb.container && *tdb.container != object.context->container) {
+        return false;
+    }
+    if (!tdb.intermediates.empty()) {
+        return false;  // needs the whole container chain; only mail parts are unpacked
+    }
+    if (tdb.icon_group1 || tdb.icon_group2) {
+        if (object.info == nullptr || !object.info->is_pe()) {
+            return false;
+        }
+        std::vector<icon_pe_section> sections;
+        sections.reserve(object.info->sections.size());
+        for (const auto& s : object.info->sections) {
+            sections.push_back({s.rva, s.raw_offset, s.raw_size});
+        }
+        icon_pe_view view;
+        view.file = object.bytes;
+        view.sections = sections;
+        view.header_size = object.info->header_size;
+        view.resource_rva = object.info->resource_rva;
+        std::optional<std::string_view> group1;
+        std::optional<std::string_view> group2;
+        if (tdb.icon_group1) {
+            group1 = *tdb.icon_group1;
+        }
+        if (tdb.icon_group2) {
+            group2 = *tdb.icon_group2;
+        }
+        if (!icon_group_matches(db.icons, group1, group2, view)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct match_data_deleter {
+    void operator()(pcre2_match_data* data) const noexcept { pcre2_match_data_free(data); }
+};
+struct match_context_deleter {
+    void operator()(pcre2_match_context* context) const noexcept {
+        pcre2_match_context_free(context);
+    }
+};
+
+/// ClamAV's PCRE subsignature: matches counted from the offset window on, one unless `g`.
+std::uint32_t pcre_count(const pcre_subsignature& sub, const pcre2_code* regex,
+                         const object_view& object, bool& error) {
+    const auto window = start_window(sub.offset, object.info, object.bytes.size(),
+                                     object.header_failed);
+    if (!window) {
+        return 0;
+    }
+    const std::unique_ptr<pcre2_match_data, match_data_deleter> data(
+        pcre2_match_data_create_from_pattern(regex, nullptr));
+    const std::unique_ptr<pcre2_match_context, match_context_deleter> limits(
+        pcre2_match_context_create(nullptr));
+    if (!data || !limits) {
+        error = true;
+        return 0;
+    }
+    pcre2_set_match_limit(limits.get(), pcre_match_limit);
+    pcre2_set_depth_limit(limits.get(), pcre_depth_limit);
+    const bool exact = sub.offset.from != body_offset::anchor::any && !sub.flags.rolling;
+    std::uint32_t count = 0;
+    std::uint64_t from = window->min_start;
+    while (from <= object.bytes.size()) {
+        const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(object.bytes.data()),
+                                   object.bytes.size(), from, exact ? PCRE2_ANCHORED : 0U,
+                                   data.get(), limits.get());
+        if (rc < 0) {
+            break;  // no match, or a limit hit (ClamAV: no match either)
+        }
+        const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data.get());
+        if (sub.offset.from != body_offset::anchor::any && ovector[0] > window->max_start) {
+            break;
+        }
+        if (sub.flags.encompass && sub.offset.from != body_offset::anchor::any &&
+            ovector[1] > window->max_start) {
+            break;
+        }
+        ++count;
+        if (!sub.flags.global || exact) {
+            break;
+        }
+        from = ovector[1] > ovector[0] ? ovector[1] : ovector[0] + 1;
+    }
+    return count;
+}
+
+/// Counts every subsignature of `signature` and evaluates its expression.
+bool signature_matches(const object_database& db, const object_signature& signature,
+                       std::span<const std::pair<std::uint32_t, std::uint64_t>> starts,
+                       const object_view& object, bool& error) {
+    const logical_signature& logic = *signature.logic;
+    if (!description_holds(logic.target, object, db)) {
+        return false;
+    }
+    const std::size_t n = logic.subsignatures.size();
+    std::vector<std::uint32_t> counts(n, 0);
+    std::vector<std::optional<std::uint64_t>> last_start(n);
+    // `starts` holds this signature's (subsig, start) pairs, sorted.
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        const auto global = signature.first_subsig + static_cast<std::uint32_t>(k);
+        const object_subsig& sub = db.subsigs[global];
+        const auto& variant = logic.subsignatures[k];
+        if (std::holds_alternative<hex_subsignature>(variant)) {
+            const auto window = start_window(sub.offset, object.info, object.bytes.size(),
+                                             object.header_failed,
+                                             signature.boyer_moore ? clamav_matcher::boyer_moore
+                                                                   : clamav_matcher::aho_corasick);
+            const bool version_info = sub.offset.from == body_offset::anchor::version_info;
+            for (; at < starts.size() && starts[at].first == global; ++at) {
+                const std::uint64_t start = starts[at].second;
+                if (!window || start < window->min_start || start > window->max_start) {
+                    continue;
+                }
+                if (version_info &&
+                    (object.info == nullptr || !version_info_allows(*object.info, start))) {
+                    continue;
+                }
+                ++counts[k];
+                last_start[k] = start;
+            }
+        } else if (const auto* pcre = std::get_if<pcre_subsignature>(&variant)) {
+            if (pcre->trigger.nodes.empty() ||
+                evaluate(pcre->trigger, std::span<const std::uint32_t>(counts.data(), k))) {
+                counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
+            }
+        } else if (const auto* compare = std::get_if<byte_compare_subsignature>(&variant)) {
+            const auto reference = compare->reference;
+            if (reference < k && last_start[reference] &&
+                byte_compare_matches(*compare, object.bytes, *last_start[reference])) {
+                counts[k] = 1;
+            }
+        }
+    }
+    return evaluate(logic.expression, counts);
+}
+
+void hash_pe_parts(const object_database& db, const object_view& object,
+                   std::vector<std::string_view>& names, const name_pool& pool, scan_mode mode) {
+    const pe_hash_tables& tables = db.pe_hashes;
+    static constexpr std::array<const char*, hash_kind_count> algorithms = {"MD5", "SHA1",
+                                                                            "SHA256"};
+    const auto lookup = [&](const std::array<hash_table, hash_kind_count>& table,
+                            std::span<const unsigned char> bytes, std::uint64_t size) {
+        for (std::size_t k = 0; k < hash_kind_count; ++k) {
+            if (table[k].empty()) {
+                continue;
+            }
+            std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+            unsigned int length = 0;
+            if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length,
+                           EVP_get_digestbyname(algorithms[k]), nullptr) != 1) {
+                continue;
+            }
+            for (const auto* hit : table[k].find_each(std::span(digest.data(), length), size)) {
+                if (hit != nullptr) {
+                    names.push_back(pool.get(hit->name));
+                    if (mode == scan_mode::first_match) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
+    };
+    for (const byte_range& range : section_hash_ranges(*object.info)) {
+        if (range.offset + range.size > object.bytes.size()) {
+            continue;
+        }
+        if (lookup(tables.sections, object.bytes.subspan(range.offset, range.size), range.size)) {
+            return;
+        }
+    }
+    const bool imports = std::any_of(tables.imports.begin(), tables.imports.end(),
+                                     [](const hash_table& t) { return !t.empty(); });
+    if (imports) {
+        if (const auto text = import_table_hash_input(object.bytes, *object.info)) {
+            const std::span<const unsigned char> bytes(
+                reinterpret_cast<const unsigned char*>(text->data()), text->size());
+            static_cast<void>(lookup(tables.imports, bytes, text->size()));
+        }
+    }
+}
+
+}  // namespace
+
+bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
+                  std::span<const unsigned char> bytes, const object_context& context,
+                  scan_mode mode, std::vector<std::string_view>& names) {
+    const object_database& db = *compiled.objects;
+    if (bytes.size() > max_object_bytes || !db.applies_to(context.type)) {
+        return true;
+    }
+    std::optional<executable_info> info;
+    bool header_failed = false;
+    if (context.type == target::pe || context.type == target::elf ||
+        context.type == target::macho) {
+        info = parse_executable(bytes, context.type);
+        header_failed = !info.has_value();
+    }
+    object_view object{bytes, info ? &*info : nullptr, header_failed, &context};
+
+    hit_collector collector{db, bytes, {}, {}, false};
+    std::vector<std::uint32_t> candidates;
+    for (const std::uint8_t type : {std::uint8_t{target::any}, context.type}) {
+        const int slot = db.group_of[type];
+        if (slot < 0 || (type == context.type && type == target::any && !candidates.empty())) {
+            continue;
+        }
+        const object_group& group = db.groups[static_cast<std::size_t>(slot)];
+        if (!scan_group(group, scratch, collector)) {
+            return false;
+        }
+        candidates.insert(candidates.end(), group.signatures.begin(), group.signatures.end());
+        if (type == target::any && context.type == target::any) {
+            break;
+        }
+    }
+    verify_factor_hits(collector);
+    auto& starts = collector.starts;
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    // Signatures with a hit: subsig -> signature via the pattern table's layout (each
+    // signature's subsigs are contiguous from first_subsig).
+    for (std::size_t i = 0; i < starts.size();) {
+        const std::uint32_t subsig = starts[i].first;
+        const auto owner = std::upper_bound(db.signatures.begin(), db.signatures.end(), subsig,
+                                            [](std::uint32_t s, const object_signature& sig) {
+                                                return s < sig.first_subsig;
+                                            });
+        candidates.push_back(static_cast<std::uint32_t>(owner - db.signatures.begin() - 1));
+        while (i < starts.size() && starts[i].first == subsig) {
+            ++i;
+        }
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    bool error = false;
+    for (const std::uint32_t index : candidates) {
+        const object_signature& signature = db.signatures[index];
+        if (signature.target != target::any && signature.target != context.type) {
+            continue;
+        }
+        const auto first = std::lower_bound(
+            starts.begin(), starts.end(), std::pair<std::uint32_t, std::uint64_t>{signature.first_subsig, 0});
+        const auto last = std::lower_bound(
+            first, starts.end(),
+            std::pair<std::uint32_t, std::uint64_t>{
+                signature.first_subsig +
+                    static_cast<std::uint32_t>(signature.logic->subsignatures.size()),
+                0});
+        if (signature_matches(db, signature,
+                              std::span(starts).subspan(static_cast<std::size_t>(first - starts.begin()),
+                                                        static_cast<std::size_t>(last - first)),
+                              object, error)) {
+            names.push_back(compiled.names.get(signature.name));
+            if (mode == scan_mode::first_match) {
+                return !error;
+            }
+        }
+    }
+    if (info && info->is_pe() && db.pe_hashes.any) {
+        hash_pe_parts(db, object, names, compiled.names, mode);
+    }
+    return !error;
 }
 
 }  // namespace ringscan::matcher::detail

@@ -15,8 +15,10 @@
 
 #include "matcher/internal/engine_impl.h"
 #include "matcher/internal/executable.h"
+#include "matcher/internal/icon.h"
 #include "matcher/internal/logical.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <cstdint>
@@ -49,9 +51,12 @@ struct object_subsig {
 struct object_signature {
     name_pool::ref name;
     std::uint8_t target = 0;
-    logical_signature logic;
+    std::shared_ptr<const logical_signature> logic;
     std::uint32_t first_subsig = 0;  ///< into object_database::subsigs
-    bool needs_executable = false;   ///< some offset or TDB field needs the exe header
+    bool boyer_moore = false;        ///< .ndb line held by ClamAV's BM matcher (SEx rule)
+    /// True when the signature can match without any pattern hit (PCRE-only, or an
+    /// expression true with every count 0): evaluated on every object of its type.
+    bool always = false;
 };
 
 /// The signatures of one target type.
@@ -83,11 +88,16 @@ struct object_database {
     std::vector<object_group> groups;
     std::array<int, 256> group_of{};  ///< target type -> groups index, -1 none
     pe_hash_tables pe_hashes;
+    icon_database icons;
 
     [[nodiscard]] bool empty() const { return signatures.empty() && !pe_hashes.any; }
     /// Whether an object of `type` has anything to evaluate here.
     [[nodiscard]] bool applies_to(std::uint8_t type) const;
 };
+
+/// Compiles the whole-object part of `signatures` into `compiled.objects` (its names into
+/// compiled.names; patterns Hyperscan refuses into compiled.skipped). Throws load_error.
+void compile_objects(const signature_set& signatures, engine::impl& compiled);
 
 /// What the caller knows about the object beyond its bytes.
 struct object_context {

@@ -166,7 +166,8 @@ TEST_F(TestExe, VersionInfoPositionsMatchTheViSignatures) {
     int checked = 0;
     for (const auto& entry : fs::directory_iterator(pe_allmatch_dir() / "alert-sigs")) {
         const std::string name = entry.path().filename().string();
-        if (name.rfind("Test.GenSig.NDB_0", 0) != 0) {
+        // NDB_01 .. NDB_08 are the VI signatures.
+        if (name.rfind("Test.GenSig.NDB_0", 0) != 0 || name[17] < '1' || name[17] > '8') {
             continue;
         }
         for (const auto& line : lines_of(entry.path())) {
@@ -215,7 +216,9 @@ TEST_F(TestExe, StartWindowsCoverTheNdbMatches) {
     EXPECT_TRUE(covers("EP+0,134217728"));
     EXPECT_TRUE(covers("S1+0,134217728"));
     EXPECT_FALSE(covers("S2+0,134217728"));  // starts after the string
-    EXPECT_FALSE(covers("EP+69320"));
+    EXPECT_EQ(at, 2240U + 69320U);  // the generator placed it exactly there
+    EXPECT_TRUE(covers("EP+69320"));
+    EXPECT_FALSE(covers("EP+69321"));
 
     const auto window = [&](std::string_view text, clamav_matcher m = clamav_matcher::aho_corasick) {
         return start_window(offset_of(text, 1), &info_, data_.size(), false, m);
@@ -305,7 +308,7 @@ TEST_F(TestExe, SectionHashesMatchEveryMdbAndMsbSignature) {
             ++checked;
         }
     }
-    EXPECT_EQ(checked, 48);
+    EXPECT_EQ(checked, 42);  // 14 .mdb + 28 .msb lines
     // clamscan --debug: "MDB hashset: 34304:1931e3808e2374839e1cb81790d14c14" for .text.
     EXPECT_EQ(ranges[0].offset, 0x400U);
     EXPECT_EQ(ranges[0].size, 34304U);
@@ -365,6 +368,52 @@ TEST_F(TestExe, ResourceWalkerFindsVersionAndIcons) {
         return false;  // stops after the first
     });
     EXPECT_EQ(icons, 1U);
+}
+
+// clamscan 1.4.6 --allmatch --debug (with a `*`-size .mdb and an .imp loaded) prints for the
+// top-level PE: "EntryPoint offset", one "MDB hashset: size:md5" per section with raw data and
+// "IMP: md5:size". Packed samples have odd headers (upack: EP inside the headers).
+TEST(ExecutableClamavTestfiles, PackedSamplesMatchClamscanDebug) {
+    struct fact {
+        const char* file;
+        std::uint32_t entry_point;
+        std::vector<std::string> sections;  // "size:md5"
+        const char* imports;                // "md5:size"
+    };
+    const fact facts[] = {
+        {"clam.exe", 64, {"512:23db1dd3f77fae25610b6a32701313ae"},
+         "98c88d882f01a3f6ac1e5f7dfd761624:39"},
+        {"clam-upack.exe", 24,
+         {"512:e5f21f1e14e6498b0454c46a360f7bf9", "1340:b621a8b82bfa23e96a5c11e90769d0d6",
+          "512:e5f21f1e14e6498b0454c46a360f7bf9"},
+         "d41d8cd98f00b204e9800998ecf8427e:0"},
+        {"clam-fsg.exe", 1056,
+         {"512:b309c6c75ee8e25979219b88846e379b", "512:44f6117f0d6b853dc053a4dc66c95dce",
+          "512:d882d915391072d162f0b006fae00548", "4096:41094a021bb18226137dae55fa991ced"},
+         "5e8af302cd087465b4fd69483b7724d7:115"},
+        {"clam-upx.exe", 1824,
+         {"1536:b658bd2d939396c3874cdd33a86fa0c7", "512:2b3dbef0a56103fe19c1d5ab4acf08ef"},
+         "d41d8cd98f00b204e9800998ecf8427e:0"},
+    };
+    for (const auto& f : facts) {
+        SCOPED_TRACE(f.file);
+        const fs::path path = testing::clam_exe_path.parent_path() / f.file;
+        RINGSCAN_REQUIRE_FILE(path);
+        const std::string data = *read_file(path);
+        const auto info = parse_executable(as_span(data), 1);
+        ASSERT_TRUE(info.has_value());
+        EXPECT_EQ(info->entry_point, f.entry_point);
+        std::vector<std::string> sections;
+        for (const auto& range : section_hash_ranges(*info)) {
+            sections.push_back(std::to_string(range.size) + ":" +
+                               digest_hex(32, as_span(data).subspan(range.offset, range.size)));
+        }
+        EXPECT_EQ(sections, f.sections);
+        const auto imports = import_table_hash_input(as_span(data), *info);
+        ASSERT_TRUE(imports.has_value());
+        EXPECT_EQ(digest_hex(32, as_span(*imports)) + ":" + std::to_string(imports->size()),
+                  f.imports);
+    }
 }
 
 // --- ELF against clamscan ------------------------------------------------------------------

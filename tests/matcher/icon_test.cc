@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -294,6 +295,10 @@ TEST(IconGroups, TestExeMatchesBothGroupsOfWeakSigs) {
     EXPECT_TRUE(icon_group_matches(db, std::nullopt, "TEST_ICON_GROUP_2", pe.view()));
     EXPECT_TRUE(icon_group_matches(db, "TEST_ICON_GROUP_1", "TEST_ICON_GROUP_2", pe.view()));
     EXPECT_TRUE(icon_group_matches(db, "*", "*", pe.view()));
+    const auto decoded = icon_metrics_of(pe.view());
+    EXPECT_TRUE(icon_group_matches(db, "TEST_ICON_GROUP_1", std::nullopt, decoded));
+    EXPECT_TRUE(icon_group_matches(db, std::nullopt, "TEST_ICON_GROUP_2", decoded));
+    EXPECT_FALSE(icon_group_matches(db, "TEST_ICON_GROUP_2", std::nullopt, decoded));
 }
 
 TEST(IconGroups, GroupNamesAreBoundToTheirPosition) {
@@ -601,7 +606,201 @@ TEST(IconSynthetic, EveryBitmapKindHasClamscansFingerprint) {
     }
 }
 
+struct oracle_case {
+    std::string_view hash;
+    bool found;
+    unsigned confidence;  // clamscan's "confidence:" line when found
+};
+
+// Random perturbations of the synthetic fingerprints (and of test.exe's 16x16 one), each loaded
+// alone as "P:TEST_ICON_GROUP_1:G2:<hash>" with a .ldb "IconGroup1:TEST_ICON_GROUP_1" over the
+// synthetic PE: clamscan 1.4.6 --debug --allmatch reported FOUND or OK and, when found, this
+// confidence (for the first icon in scan order that reaches its threshold).
+const std::vector<oracle_case> oracle_cases = {
+        {"186a40d085a50c1157a10020b100001ac00062ac0400ff0602f30703f20d03d30e0ed80110d8080c9d0d0e810711910e0b070b001502063a0d00301c1228", true, 70},
+        {"10c530501bbc0901adc0a053cc0600726010a731030deb0005d40607cd0a08a2080eab0c00b004036b0000650c013a050829010a2c000033000625201f54", false, 0},
+        {"20b310c01a580d0ea36140042d0000739080d7391009bb0000c80806c80b038e07098e12109b0b13730c01560c114f14022a00002f0b0933000624211e4c", true, 88},
+        {"20d191600d160017c7f0901355000071615148c10d15e60c01fa0809e610099d0007b10009db081387111aa00816820016000c05081905150d0937191354", true, 91},
+        {"10c480801bbc0301adc0a033cc0000726050a748020beb0000d40607cd0a08a2080bab0900b004038100015c090061030829000a3b00004d000625201f54", true, 83},
+        {"1885e000d6e706106a4100e1ba09001c10c031c10909d50000b81011b30a124808044807084d0e00781010730a11700411140a0525080b2b00001c242432", true, 88},
+        {"1803f0e00024080100c08100010a0100d08010190810c6000286070086020b63040063040a820e0554020142050a4c120e10070611030e00101100000004", false, 0},
+        {"20685100b61a16175cd16030b200001c000082c10800ff0903f20c0bf21103d21213d80010d90a145906124d071c49160a1009030e1100120000351c122e", true, 89},
+        {"20d011600cff0217c7f0901355000071615148c10d15d60f01e60809e610099d0007b1000fc10a13cc1116b70813820016000c050814052e060a37191354", true, 92},
+        {"180510f01000080100c08120000f0100d08000190810c600008607008607086304006304096a0e0767020132050a320f0a00090600001100101500000000", false, 0},
+        {"180310f01024060100508150010f0100f08000230210c600005f07008607076301006304036a12017a020042030a4a150a03090600001100101100000000", false, 0},
+        {"20685100b62316175cd16030b600001c000082c10800f60903f20a0bf21503d21413d80410d90914590f124d0b175716100409030e1100120000391c122d", true, 87},
+        {"10c4d0501bbc0901adc07053cc0000726070a7310206ff0000d40607cd0408a2080bab0900b0040387050173090161000829000a2c000030000625201f54", true, 82},
+        {"10ce8060bcc40a00c790e043c900007760a0a9f20108ed0000e60606f9050aa50007c00003be040aa10a0b9c020b890408000b001b0e072d030334191556", false, 0},
+        {"100620a0b05b0007055060b0350a0b048030c051060b840700850005830b058000008104098109066d020b6b0a046306031800001f070335080000000000", false, 0},
+        {"10ce8000ecc40a04c760a023c900047520a0a9f2050bed0000e60601fd0505a50004b10003e10a04840507aa020b89060b00070333060739030331191558", true, 72},
+        {"20b3a0c01a850c0ea0f140043f000073a08077391309da0000c80803b611037a020b8e18089b0b105f0c06560711541a022a00002f0b0533000824211e4c", true, 79},
+        {"10c480501bbc0902ac10b073d100007260709731020beb0000d40607cd0a0abf0806ab0900b0000373050163090161050829000a2c000139000625201f54", true, 83},
+        {"20b400c01a3b0c13a36140043f00007390c097391109da0003c80802c81103780d0b8e120b9d0b11870f00560c115414020f00002f0b0e33010a24211e4c", true, 85},
+        {"20691100b61a17135cd16030b203001c000062c11102ff0908f20a0bf21103ed120fd80210d90914590c104d07176a16100409022f1100000000351c122e", true, 83},
+        {"100730a0b05b0307026080b0350a0e0480303051040b840c00840705830805870000a107047d09096d020b6b070a6300031800001f0400350e0000000000", false, 0},
+        {"186800d085cc101159c10000b1000019d00062ac0600f60604e1030af20d03d00e0ec5010bd8080f8c0d0b860d1160140b070c00150706000d00351c122d", true, 84},
+        {"180500f06024080100c04100000f0200d08010190a10c6000086070086070863040063040a6a0e0154020159070a320d0c00090600041124101100000000", false, 0},
+        {"1887e000d6e700106a4100a1ba06031c10c031c10909d50000b81011b30a104808023407084d0e08781010730a127004110009012508102b00061c242432", true, 78},
+        {"10ce8000bcc40a00c760a043c9000075205069f2070bed0000e60601c30505cb0007bd0003a10509a10b0b9c020b89060b0007032b06072d03033619154e", true, 90},
+        {"100620a0905b0307055060b0350a0b05303070510c0ba807008403008308058d00008904098109096d02096b0a086306031800001f04004b080000000000", false, 0},
+        {"10c480501bbc0c01adc0a053f4000071607097310209e80000d40609cd0a09a20a0bb30905ae040381050173090161090829000a1e000026000623201f57", true, 77},
+        {"1885e000d6ed05106a4100e1ba03031c10c011c10909d50000b8100fb30a10480d024807084d0e05781010730a11700411000900250e0b2b05001c242432", true, 78},
+        {"20d451600ce70317c940200252000071c16159881217c20a00ff1400e60708e50008b30010d013149d16169105177b0d17420c00000c080111083d180f55", true, 81},
+        {"20b310c01a580c0ea3614004240000759080e7391109da0000a20803d211008e070b8e170b9b0a135f0c01560c11540e02160005400b0933000a24211e4c", true, 88},
+        {"10062030605b030c055060b0350a0b02c03070510a0b9907018402058306018000008104098106096d020b6b0a0463060318000007040067080000000000", false, 0},
+        {"1803110010240e0000c0810001100100d08010000814c6030086070086070b63040163040a6a0e01540201420204320f0a00090600001100101103000000", false, 0},
+        {"1885e000d7020b10699100e1ba06031c10c031c10909d50001b81010b30a114808024807064d0e05781010650a11700a1100090525080b2b00001c242432", true, 85},
+        {"1885e000d6e706106a4100e1ba06001cf08031c10909d50000a710118d0a105308024807084d0e05780b10730a0e7004110009052508062b00001d242434", true, 85},
+        {"186800d0c5bc101159d10020b100001ac00062ac0600f60902f30708f20d03d30e0ed80407e0080f8c0d15810711570e05070700150700160d01351c1226", true, 73},
+        {"180310f01024080100c08100200f000000c010270810c60001860703a50c0852040027040a6a0e0154020150000a320f0a00090a00001100101100000006", false, 0},
+        {"180310f000240a0100c080d0010f0100d08000000810c60000860705860b0b4404016f040a6a0e0154060142030a320f0a000906000011000b1100000003", false, 0},
+        {"100750a0b062030704a060e0350a0b0480307051060e840700840205830805800000810309810a096d020b6b0a047a06031800000a040635080000000000", false, 0},
+        {"186800d085bc101159d10020b100001ac00062ac0600ff0702d8070af20d03d30e0ea5010bd8080f6d0d11a00711500c0b070700150706160d00311c1229", true, 93},
+        {"20685100b60f18175cd16030b600051c000082c10800ef0903ff0a0bf21103d21213d80210d90819590f124d071754160a0409030b1100120000351c122e", true, 94},
+        {"20d191600cff0017c7f0901355000071615148c10d15e60c01e60809e610099d0007b1000fa20813a40d16a00816820016000c05081405150c0d37191354", true, 97},
+        {"10ce8000bcc40700c760a043c900007520a0a9f2050bed0000e60601e60505a50007bd0003be0409a10a0b9c020b89060b0007032b06072d03033119155a", true, 92},
+        {"100620a0b05b0307055060b0350a0b048030705106078407008402058308058000008104098109096d020b6b0a046306031800001f040035080000000000", false, 0},
+        {"20d451600ce70017c940800252000072316159880e17e60a00e61205e60708a80008b30010d013149d16169605177b0d17000c0000090801110840180f51", true, 70},
+        {"20b310c01a580c0ea36140043f000073908097391009da0000b70806c811018e070b8e120b9b0b155f0c00560c115414024b00002f0b0933000a24211e4c", true, 96},
+        {"186800d085bc101159d0e020b100001ac00062ac0600f60902f30708f20d03d30e0ed8010bd8080f8c0d11810711700e0b070700150406160d00381c1227", true, 91},
+        {"100620a0b05b0307055060b0350a0b0480307051060b840700840202830b058000008104098109096d020b4e0a046306031800001f040035080005000001", false, 0},
+        {"100620a0b05b0107055060b0350a0b03f0307051060b8407008402058309058000008101098109096d000b6b0a046306031800001f040035080003000004", false, 0},
+        {"1885e000d6e706106a4100e1ba06031c10c031c10909d50000b81011b309104808024807084d1005781010730a1170041100090525080b2b00001924242f", true, 95},
+        {"10ce8000bcc40a00c760a043c900007520a0a9f2050bed0000d00601e60505a50007bd0003be0409a10a0b9c020b89060b0007032b06072d030336191555", true, 100},
+        {"20d191600cff0017c7f0901365000071615148c10d15e60c01e60809e610099d0007b1000fc10415a41116b90816820012000c05081405150c0d37191354", true, 95},
+        {"20d3f1900cff0017c7f0901355000171615148c10d15e60c01e60809e613099d0007b1000fc10813bf1116a00816820016000c05081205150c0d37191354", true, 96},
+        {"20685100b61a16175cd16030b600001c000082c10800f60903f20a0bf21103d21213d80210d90a14590f124d071449160a0409030e1100120000351c122e", true, 98},
+        {"1885e000d6e706106a4100e1ba06031c10c021c10a09d50000b81012b30a104808026d07084d0e05781010730a1170041200090425080b2b00001c242432", true, 96},
+        {"20d191600cff0017c7f0901369000071615148c10d15e60c01e60809e610099d0007b1000fc10813a41116a00816820016000c05081405150c0d39191352", true, 98},
+        {"100620a0b05b0308055090b0200a0b0480308051060b8407008402058308058000008104098209096d020b6b0a026306031800001f040035080000000000", false, 0},
+        {"100620a0b05b0307055060b035090b0480307051060b84070084020583080580000081040981090946020b6b0a046306031800003d040050080004000000", false, 0},
+        {"20d191600cff0017c7f0901355000071615148c10d15e60c01e60809e610099d0007b1000fdd0813a411167f0816820016000c05081805150c0d3219135c", true, 92},
+        {"186800d085bc101159d10020b100001ac00032ac0600f60702f30708f20d03d30e0ed8010bd8080f7a0d11810711700e0b070700150706160d00351c122d", true, 98},
+        {"20d191600cff0017c7f0901355000071615148c10d15fe0c01e60809e610099d0007b10013a1081694111aa008167d0016000c05081405150c0d37191354", true, 93},
+};
+
+TEST(IconSynthetic, MatchesAndConfidencesAgreeWithClamscan) {
+    auto pe = parse_pe(synthetic_pe());
+    ASSERT_TRUE(pe.has_value());
+    const auto scanned = icon_metrics_of(pe->view());
+    for (const auto& c : oracle_cases) {
+        auto entry = parse_idb_line("P:TEST_ICON_GROUP_1:G2:" + std::string(c.hash));
+        ASSERT_TRUE(entry.has_value()) << c.hash;
+        const icon_metrics reference = entry->metrics;
+        icon_database db;
+        ASSERT_TRUE(db.add(std::move(*entry)).has_value());
+        EXPECT_EQ(icon_group_matches(db, "TEST_ICON_GROUP_1", std::nullopt, pe->view()), c.found)
+            << c.hash;
+        EXPECT_EQ(icon_group_matches(db, "TEST_ICON_GROUP_1", std::nullopt, scanned), c.found)
+            << c.hash;
+        std::optional<unsigned> first_match;
+        for (const auto& image : scanned) {
+            if ((image.side >> 3U) != (reference.side >> 3U)) {
+                continue;  // different engine size
+            }
+            const icon_score score = score_icon(image, reference);
+            if (score.confidence >= score.threshold) {
+                first_match = score.confidence;
+                break;
+            }
+        }
+        EXPECT_EQ(first_match.has_value(), c.found) << c.hash;
+        if (c.found && first_match) {
+            EXPECT_EQ(*first_match, c.confidence) << c.hash;
+        }
+    }
+}
+
 // --- Hostile input ------------------------------------------------------------------------------
+
+TEST(IconHostile, CorruptBitmapHeadersAreSkipped) {
+    const auto patched = [](test_image img, std::size_t at, std::uint32_t value, int bytes) {
+        auto bitmap = icon_bitmap(img);
+        if (bytes == 2) {
+            put16(bitmap, at, value);
+        } else {
+            put32(bitmap, at, value);
+        }
+        return bitmap;
+    };
+    const test_image small{16, 16, 8};
+    const std::vector<std::vector<unsigned char>> icons = {
+        icon_bitmap(small),
+        patched(small, 4, 0xffffffffU, 4),   // width
+        patched(small, 8, 0xffffffe0U, 4),   // negative height
+        patched(small, 8, 0x1000U, 4),       // height 2048
+        patched(small, 0, 0xfffffff0U, 4),   // header size wrapping the offset backwards
+        patched(small, 0, 0x7fffffffU, 4),   // header size far past the end
+        patched(small, 0, 39, 4),            // header too small
+        patched(small, 14, 2, 2),            // unsupported depth
+        patched(small, 14, 0, 2),            // PNG/JPEG marker
+        patched(small, 14, 32, 2),           // 32-bit: pixel data runs past the resource
+        patched(small, 4, 200, 4),           // not square enough
+        icon_bitmap({32, 32, 24}),
+    };
+    auto pe = parse_pe(pe_with_icons(icons));
+    ASSERT_TRUE(pe.has_value());
+    const auto metrics = icon_metrics_of(pe->view());
+    ASSERT_GE(metrics.size(), 2U);
+    EXPECT_EQ(format_icon_hash(metrics.front()), format_icon_hash(icon_metrics_of(
+        parse_pe(pe_with_icons({icon_bitmap(small)}))->view()).front()));
+    EXPECT_EQ(metrics.back().side, 32U);
+    for (std::size_t keep = 0x200; keep < pe->file.size(); keep += 97) {
+        pe_fixture cut = *pe;
+        cut.file.resize(keep);
+        for (auto& section : cut.sections) {
+            section.raw_size = std::min<std::uint32_t>(
+                section.raw_size, static_cast<std::uint32_t>(keep) - section.raw);
+        }
+        (void)icon_metrics_of(cut.view());
+    }
+}
+
+TEST(IconHostile, GroupEntriesStopAtMaxIcons) {
+    // A group naming the same 256x256 icon 1000 times: only MaxIconsPE (100) entries are
+    // decoded, as in ClamAV, which keeps the work small.
+    std::vector<std::vector<unsigned char>> icons(1, icon_bitmap({256, 256, 32, true}));
+    auto pe = parse_pe(pe_with_icons(icons));
+    ASSERT_TRUE(pe.has_value());
+    // Rewrite the group's count and entries in place: the group is the last blob.
+    const auto& file = pe->file;
+    std::size_t group_at = 0;
+    for (std::size_t at = 0x200; at + 20 <= file.size(); ++at) {
+        if (le(file, at, 2) == 0 && le(file, at + 2, 2) == 1 && le(file, at + 4, 2) == 1 &&
+            le(file, at + 18, 2) == 1 && le(file, at + 6, 1) == 0) {
+            group_at = at;
+        }
+    }
+    ASSERT_NE(group_at, 0U);
+    pe_fixture many = *pe;
+    // Point the group's data entry at a new, larger group appended in the padding.
+    std::vector<unsigned char> group;
+    append16(group, 0);
+    append16(group, 1);
+    append16(group, 1000);
+    for (int i = 0; i < 1000; ++i) {
+        for (int b = 0; b < 12; ++b) {
+            group.push_back(0);
+        }
+        append16(group, 1);
+    }
+    const auto new_offset = static_cast<std::uint32_t>(many.file.size());
+    many.file.insert(many.file.end(), group.begin(), group.end());
+    many.sections.back().raw_size = static_cast<std::uint32_t>(many.file.size()) - many.sections.back().raw;
+    // The data entry holding the old group's RVA.
+    const std::uint32_t old_rva = 0x1000 + static_cast<std::uint32_t>(group_at - 0x200);
+    bool patched = false;
+    for (std::size_t at = 0x200; at + 8 <= many.file.size(); at += 4) {
+        if (le(many.file, at, 4) == old_rva) {
+            put32(many.file, at, 0x1000 + new_offset - 0x200);
+            put32(many.file, at + 4, static_cast<std::uint32_t>(group.size()));
+            patched = true;
+            break;
+        }
+    }
+    ASSERT_TRUE(patched);
+    EXPECT_EQ(icon_metrics_of(many.view()).size(), 100U);
+}
 
 TEST(IconHostile, TruncatedFilesNeverReadOutOfBounds) {
     const pe_fixture whole = test_exe();

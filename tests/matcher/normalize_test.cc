@@ -16,6 +16,8 @@
 namespace ringscan::matcher::detail {
 namespace {
 
+using namespace std::string_view_literals;
+
 template <std::size_t N>
 std::span<const unsigned char> bytes(const char (&s)[N]) {
     return {reinterpret_cast<const unsigned char*>(s), N - 1};  // without the terminator
@@ -42,66 +44,66 @@ struct html_case {
 // comments end at the first '>'; scripts keep comments, lose whitespace, ' becomes ";
 // data: URIs cut out of the attribute; unfinished trailing references.
 constexpr html_case html_cases[] = {
-    {"<html>\x0d""\x0a""<BODY>Hello\x0d""\x0a""  World\x09""Tab</BODY></html>\x0d""\x0a""",
-     "<html><body>hello world tab</body></html>",
-     " hello world tab "},
-    {"<html>&amp; &AMP; &lt;b&gt; &nbsp;x &Agrave; &euro; &bogus; &amp &#65; &#x41; &#X61; &#0x41; &#65 x &# y &#x; &#1234567890123; &#x3002; &#xff; &#256;",
-     "<html>& &amp; <b> \xa0""x \xc0"" &#x20ac; &bogus; &amp a a a a A x \x00"" y \x00"" &#x04cb; . &#x00ff; &#x0100;",
-     " b x x y "},
-    {"<html><a href=\"HTTP://A.com/Q\x3f""x=1&amp;y=2\" title='It''s'>Click &amp; go</a> <img SRC=Pic.PNG><a href>x</a><a>y</a><a href=\"\">z</a>",
-     "<html><a href=\"http://a.com/q\x3f""x=1&y=2\" title=\"it\" 's'>click & go</a><img src=pic.png><a href>x</a><a>y</a><a href=\"\">z</a>",
-     " HTTP://A.com/Q\x3f""x=1&y=2 click go Pic.PNG x y z "},
-    {"<html><p class = 'a b' id=\"c d\" data-x=1>t</p><input value=\"a>b\"><x y='q\\'r'>s</x>",
-     "<html><p class=\"a b\" id=\"c d\" data-x=1>t</p><input value=\"a>b\"><x y=\"q\\\" r'>s</x>",
-     " t s "},
-    {"<html>caf\xc3""\xa9"" na\xc3""\xaf""ve \xe3""\x80""\x82"" \xef""\xbc""\x8e"" \xa1""C \xe9""x \xf0""\x9f""\x98""\x80"" end<b title=\"\xc3""\xa9""\xe3""\x80""\x82""\">q</b>",
-     "<html>caf\xc3""\xa9"" na\xc3""\xaf""ve . . .\x00"" \xe9""x \xf0""\x9f""\x98""\x80"" end<b title=\"\xc3""\xa9""\xe3""\">q</b>",
-     " caf\xc3""\xc3"" na\xc3""\xc3""ve ...\x00""\x00""x \xf0""\x9f""\x9f""\x00""end q "},
-    {"<html>a\x00""b\x00""\x00""c<b\x00""r>d</html>",
-     "<html>abc<br>d</html>",
-     " abc d "},
-    {"<html>ctrl\x01""\x02""x\x7f""y\x0b""z\x0c""w</html>",
-     "<html>ctrl\x01""\x02""x\x7f""y z w</html>",
-     " ctrl x\x7f""y z w "},
-    {"<html><!-- comment <b>x</b> --> after <!DOCTYPE html> <! x> <!-->y</html>",
-     "<html>x</b>--> after y</html>",
-     " x --> after y "},
-    {"<html><script language=\"JavaScript\">var a = 'b'; <!-- c --> if (a < b) { x(); }</script><script>\x0a""// c\x0a""var  q;</script>z",
-     "<html><script language=\"javascript\">vara=\"b\";<!--c-->if(a<b){x();}</script><script>//cvarq;</script>z",
-     " z"},
-    {"<html><img src=\"data:image/png;base64,iVBORw0KGgo=\"> <a href='data:text/html,%3Cb%3Ehi%3C/b%3E'>t</a> <img src=data:,abc&amp;d> q",
-     "<html><img src=\"data\"><a href=\"data\">t</a><img src=data&q",
-     " t "},
-    {"<html>< b >x</ b ><b\x0a"">y</b\x0a""><b/>z</html>",
-     "<html><b>x</ b><b>y</b><b/>z</html>",
-     " x y z "},
-    {"<html><a href=x><a href=y>",
-     "<html><a href=x><a href=y>",
-     " x "},
-    {"<html>&amp",
-     "<html>&",
-     " "},
-    {"<html>&#65",
-     "<html>",
-     " "},
-    {"<html>text &",
-     "<html>text ",
-     " text "},
-    {"<HTML><TITLE>Upper CASE</TITLE>\x0a""\x0a""\x0a""   lots    of    space   \x0a""</HTML>",
-     "<html><title>upper case</title>lots of space </html>",
-     " upper case lots of space "},
-    {"   \x0a""\x0a""  <html>lead",
-     "<html>lead",
-     " lead"},
-    {"<html><a HREF=One href=Two>x</a><img alt=q>",
-     "<html><a href=one href=two>x</a><img alt=q>",
-     " One x "},
-    {"<html><x a=b=c d= e f =g>h</x><y 'q'=r>s",
-     "<html><x a=b=c d=e f=g>h</x><y 'q'=r>s",
-     " h s"},
-    {"<html><script>a</script\x0a"">b<script src=x></script>c",
-     "<html><script>a</script>b<script src=x></script>c",
-     " >b c"},
+    {"<html>\x0d""\x0a""<BODY>Hello\x0d""\x0a""  World\x09""Tab</BODY></html>\x0d""\x0a"""sv,
+     "<html><body>hello world tab</body></html>"sv,
+     " hello world tab "sv},
+    {"<html>&amp; &AMP; &lt;b&gt; &nbsp;x &Agrave; &euro; &bogus; &amp &#65; &#x41; &#X61; &#0x41; &#65 x &# y &#x; &#1234567890123; &#x3002; &#xff; &#256;"sv,
+     "<html>& &amp; <b> \xa0""x \xc0"" &#x20ac; &bogus; &amp a a a a A x \x00"" y \x00"" &#x04cb; . &#x00ff; &#x0100;"sv,
+     " b x x y "sv},
+    {"<html><a href=\"HTTP://A.com/Q\x3f""x=1&amp;y=2\" title='It''s'>Click &amp; go</a> <img SRC=Pic.PNG><a href>x</a><a>y</a><a href=\"\">z</a>"sv,
+     "<html><a href=\"http://a.com/q\x3f""x=1&y=2\" title=\"it\" 's'>click & go</a><img src=pic.png><a href>x</a><a>y</a><a href=\"\">z</a>"sv,
+     " HTTP://A.com/Q\x3f""x=1&y=2 click go Pic.PNG x y z "sv},
+    {"<html><p class = 'a b' id=\"c d\" data-x=1>t</p><input value=\"a>b\"><x y='q\\'r'>s</x>"sv,
+     "<html><p class=\"a b\" id=\"c d\" data-x=1>t</p><input value=\"a>b\"><x y=\"q\\\" r'>s</x>"sv,
+     " t s "sv},
+    {"<html>caf\xc3""\xa9"" na\xc3""\xaf""ve \xe3""\x80""\x82"" \xef""\xbc""\x8e"" \xa1""C \xe9""x \xf0""\x9f""\x98""\x80"" end<b title=\"\xc3""\xa9""\xe3""\x80""\x82""\">q</b>"sv,
+     "<html>caf\xc3""\xa9"" na\xc3""\xaf""ve . . .\x00"" \xe9""x \xf0""\x9f""\x98""\x80"" end<b title=\"\xc3""\xa9""\xe3""\">q</b>"sv,
+     " caf\xc3""\xc3"" na\xc3""\xc3""ve ...\x00""\x00""x \xf0""\x9f""\x9f""\x00""end q "sv},
+    {"<html>a\x00""b\x00""\x00""c<b\x00""r>d</html>"sv,
+     "<html>abc<br>d</html>"sv,
+     " abc d "sv},
+    {"<html>ctrl\x01""\x02""x\x7f""y\x0b""z\x0c""w</html>"sv,
+     "<html>ctrl\x01""\x02""x\x7f""y z w</html>"sv,
+     " ctrl x\x7f""y z w "sv},
+    {"<html><!-- comment <b>x</b> --> after <!DOCTYPE html> <! x> <!-->y</html>"sv,
+     "<html>x</b>--> after y</html>"sv,
+     " x --> after y "sv},
+    {"<html><script language=\"JavaScript\">var a = 'b'; <!-- c --> if (a < b) { x(); }</script><script>\x0a""// c\x0a""var  q;</script>z"sv,
+     "<html><script language=\"javascript\">vara=\"b\";<!--c-->if(a<b){x();}</script><script>//cvarq;</script>z"sv,
+     " z"sv},
+    {"<html><img src=\"data:image/png;base64,iVBORw0KGgo=\"> <a href='data:text/html,%3Cb%3Ehi%3C/b%3E'>t</a> <img src=data:,abc&amp;d> q"sv,
+     "<html><img src=\"data\"><a href=\"data\">t</a><img src=data&q"sv,
+     " t "sv},
+    {"<html>< b >x</ b ><b\x0a"">y</b\x0a""><b/>z</html>"sv,
+     "<html><b>x</ b><b>y</b><b/>z</html>"sv,
+     " x y z "sv},
+    {"<html><a href=x><a href=y>"sv,
+     "<html><a href=x><a href=y>"sv,
+     " x "sv},
+    {"<html>&amp"sv,
+     "<html>&"sv,
+     " "sv},
+    {"<html>&#65"sv,
+     "<html>"sv,
+     " "sv},
+    {"<html>text &"sv,
+     "<html>text "sv,
+     " text "sv},
+    {"<HTML><TITLE>Upper CASE</TITLE>\x0a""\x0a""\x0a""   lots    of    space   \x0a""</HTML>"sv,
+     "<html><title>upper case</title>lots of space </html>"sv,
+     " upper case lots of space "sv},
+    {"   \x0a""\x0a""  <html>lead"sv,
+     "<html>lead"sv,
+     " lead"sv},
+    {"<html><a HREF=One href=Two>x</a><img alt=q>"sv,
+     "<html><a href=one href=two>x</a><img alt=q>"sv,
+     " One x "sv},
+    {"<html><x a=b=c d= e f =g>h</x><y 'q'=r>s"sv,
+     "<html><x a=b=c d=e f=g>h</x><y 'q'=r>s"sv,
+     " h s"sv},
+    {"<html><script>a</script\x0a"">b<script src=x></script>c"sv,
+     "<html><script>a</script>b<script src=x></script>c"sv,
+     " >b c"sv},
 };
 
 TEST(NormalizeHtml, MatchesClamscanOutputs) {
@@ -186,7 +188,7 @@ TEST(NormalizeText, MatchesClamscanOutputs) {
     EXPECT_EQ(str(*text), "hello world <b>x</b>");
     text = normalize_text(bytes("a\x01" "b\x7f" "c\x85" "d\xe9" "E\x0b\x0c" "F"));
     ASSERT_TRUE(text);
-    EXPECT_EQ(str(*text), "abc\x7f" "de f");
+    EXPECT_EQ(str(*text), "ab\x7f" "cde f");  // DEL is kept, VT and FF are whitespace
 }
 
 TEST(NormalizeText, WindowFlushRestartsWhitespace) {
@@ -211,7 +213,8 @@ TEST(FileTyping, HtmlSignatures) {
     EXPECT_TRUE(has_html_signature(bytes("<%@ LANGUAGE = VBScript %>")));
     EXPECT_FALSE(has_html_signature(bytes("<!DOCTYPE html><html lang=en>")));
     EXPECT_FALSE(has_html_signature(bytes("<HtMl>")));
-    EXPECT_FALSE(has_html_signature(bytes("<a Href=x>")));  // needs "<a " then [hH][rR](EF|ef)
+    EXPECT_TRUE(has_html_signature(bytes("<a Href=x>")));    // "<a " then [hH][rR](EF|ef)
+    EXPECT_FALSE(has_html_signature(bytes("<a HREf=x>")));
     EXPECT_FALSE(has_html_signature(bytes(" <%@ LANGUAGE =")));
 }
 
@@ -219,7 +222,9 @@ TEST(FileTyping, TextClasses) {
     // clamscan --debug "Recognized ASCII text" / "UTF-16LE character data" / "binary data".
     EXPECT_EQ(classify_text(bytes("plain\ttext\r\n")), text_kind::ascii);
     EXPECT_EQ(classify_text(bytes("caf\xc3\xa9")), text_kind::ascii);  // >= 0x80 counts as text
-    EXPECT_EQ(classify_text(bytes("a\x01" "b\xc3\xa9")), text_kind::binary);
+    EXPECT_EQ(classify_text(bytes("xx\x00\x01 more")), text_kind::binary);
+    // Without a byte-order mark any even-offset pair may pass as big-endian UTF-16.
+    EXPECT_EQ(classify_text(bytes("abcdef\x01 ghi")), text_kind::utf16be);
     const char u16[] = "\xff\xfeH\0i\0";
     EXPECT_EQ(classify_text(std::span(reinterpret_cast<const unsigned char*>(u16), 6)),
               text_kind::utf16le);

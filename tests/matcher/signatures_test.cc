@@ -181,11 +181,11 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     const std::string m(magic_hex);
     const std::vector<std::string> lines = {
         "T3:3:*:" + m,                // 1: normalized HTML target
-        "Tep:1:EP+0,20:" + m,         // 2: PE entry point
-        "Tneg:0:*:4d41!(4141|4242)",  // 3: negated multi-byte alternative
+        "Tneg:0:*:4d41!(4141|4242)",  // 2: negated multi-byte alternative
         "Tnew:0:*:" + m + ":300",     // 4: future FLEVEL
         "Told:0:*:" + m + ":1:100",   // 5: retired FLEVEL
-        "Tunk:15:*:" + m,             // 6: unknown target
+        "Tunk:15:*:" + m,             // 5: unknown target
+        "Tep:1:EP+0,20:" + m,         // loads as a whole-object signature (PE entry point)
         "T1:1:*:" + m,                // loads: PE target
         "T0off:0:10:" + m,            // loads: absolute offset
         "Teof:0:EOF-5,3:" + m,        // loads: end-of-file offset
@@ -208,17 +208,19 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     EXPECT_EQ(set.bodies[3].expression, "\\x4d\\x41.\\x4d.*\\x4d\\x41\\x47");
     EXPECT_EQ(set.bodies[4].expression, "\\x4d\\x41\\x47(?:\\x41|\\x42)");
     EXPECT_EQ(set.bodies[5].origin, "t.ndb:12");
-    ASSERT_EQ(set.skipped.size(), 6U);
+    ASSERT_EQ(set.logicals.size(), 1U);
+    EXPECT_EQ(set.logicals[0].name, "Tep.UNOFFICIAL");
+    EXPECT_EQ(set.logicals[0].origin, "t.ndb:6");
+    ASSERT_EQ(set.skipped.size(), 5U);
     for (std::size_t i = 0; i < set.skipped.size(); ++i) {
         EXPECT_EQ(set.skipped[i].rfind("t.ndb:" + std::to_string(i + 1) + ": ", 0), 0U)
             << set.skipped[i];
     }
     EXPECT_EQ(set.skipped[0],
               "t.ndb:1: target type 3 (normalized HTML/mail/text) not supported yet");
-    EXPECT_EQ(set.skipped[1], "t.ndb:2: offset 'EP+0,20' not supported yet");
-    EXPECT_EQ(set.skipped[3], "t.ndb:4: needs functionality level >= 300 (this engine has 216)");
-    EXPECT_EQ(set.skipped[4], "t.ndb:5: needs functionality level <= 100 (this engine has 216)");
-    EXPECT_EQ(set.skipped[5], "t.ndb:6: unknown target type 15 (ClamAV ignores it)");
+    EXPECT_EQ(set.skipped[2], "t.ndb:3: needs functionality level >= 300 (this engine has 216)");
+    EXPECT_EQ(set.skipped[3], "t.ndb:4: needs functionality level <= 100 (this engine has 216)");
+    EXPECT_EQ(set.skipped[4], "t.ndb:5: unknown target type 15 (ClamAV ignores it)");
 }
 
 TEST(NdbParser, ChecksFlevelAndTargetBeforeTheRest) {
@@ -463,9 +465,10 @@ TEST(SharedSignatures, DailyNdbLoadsItsPlainLiterals) {
     const auto path = shared_dir() / "sigs/clamav-official/daily.ndb";
     RINGSCAN_REQUIRE_SHARED(path);
     const auto set = load_signatures(path);
-    // 258 lines: most load; the rest (EP/section offsets, normalized targets) are listed.
+    // 258 lines: most load; EP/section offsets load as whole-object signatures; the rest
+    // (normalized targets) are listed.
     EXPECT_GE(set.bodies.size(), 150U);
-    EXPECT_EQ(set.bodies.size() + set.skipped.size(), 258U);
+    EXPECT_EQ(set.bodies.size() + set.logicals.size() + set.skipped.size(), 258U);
     for (const auto& body : set.bodies) {
         EXPECT_TRUE(body.bytes.size() >= 3U || !body.expression.empty() ||
                     body.target != target::any)
