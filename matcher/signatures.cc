@@ -8,6 +8,7 @@
 #include "matcher/internal/logical.h"
 #include "matcher/internal/offset.h"
 #include "matcher/internal/text.h"
+#include "matcher/internal/yara.h"
 
 #include <openssl/evp.h>
 
@@ -430,10 +431,27 @@ void parse_idb_line(std::string_view line, const line_ref& where, signature_set&
     out.icons.emplace_back(line);
 }
 
-// .yar/.yara: YARA rules, the subset ClamAV accepts.
-void parse_yara_file(std::string_view /*text*/, std::string_view file_name, bool /*official*/,
+// .yar/.yara: YARA rules, the subset ClamAV accepts, in the .ldb model.
+void parse_yara_file(std::string_view text, std::string_view file_name, bool official,
                      signature_set& out) {
-    out.skipped.push_back(std::string(file_name) + ": YARA rules not supported yet");
+    auto parsed = detail::parse_yara(text);
+    if (!parsed) {
+        throw load_error(std::string(file_name) + ": " + parsed.error());
+    }
+    const line_ref where{file_name, 0};
+    for (auto& rule : parsed->rules) {
+        logical_entry entry;
+        entry.name = signature_name(rule.name, official, where);
+        entry.origin = std::string(file_name) + ":" + rule.name;
+        entry.logic = std::make_shared<const detail::logical_signature>(std::move(rule));
+        out.logicals.push_back(std::move(entry));
+    }
+    for (const auto& message : parsed->skipped) {
+        out.skipped.push_back(std::string(file_name) + ": " + message);
+    }
+    for (const auto& message : parsed->not_supported) {
+        out.skipped.push_back(std::string(file_name) + ": " + message + " (not supported yet)");
+    }
 }
 
 // .db: Name=HexSignature, target 0, anywhere in the file.

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <limits>
@@ -51,16 +52,15 @@ int on_factor(unsigned int id, unsigned long long /*from*/, unsigned long long t
     return 0;
 }
 
-int on_direct(unsigned int id, unsigned long long from, unsigned long long to,
+int on_direct(unsigned int id, unsigned long long /*from*/, unsigned long long to,
               unsigned int /*flags*/, void* context) {
     auto* c = static_cast<hit_collector*>(context);
     const object_pattern& pattern = c->db.patterns[id];
-    // Without SOM (Hyperscan refused it for this pattern) `from` is 0: the shortest match
-    // ending here is the best guess of its start.
-    std::uint64_t start = from;
-    if (start == 0 && to > pattern.min_length) {
-        start = to - pattern.min_length;
-    }
+    // Only patterns the prefilter cannot verify come here (unbounded or without a usable
+    // literal); Hyperscan gives their end, and start-of-match tracking would make the
+    // database far slower to build and scan: the shortest match ending here stands for
+    // the start.
+    const std::uint64_t start = to > pattern.min_length ? to - pattern.min_length : 0;
     try {
         c->starts.emplace_back(c->db.signatures[pattern.signature].first_subsig + pattern.subsig,
                                start);
@@ -149,12 +149,38 @@ hs_database_t* compile_block_literals(const group_input& input) {
     return database;
 }
 
-/// Compiles the full expressions; one Hyperscan refuses (even without start-of-match) is
-/// listed in `refused` and left out, as the stream engine does.
+/// Compiles the full expressions. Each is first checked alone with hs_expression_info
+/// (parsing only, cheap); one Hyperscan still refuses in the multi compile (a resource
+/// limit) is named by the error and dropped. Refused patterns are listed in `refused`.
 hs_database_t* compile_block_expressions(group_input& input, const object_database& db,
                                          const name_pool& names,
                                          std::vector<std::string>& refused) {
-    while (!input.expressions.empty()) {
+    const auto refuse = [&](std::size_t i, const std::string& reason) {
+        const object_pattern& pattern = db.patterns[input.ids[i]];
+        refused.push_back(std::string(names.get(db.signatures[pattern.signature].name)) +
+                          ": Hyperscan refuses subsignature " + std::to_string(pattern.subsig) +
+                          " (" + reason + ")");
+    };
+    group_input kept;
+    for (std::size_t i = 0; i < input.expressions.size(); ++i) {
+        hs_expr_info_t* info = nullptr;
+        hs_compile_error_t* error = nullptr;
+        if (hs_expression_info(input.expressions[i].c_str(), input.flags[i], &info, &error) !=
+            HS_SUCCESS) {
+            refuse(i, error != nullptr ? error->message : "unknown error");
+            hs_free_compile_error(error);
+            continue;
+        }
+        std::free(info);  // allocated by Hyperscan's misc allocator (malloc by default)
+        kept.expressions.push_back(std::move(input.expressions[i]));
+        kept.flags.push_back(input.flags[i]);
+        kept.ids.push_back(input.ids[i]);
+    }
+    input.expressions = std::move(kept.expressions);
+    input.flags = std::move(kept.flags);
+    input.ids = std::move(kept.ids);
+    constexpr int max_refusals = 64;
+    for (int attempt = 0; attempt < max_refusals && !input.expressions.empty(); ++attempt) {
         std::vector<const char*> expressions;
         for (const std::string& e : input.expressions) {
             expressions.push_back(e.c_str());
@@ -173,17 +199,13 @@ hs_database_t* compile_block_expressions(group_input& input, const object_databa
             throw load_error("Hyperscan cannot compile the logical-signature patterns: " + message);
         }
         const auto at = static_cast<std::size_t>(failed);
-        if ((input.flags[at] & HS_FLAG_SOM_LEFTMOST) != 0) {
-            input.flags[at] &= ~static_cast<unsigned>(HS_FLAG_SOM_LEFTMOST);
-            continue;  // retry without start-of-match: starts are then estimated
-        }
-        const object_pattern& pattern = db.patterns[input.ids[at]];
-        refused.push_back(std::string(names.get(db.signatures[pattern.signature].name)) +
-                          ": Hyperscan refuses subsignature " + std::to_string(pattern.subsig) +
-                          " (" + message + ")");
+        refuse(at, message);
         input.expressions.erase(input.expressions.begin() + static_cast<std::ptrdiff_t>(at));
         input.flags.erase(input.flags.begin() + static_cast<std::ptrdiff_t>(at));
         input.ids.erase(input.ids.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    if (!input.expressions.empty()) {
+        throw load_error("Hyperscan refuses too many logical-signature patterns");
     }
     return nullptr;
 }
@@ -224,7 +246,7 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
         db.programs.push_back(std::move(*plan));
     } else {
         input.expressions.push_back(expression_of(tokens));
-        input.flags.push_back(HS_FLAG_DOTALL | HS_FLAG_SOM_LEFTMOST);
+        input.flags.push_back(HS_FLAG_DOTALL);
         input.ids.push_back(id);
     }
     db.patterns.push_back(pattern);

@@ -63,7 +63,7 @@ struct object_signature {
 struct object_group {
     std::uint8_t target = 0;
     hs_database_ptr factors;  ///< id = factor index (object_database::factors)
-    hs_database_ptr direct;   ///< id = pattern index, SOM where Hyperscan allows
+    hs_database_ptr direct;   ///< id = pattern index
     std::vector<std::uint32_t> signatures;  ///< evaluated even without any hit
     std::size_t factor_count = 0;
     std::size_t direct_count = 0;

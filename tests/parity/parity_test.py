@@ -35,7 +35,9 @@ import random
 import shutil
 import subprocess
 import sys
+import signal
 import tempfile
+import threading
 import time
 
 EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 77
@@ -134,13 +136,37 @@ def origin_of(name, origins):
 # Corpus
 
 
+_children = set()
+_children_lock = threading.Lock()
+_stopping = threading.Event()
+
+
 def run(cmd, timeout, **kwargs):
-    """Runs a command with a bounded time; returns CompletedProcess (stdout/stderr bytes)."""
+    """Runs a command with a bounded time; returns CompletedProcess (stdout/stderr bytes).
+    The child is registered so that SIGTERM/SIGINT (a ctest timeout) can kill it."""
+    with _children_lock:
+        if _stopping.is_set():
+            raise RuntimeError("stopping on a signal")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+        _children.add(proc)
     try:
-        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout, check=False, **kwargs)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
         raise RuntimeError("timed out after %d s: %s" % (timeout, " ".join(cmd))) from exc
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _on_signal(signum, _frame):
+    _stopping.set()
+    with _children_lock:
+        for proc in list(_children):
+            proc.kill()
+    raise SystemExit(128 + signum)   # unwinds through main()'s cleanup of the temp dir
 
 
 def safe_name(name):
@@ -459,7 +485,7 @@ def compare_set(set_name, dirs, corpus, scans, args, divergences, report, diff_r
         for (side, area), n in sorted(by_area.items(), key=lambda kv: (-kv[1], kv[0])):
             w("    only %-8s %-40s %6d" % (side, area, n))
     if per_file:
-        w("  per file ('-' only clamscan found it, '+' only ringscan found it):")
+        w("  per file: in the report file ('-' only clamscan found it, '+' only ringscan)")
         for i, (rp, (cn, rn)) in enumerate(per_file.items()):
             if i >= args.detail_limit:
                 w("    ... %d more files (all in parity-diff.tsv)" % (len(per_file) - i))
@@ -552,6 +578,8 @@ def main():
         log("FAIL: signature sets missing: %s (../shared next to the project root)" % args.sigs)
         return EXIT_FAIL
 
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     sets = signature_sets(args.sigs)
     wanted = args.sets or [s for s in os.environ.get("RINGSCAN_PARITY_SETS", "").split(",")
                            if s.strip()]
