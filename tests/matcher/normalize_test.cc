@@ -235,7 +235,7 @@ TEST(FileTyping, TextClasses) {
 }
 
 // Runs clamscan on real HTML and text files and compares its kept temp files with ours.
-class ClamscanParity : public ::testing::Test {
+class NormalizeClamscanParity : public ::testing::Test {
 protected:
     static bool have_clamscan() { return std::system("clamscan --version >/dev/null 2>&1") == 0; }
 
@@ -260,7 +260,7 @@ protected:
     }
 };
 
-TEST_F(ClamscanParity, RealFiles) {
+TEST_F(NormalizeClamscanParity, RealFiles) {
     if (!have_clamscan()) {
         GTEST_SKIP() << "clamscan not installed";
     }
