@@ -539,32 +539,25 @@ bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
     }
     // Grows the scratch to fit every database of the engine; a scratch stays valid for every
     // database it was allocated for, so streams of an older engine keep working.
+    const auto grow = [this](const hs_database_t* db) {
+        if (db == nullptr) {
+            return true;
+        }
+        hs_scratch_t* raw = scratch.release();
+        const bool grown = hs_alloc_scratch(db, &raw) == HS_SUCCESS;
+        scratch.reset(raw);
+        return grown;
+    };
     for (const detail::shard& target_shard : compiled.shards) {
-        for (const hs_database_t* db : {target_shard.direct.get(), target_shard.prefilter.get()}) {
-            if (db == nullptr) {
-                continue;
-            }
-            hs_scratch_t* raw = scratch.release();
-            if (hs_alloc_scratch(db, &raw) != HS_SUCCESS) {
-                scratch.reset(raw);
-                sized_for = 0;
-                return false;
-            }
-            scratch.reset(raw);
+        if (!grow(target_shard.direct.get()) || !grow(target_shard.prefilter.get())) {
+            sized_for = 0;
+            return false;
         }
     }
     for (const detail::object_group& group : compiled.objects->groups) {
-        for (const hs_database_t* db : {group.factors.get(), group.direct.get()}) {
-            if (db == nullptr) {
-                continue;
-            }
-            hs_scratch_t* raw = scratch.release();
-            if (hs_alloc_scratch(db, &raw) != HS_SUCCESS) {
-                scratch.reset(raw);
-                sized_for = 0;
-                return false;
-            }
-            scratch.reset(raw);
+        if (!grow(group.factors.get()) || !grow(group.direct.get())) {
+            sized_for = 0;
+            return false;
         }
     }
     sized_for = compiled.id;
