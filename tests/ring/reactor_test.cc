@@ -54,6 +54,7 @@ public:
         }
         if (text.find("slow") != std::string_view::npos) {
             busy_ = true;  // pretend to work for 200 ms, then answer
+            conn.send("working:");  // tells the test the job has started
             conn.set_deadline(200ms);
             return;
         }
@@ -402,6 +403,8 @@ TEST_F(ReactorTest, StopLetsBusyConnectionsFinish) {
     send_all(busy.get(), "slow");
     send_all(idle.get(), "x");
     EXPECT_EQ(read_some(idle.get(), 1), "x");
+    // The two connections may sit on different shards: wait until the job has really started.
+    EXPECT_EQ(read_some(busy.get(), 8), "working:");
     server_->request_stop();
     bool eof = false;
     EXPECT_EQ(read_some(busy.get(), SIZE_MAX, &eof), "done");
