@@ -6,7 +6,10 @@
 // two come from ../shared/sigs (or $RINGSCAN_SHARED_DIR/sigs) and are skipped with an error
 // naming the path when absent.
 
+#include "matcher/content_scan.h"
 #include "matcher/engine.h"
+#include "matcher/internal/engine_impl.h"
+#include "matcher/internal/object_match.h"
 
 #include <benchmark/benchmark.h>
 
@@ -208,17 +211,21 @@ void BM_ScanSmallStreams(benchmark::State& state, db_kind db) {
 BENCHMARK_CAPTURE(BM_ScanSmallStreams, embedded, db_kind::embedded)->Arg(1024)->Arg(16384);
 BENCHMARK_CAPTURE(BM_ScanSmallStreams, rfxn, db_kind::rfxn)->Arg(1024)->Arg(16384);
 
-// --- Real data, all body signatures, clamd side by side ---------------------------------
+// --- Real data, every signature set, clamd side by side --------------------------------
 //
 // Corpora: `bin` = regular files of /usr/bin then /usr/lib/x86_64-linux-gnu (>= 4 KiB, in path
 // order) up to 64 MiB, each scanned as its own stream; `txt` = uncompressed text files of
 // /usr/share/doc (no NUL byte in their first 4 KiB, >= 1 KiB) concatenated into 4 MiB
-// streams, up to 32 MiB. Signatures: every .ndb and .db file of sigs/clamav-official,
-// sigs/unofficial-mix and sigs/interserver (what this engine loads of them; lines it skips
-// are counted). BM_Corpus scans with the engine; BM_ClamdCorpus sends the same streams as
-// zINSTREAM (1 MiB chunks, one connection per stream) to Debian's /usr/sbin/clamd, started
-// here on 127.0.0.1 with the same files and `DisableCache yes`, and stopped at exit.
-
+// streams, up to 32 MiB. Signatures: every file of sigs/clamav-official, sigs/unofficial-mix
+// and sigs/interserver (all formats: hashes, .ndb/.db, .ldb with PCRE, allow and ignore
+// lists), linked into one directory (prefixed with the set name) that both sides load.
+// BM_Corpus scans each stream with content_scan (raw stream + whole-object signatures, as
+// ringscand does); BM_ClamdCorpus sends the same streams as zINSTREAM (1 MiB chunks, one
+// connection per stream) to Debian's /usr/sbin/clamd, started here on 127.0.0.1 on that
+// directory with `DisableCache yes`, and stopped at exit. BM_Compile times the engine
+// compile without a cache (cold) and with a warm cache; BM_Target reports per target type
+// the Hyperscan database sizes, literal and expression counts and prefilter candidate hits
+// per MiB of each corpus.
 // They take minutes (clamd), so they run only with RINGSCAN_BENCH_REAL=1 in the environment.
 
 enum class corpus_kind : std::uint8_t { bin, txt };
@@ -306,52 +313,87 @@ std::size_t corpus_bytes(const std::vector<std::vector<std::byte>>& streams) {
     return total;
 }
 
-std::vector<std::filesystem::path> body_signature_files() {
-    std::vector<std::filesystem::path> files;
-    for (const char* dir : {"clamav-official", "unofficial-mix", "interserver"}) {
-        std::error_code error;
-        std::vector<std::filesystem::path> in_dir;
-        for (std::filesystem::directory_iterator it(shared_sigs() / dir, error), end;
-             !error && it != end; it.increment(error)) {
-            const std::string ext = it->path().extension().string();
-            if (ext == ".ndb" || ext == ".db") {
-                in_dir.push_back(it->path());
-            }
+/// Resident memory of a process (kB), from /proc/<pid>/status; 0 when unknown.
+std::uint64_t resident_kb(const std::string& pid = "self") {
+    std::ifstream status("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.starts_with("VmRSS:")) {
+            return std::strtoull(line.c_str() + 6, nullptr, 10);
         }
-        std::sort(in_dir.begin(), in_dir.end());
-        files.insert(files.end(), in_dir.begin(), in_dir.end());
     }
-    return files;
+    return 0;
 }
 
-struct all_bodies {
+/// Every signature file of the three sets, linked into one directory (names prefixed with
+/// the set: two sets hold an interservertopline.db and a shell.ldb), removed at exit.
+class signature_directory {
+public:
+    signature_directory() {
+        namespace fs = std::filesystem;
+        path_ = fs::temp_directory_path() / ("ringscan-bench-sigs-" + std::to_string(::getpid()));
+        fs::remove_all(path_);
+        fs::create_directories(path_);
+        for (const char* set : {"clamav-official", "unofficial-mix", "interserver"}) {
+            std::error_code error;
+            for (fs::directory_iterator it(shared_sigs() / set, error), end; !error && it != end;
+                 it.increment(error)) {
+                if (it->is_regular_file()) {
+                    fs::create_symlink(fs::absolute(it->path()),
+                                       path_ / (std::string(set) + "-" + it->path().filename().string()));
+                    ++files_;
+                }
+            }
+        }
+    }
+    ~signature_directory() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    signature_directory(const signature_directory&) = delete;
+    signature_directory& operator=(const signature_directory&) = delete;
+
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+    [[nodiscard]] std::size_t files() const { return files_; }
+
+private:
+    std::filesystem::path path_;
+    std::size_t files_ = 0;
+};
+
+const signature_directory& all_signature_files() {
+    static const signature_directory directory;
+    return directory;
+}
+
+struct all_sets {
     std::shared_ptr<const engine> compiled;
-    std::size_t bodies = 0;
+    std::size_t signatures = 0;
     std::size_t skipped = 0;
-    double compile_seconds = 0;
+    double load_seconds = 0;     ///< parse + cold compile
+    double resident_mb = 0;      ///< growth of this process's RSS by the loaded engine
     std::string error;
 };
 
-const all_bodies& all_body_signatures() {
-    static const all_bodies loaded = [] {
-        all_bodies db;
-        const auto files = body_signature_files();
-        if (files.empty()) {
-            db.error = "no .ndb/.db files under " + shared_sigs().string();
+/// The engine over every set, compiled without a cache (a cold start).
+const all_sets& all_signatures() {
+    static const all_sets loaded = [] {
+        all_sets db;
+        if (all_signature_files().files() == 0) {
+            db.error = "no signature files under " + shared_sigs().string();
             return db;
         }
         try {
-            signature_set set;
-            for (const auto& file : files) {
-                set.append(load_signatures(file));
-            }
+            const std::uint64_t before = resident_kb();
             const auto start = std::chrono::steady_clock::now();
+            signature_set set = load_signatures(all_signature_files().path());
             db.compiled = engine::compile(set);
-            db.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                               start)
-                                     .count();
-            db.bodies = set.bodies.size();
+            db.load_seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            db.signatures = set.size();
             db.skipped = set.skipped.size() + db.compiled->skipped().size();
+            set = signature_set{};
+            db.resident_mb = static_cast<double>(resident_kb() - before) / 1024.0;
         } catch (const load_error& e) {
             db.error = e.what();
         }
@@ -364,7 +406,7 @@ void BM_Corpus(benchmark::State& state, corpus_kind kind) {
     if (!real_benchmarks_enabled(state)) {
         return;
     }
-    const all_bodies& loaded = all_body_signatures();
+    const all_sets& loaded = all_signatures();
     if (!loaded.error.empty()) {
         state.SkipWithError(loaded.error.c_str());
         return;
@@ -376,7 +418,7 @@ void BM_Corpus(benchmark::State& state, corpus_kind kind) {
         infected = 0;
         for (const auto& stream : streams) {
             const std::span<const std::byte> bytes(stream);
-            stream_scan scan(loaded.compiled, context);
+            content_scan scan(loaded.compiled, context);
             for (std::size_t at = 0; at < bytes.size(); at += chunk_size) {
                 scan.feed(bytes.subspan(at, std::min(chunk_size, bytes.size() - at)));
             }
@@ -387,12 +429,157 @@ void BM_Corpus(benchmark::State& state, corpus_kind kind) {
                             static_cast<std::int64_t>(corpus_bytes(streams)));
     state.counters["streams"] = static_cast<double>(streams.size());
     state.counters["found"] = static_cast<double>(infected);
-    state.counters["bodies"] = static_cast<double>(loaded.bodies);
+    state.counters["signatures"] = static_cast<double>(loaded.signatures);
     state.counters["skipped"] = static_cast<double>(loaded.skipped);
-    state.counters["compile_s"] = loaded.compile_seconds;
+    state.counters["load_s"] = loaded.load_seconds;
+    state.counters["engine_rss_MB"] = loaded.resident_mb;
 }
 BENCHMARK_CAPTURE(BM_Corpus, bin, corpus_kind::bin)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Corpus, txt, corpus_kind::txt)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Cold start (parse + compile without a cache, measured once when the engine is first
+// built) against a warm start: parse + compile with every Hyperscan database in the cache.
+void BM_Compile(benchmark::State& state, bool warm) {
+    if (!real_benchmarks_enabled(state)) {
+        return;
+    }
+    const all_sets& loaded = all_signatures();
+    if (!loaded.error.empty()) {
+        state.SkipWithError(loaded.error.c_str());
+        return;
+    }
+    namespace fs = std::filesystem;
+    const fs::path cache = fs::temp_directory_path() / ("ringscan-bench-cache-" + std::to_string(::getpid()));
+    compile_options options;
+    options.cache_directory = cache;
+    if (warm) {
+        static_cast<void>(engine::compile(load_signatures(all_signature_files().path()), options));
+    } else {
+        options.cache_directory.clear();
+    }
+    compile_report report;
+    for (auto _ : state) {
+        const auto compiled = engine::compile(load_signatures(all_signature_files().path()), options);
+        report = compiled->compile_stats();
+    }
+    std::error_code ignored;
+    fs::remove_all(cache, ignored);
+    state.counters["cache_hits"] = static_cast<double>(report.cache_hits);
+    state.counters["compiled"] = static_cast<double>(report.cache_misses);
+}
+BENCHMARK_CAPTURE(BM_Compile, cold, false)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Compile, warm, true)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
+// Per target type: the Hyperscan databases (streaming body shard + whole-object group),
+// their literal and expression counts, and how many prefilter candidates (factor hits,
+// each verified exactly afterwards) each MiB of the corpora yields. Timed: scanning both
+// corpora through this target's literal databases alone.
+struct target_databases {
+    const hs_database_t* stream_literals = nullptr;
+    const hs_database_t* object_literals = nullptr;
+    std::size_t bytes = 0;
+    std::size_t literals = 0;
+    std::size_t expressions = 0;
+};
+
+target_databases databases_of(const engine& compiled, std::uint8_t target) {
+    target_databases out;
+    const auto& state = compiled.internals();
+    for (const auto& shard : state.shards) {
+        if (shard.target == target) {
+            out.stream_literals = shard.prefilter.get();
+            out.bytes += shard.database_bytes;
+            out.literals += shard.factor_count;
+            out.expressions += shard.direct_count;
+        }
+    }
+    for (const auto& group : state.objects->groups) {
+        if (group.target == target) {
+            out.object_literals = group.factors.get();
+            out.bytes += group.database_bytes;
+            out.literals += group.factor_count;
+            out.expressions += group.direct_count;
+        }
+    }
+    return out;
+}
+
+int count_hit(unsigned int, unsigned long long, unsigned long long, unsigned int, void* context) {
+    ++*static_cast<std::uint64_t*>(context);
+    return 0;
+}
+
+/// Factor hits of `database` over every stream of `streams`.
+std::uint64_t candidate_hits(const hs_database_t* database, bool streaming,
+                             const std::vector<std::vector<std::byte>>& streams) {
+    if (database == nullptr) {
+        return 0;
+    }
+    hs_scratch_t* scratch = nullptr;
+    if (hs_alloc_scratch(database, &scratch) != HS_SUCCESS) {
+        return 0;
+    }
+    std::uint64_t hits = 0;
+    for (const auto& stream : streams) {
+        const auto* data = reinterpret_cast<const char*>(stream.data());
+        const auto length = static_cast<unsigned>(stream.size());
+        if (streaming) {
+            hs_stream_t* open = nullptr;
+            if (hs_open_stream(database, 0, &open) == HS_SUCCESS) {
+                hs_scan_stream(open, data, length, 0, scratch, count_hit, &hits);
+                hs_close_stream(open, scratch, count_hit, &hits);
+            }
+        } else {
+            hs_scan(database, data, length, 0, scratch, count_hit, &hits);
+        }
+    }
+    hs_free_scratch(scratch);
+    return hits;
+}
+
+void BM_Target(benchmark::State& state, std::uint8_t target) {
+    if (!real_benchmarks_enabled(state)) {
+        return;
+    }
+    const all_sets& loaded = all_signatures();
+    if (!loaded.error.empty()) {
+        state.SkipWithError(loaded.error.c_str());
+        return;
+    }
+    const target_databases db = databases_of(*loaded.compiled, target);
+    if (db.literals + db.expressions == 0) {
+        state.SkipWithError("no signatures of this target type");
+        return;
+    }
+    std::uint64_t bin_hits = 0;
+    std::uint64_t txt_hits = 0;
+    for (auto _ : state) {
+        bin_hits = candidate_hits(db.stream_literals, true, corpus(corpus_kind::bin)) +
+                   candidate_hits(db.object_literals, false, corpus(corpus_kind::bin));
+        txt_hits = candidate_hits(db.stream_literals, true, corpus(corpus_kind::txt)) +
+                   candidate_hits(db.object_literals, false, corpus(corpus_kind::txt));
+    }
+    const double mib = 1024.0 * 1024.0;
+    state.counters["db_KB"] = static_cast<double>(db.bytes) / 1024.0;
+    state.counters["literals"] = static_cast<double>(db.literals);
+    state.counters["expressions"] = static_cast<double>(db.expressions);
+    state.counters["bin_hits_per_MiB"] =
+        static_cast<double>(bin_hits) / (static_cast<double>(corpus_bytes(corpus(corpus_kind::bin))) / mib);
+    state.counters["txt_hits_per_MiB"] =
+        static_cast<double>(txt_hits) / (static_cast<double>(corpus_bytes(corpus(corpus_kind::txt))) / mib);
+}
+// ClamAV target types (matcher/signatures.h `target::`): any, PE, OLE2, HTML, mail, graphics,
+// ELF, normalized text, Mach-O, PDF.
+BENCHMARK_CAPTURE(BM_Target, 0_any, 0)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 1_pe, 1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 2_ole2, 2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 3_html, 3)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 4_mail, 4)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 5_graphics, 5)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 6_elf, 6)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 7_text, 7)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 9_macho, 9)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_CAPTURE(BM_Target, 10_pdf, 10)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 // A private clamd on loopback, started on first use and stopped (by its pid) at exit.
 class clamd_process {
@@ -404,24 +591,17 @@ public:
             error_ = "missing " + clamd.string();
             return;
         }
-        const auto files = body_signature_files();
-        if (files.empty()) {
-            error_ = "no .ndb/.db files under " + shared_sigs().string();
+        if (all_signature_files().files() == 0) {
+            error_ = "no signature files under " + shared_sigs().string();
             return;
         }
         dir_ = fs::temp_directory_path() / ("ringscan-bench-clamd-" + std::to_string(::getpid()));
         fs::remove_all(dir_);
-        fs::create_directories(dir_ / "db");
-        for (const auto& file : files) {
-            // Two directories hold an interservertopline.db: keep both, as the engine does.
-            fs::create_symlink(fs::absolute(file), dir_ / "db" /
-                                                       (file.parent_path().filename().string() +
-                                                        "-" + file.filename().string()));
-        }
+        fs::create_directories(dir_);
         port_ = free_port();
         std::ofstream(dir_ / "clamd.conf")
             << "Foreground yes\nTCPSocket " << port_ << "\nTCPAddr 127.0.0.1\n"
-            << "DatabaseDirectory " << (dir_ / "db").string() << "\nLogFile "
+            << "DatabaseDirectory " << all_signature_files().path().string() << "\nLogFile "
             << (dir_ / "clamd.log").string() << "\nDisableCache yes\nMaxThreads 4\n"
             << "StreamMaxLength 300M\nMaxFileSize 300M\nMaxScanSize 400M\n";
         const std::string config = (dir_ / "clamd.conf").string();
@@ -437,6 +617,7 @@ public:
                 load_seconds_ =
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                         .count();
+                resident_mb_ = static_cast<double>(resident_kb(std::to_string(pid_))) / 1024.0;
                 return;
             }
             int status = 0;
@@ -463,6 +644,8 @@ public:
 
     [[nodiscard]] const std::string& error() const { return error_; }
     [[nodiscard]] double load_seconds() const { return load_seconds_; }
+    /// clamd's resident memory right after it loaded the signatures.
+    [[nodiscard]] double resident_mb() const { return resident_mb_; }
 
     /// Sends `command` (NUL-terminated, z-form), then `data` as INSTREAM chunks when the
     /// command is zINSTREAM; returns the reply without its terminator.
@@ -536,6 +719,7 @@ private:
     std::uint16_t port_ = 0;
     pid_t pid_ = -1;
     double load_seconds_ = 0;
+    double resident_mb_ = 0;
     std::string error_;
 };
 
@@ -572,6 +756,7 @@ void BM_ClamdCorpus(benchmark::State& state, corpus_kind kind) {
     state.counters["streams"] = static_cast<double>(streams.size());
     state.counters["found"] = static_cast<double>(infected);
     state.counters["load_s"] = server.load_seconds();
+    state.counters["clamd_rss_MB"] = server.resident_mb();
 }
 BENCHMARK_CAPTURE(BM_ClamdCorpus, bin, corpus_kind::bin)
     ->Unit(benchmark::kMillisecond)

@@ -1,8 +1,9 @@
 #pragma once
 
-/// Scanning an object the way clamd does: its raw bytes, and -- when it is mail -- every
-/// object the mail holds (decoded MIME parts, message/rfc822 parts, uuencoded blocks),
-/// each scanned as its own object, recursively, within ClamAV's limits.
+/// Scanning an object the way clamd does: its raw bytes, the buffers ClamAV derives from
+/// HTML and text (normalized HTML, normalized text), and -- when it is mail -- every object
+/// the mail holds (decoded MIME parts, message/rfc822 parts, uuencoded blocks), each
+/// scanned as its own object, recursively, within ClamAV's limits.
 
 #include "matcher/engine.h"
 
@@ -33,14 +34,31 @@ struct content_limits {
 ///
 /// Mail is recognised from the first bytes as libclamav types CL_TYPE_MAIL (header magic
 /// at offset 0 such as "From ", "Received: ", "Return-Path: ", or two header lines within
-/// the first 4 KiB). Only a mail is copied (up to min(max_scan_size, max_file_size); past
-/// it the copy is dropped and its parts go unscanned); until typed, at most the first
-/// 4 KiB are held; an object typed otherwise from its magic (PE, ELF, archives) is never
-/// copied. Parts are decoded and scanned in finish(), on the same scanner, one stream at a
-/// time after the raw stream has ended.
+/// the first 4 KiB). Any other object is typed from its first 1 KiB as cli_filetype2 does
+/// (internal/filetype.h content_kind):
+///   HTML (an HTML signature in the first 1 KiB of an object with no magic; UTF-16 too):
+///     the raw bytes are NOT matched (hashes included); nocomment, then notags, are matched
+///     as target 3 + 0 with hashes and whole-object signatures; each `data:` URI payload is
+///     scanned as a new object. Larger than 40 MiB (MaxHTMLNormalize): nothing is matched.
+///   text (ASCII/UTF-8/UTF-16, ClamAV's loose test): raw bytes (target 0), then the
+///     normalized text as target 7 + 0 (no hashes); ASCII/UTF-8 text with an HTML signature
+///     further in gets the HTML buffers instead, after its raw bytes. Images likewise,
+///     when the HTML signature shows in their first 1 KiB (one further in is missed).
+/// Copies: a mail (up to min(max_scan_size, max_file_size); past it the copy is dropped
+/// and its parts go unscanned); HTML, ASCII/UTF-8 text, and images with HTML in their head
+/// (up to 40 MiB, then dropped: nothing derived); every object when the engine
+/// keeps_objects(). UTF-16 text -- which ClamAV's guess also finds in most random data
+/// without magic -- is normalized and matched as it streams, without a copy (but with a
+/// second Hyperscan stream over the normalized bytes, up to 20 MiB of input).
+/// Until typed, at most the first 4 KiB are held; an object typed otherwise from its magic
+/// (PE, ELF, archives, PDF, ...) or its first 1 KiB (binary data) is never copied. Parts and
+/// derived buffers are scanned in finish(), on the same scanner, one stream at a time
+/// after the raw stream has ended.
 ///
 /// Report order, as clamscan 1.4.6 shows it: a mail's parts (in document order, each
-/// nested mail's parts before that mail's own raw bytes) come before the mail's raw bytes.
+/// nested mail's parts before that mail's own raw bytes) come before the mail's raw bytes;
+/// the raw bytes (bodies, hashes, then whole-object signatures) before the derived buffers
+/// (nocomment, notags, data: payloads; or the normalized text), each in the same order.
 /// first_match: the first in that order; all_matches: every name once, in that order.
 ///
 /// Lifecycle: one per scanned object, on the scanner's shard; the scanner must outlive it.
@@ -70,8 +88,9 @@ public:
     [[nodiscard]] bool is_mail() const;
     /// After finish(): a limit left part of a mail unscanned (ClamAV counts that as clean).
     [[nodiscard]] bool limits_exceeded() const;
-    /// Bytes copied out of feed() so far (typing head and mail copy): 0 for an object
-    /// typed as non-mail from its first bytes, at most 4 KiB for any other non-mail.
+    /// Bytes copied out of feed() so far (typing head, mail, HTML/text copy, whole objects):
+    /// 0 for an object typed from its first bytes as one that is never copied (see above)
+    /// on an engine without whole-object signatures; at most 5 KiB (typing heads) for binary data.
     [[nodiscard]] std::uint64_t bytes_copied() const;
 
     /// Diagnostics and tests: called in finish() with every object unpacked from the mail

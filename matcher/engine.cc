@@ -2,6 +2,7 @@
 
 #include "base/assert.h"
 #include "matcher/internal/engine_impl.h"
+#include "matcher/internal/hs_compile.h"
 #include "matcher/internal/object_match.h"
 #include "matcher/internal/filetype.h"
 
@@ -190,15 +191,9 @@ std::string escaped_literal(std::string_view bytes) {
     return out;
 }
 
-// One Hyperscan expression per body signature, with its flags and offset limits.
-struct hs_input {
-    std::vector<std::string> expressions;
-    std::vector<unsigned> flags;
-    std::vector<unsigned> ids;
-    std::vector<hs_expr_ext_t> extensions;
-};
 
-void add_expression(const body_signature& body, unsigned id, hs_input& input) {
+// One Hyperscan expression per body signature, with its flags and offset limits.
+void add_expression(const body_signature& body, unsigned id, expression_batch& input) {
     const bool literal = body.expression.empty();
     const std::uint64_t min_length = literal ? body.bytes.size() : body.min_length;
     // Unbounded patterns never have a fixed length: max(uint64) stands for "no maximum".
@@ -237,94 +232,9 @@ void add_expression(const body_signature& body, unsigned id, hs_input& input) {
     input.extensions.push_back(ext);
 }
 
-hs_database_t* try_compile(const hs_input& input, const std::vector<bool>& excluded,
-                           std::size_t& failed, std::string& message) {
-    std::vector<const char*> expressions;
-    std::vector<unsigned> flags;
-    std::vector<unsigned> ids;
-    std::vector<const hs_expr_ext_t*> extensions;
-    std::vector<std::size_t> index;
-    for (std::size_t i = 0; i < input.expressions.size(); ++i) {
-        if (excluded[i]) {
-            continue;
-        }
-        expressions.push_back(input.expressions[i].c_str());
-        flags.push_back(input.flags[i]);
-        ids.push_back(input.ids[i]);
-        extensions.push_back(input.extensions[i].flags != 0 ? &input.extensions[i] : nullptr);
-        index.push_back(i);
-    }
-    failed = input.expressions.size();
-    if (expressions.empty()) {
-        return nullptr;
-    }
-    hs_database_t* database = nullptr;
-    hs_compile_error_t* error = nullptr;
-    const hs_error_t status = hs_compile_ext_multi(
-        expressions.data(), flags.data(), ids.data(), extensions.data(),
-        static_cast<unsigned>(expressions.size()), HS_MODE_STREAM, nullptr, &database, &error);
-    if (status == HS_SUCCESS) {
-        return database;
-    }
-    message = error != nullptr ? error->message : "unknown error";
-    if (error != nullptr && error->expression >= 0 &&
-        static_cast<std::size_t>(error->expression) < index.size()) {
-        failed = index[static_cast<std::size_t>(error->expression)];
-    }
-    if (error != nullptr) {
-        hs_free_compile_error(error);
-    }
-    return nullptr;
-}
-
 void set_refused(const body_signature& body, const std::string& message, engine::impl& state) {
     state.skipped.push_back((body.origin.empty() ? body.name : body.origin) +
                             ": Hyperscan refuses the pattern (" + message + ")");
-}
-
-// Compiles one shard's full expressions; a pattern Hyperscan refuses is set aside (and
-// listed) rather than failing the load, recompiling without it.
-hs_database_t* compile_direct(const std::vector<body_signature>& bodies, const hs_input& input,
-                              engine::impl& state) {
-    constexpr std::size_t max_refusals = 64;
-    std::vector<bool> excluded(input.expressions.size(), false);
-    while (true) {
-        std::size_t failed = 0;
-        std::string message;
-        hs_database_t* database = try_compile(input, excluded, failed, message);
-        if (database != nullptr || input.expressions.empty()) {
-            return database;
-        }
-        if (failed >= input.expressions.size() || state.skipped.size() >= max_refusals) {
-            throw load_error("Hyperscan cannot compile the body signatures: " + message);
-        }
-        excluded[failed] = true;
-        set_refused(bodies[input.ids[failed]], message, state);
-    }
-}
-
-hs_database_t* compile_factors(const std::vector<std::string>& factors,
-                               const std::vector<std::uint32_t>& ids) {
-    if (factors.empty()) {
-        return nullptr;
-    }
-    std::vector<const char*> literals;
-    std::vector<std::size_t> lengths;
-    std::vector<unsigned> flags(factors.size(), 0);
-    for (const std::string& factor : factors) {
-        literals.push_back(factor.data());
-        lengths.push_back(factor.size());
-    }
-    hs_database_t* database = nullptr;
-    hs_compile_error_t* error = nullptr;
-    if (hs_compile_lit_multi(literals.data(), flags.data(), ids.data(), lengths.data(),
-                             static_cast<unsigned>(literals.size()), HS_MODE_STREAM, nullptr,
-                             &database, &error) != HS_SUCCESS) {
-        const std::string message = error != nullptr ? error->message : "unknown error";
-        hs_free_compile_error(error);
-        throw load_error("Hyperscan cannot compile the prefilter literals: " + message);
-    }
-    return database;
 }
 
 std::vector<hex_token> literal_tokens(std::string_view bytes) {
@@ -354,14 +264,13 @@ std::optional<verify_program> plan_of(const body_signature& body) {
     return plan_prefilter(translated->tokens);
 }
 
-void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& state) {
+void compile_bodies(const std::vector<body_signature>& bodies, compile_context& context,
+                    engine::impl& state) {
     // Identical literals are all compiled: in all-match mode each name is reported, and the
     // report order decides which one a first-match scan gives.
     struct shard_input {
-        hs_input direct;
-        std::vector<std::string> factors;
-        std::map<std::string, std::uint32_t, std::less<>> factor_index;  // -> global factor
-        std::vector<std::uint32_t> global;  // local factor -> global factor
+        expression_batch direct;
+        factor_batch factors;
     };
     std::vector<shard_input> inputs;
     state.shard_of.fill(-1);
@@ -413,17 +322,15 @@ void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& sta
         shard_input& input = inputs[static_cast<std::size_t>(slot)];
         if (auto plan = plan_of(body)) {
             info.program = static_cast<std::uint32_t>(state.programs.size());
-            auto [it, added] = input.factor_index.try_emplace(
-                plan->factor, static_cast<std::uint32_t>(state.factors.size()));
-            if (added) {
-                input.factors.push_back(plan->factor);
-                input.global.push_back(it->second);
+            const auto placed =
+                input.factors.add(*plan, static_cast<std::uint32_t>(state.factors.size()));
+            if (placed.added) {
                 state.factors.emplace_back();
                 factor_members.emplace_back();
             }
-            factor_info& factor = state.factors[it->second];
+            factor_info& factor = state.factors[placed.id];
             factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max);
-            factor_members[it->second].push_back(static_cast<std::uint32_t>(i));
+            factor_members[placed.id].push_back(static_cast<std::uint32_t>(i));
             if (!plan->trivial()) {
                 state.history = std::max(state.history, plan->prefix_max +
                                                             static_cast<std::uint32_t>(
@@ -449,9 +356,14 @@ void compile_bodies(const std::vector<body_signature>& bodies, engine::impl& sta
     for (std::size_t s = 0; s < state.shards.size(); ++s) {
         shard& target_shard = state.shards[s];
         shard_input& input = inputs[s];
-        target_shard.direct.reset(compile_direct(bodies, input.direct, state));
+        const auto refused = [&](std::size_t at, const std::string& reason) {
+            set_refused(bodies[input.direct.ids[at]], reason, state);
+        };
+        target_shard.direct.reset(compile_expressions(input.direct, HS_MODE_STREAM, context,
+                                                      refused, "body signatures"));
         target_shard.direct_count = input.direct.expressions.size();
-        target_shard.prefilter.reset(compile_factors(input.factors, input.global));
+        target_shard.prefilter.reset(
+            input.factors.compile(HS_MODE_STREAM, context, "prefilter literals"));
         target_shard.factor_count = input.factors.size();
         for (const hs_database_t* db : {target_shard.direct.get(), target_shard.prefilter.get()}) {
             std::size_t size = 0;
@@ -503,13 +415,22 @@ void compile_hashes(const signature_set& signatures, engine::impl& state) {
 
 // --- engine ------------------------------------------------------------------------------
 
-std::shared_ptr<const engine> engine::compile(const signature_set& signatures) {
+std::filesystem::path default_cache_directory() { return detail::default_cache_directory(); }
+
+std::shared_ptr<const engine> engine::compile(const signature_set& signatures,
+                                              const compile_options& options) {
     auto state = std::make_unique<impl>();
     state->id = detail::next_engine_id.fetch_add(1, std::memory_order_relaxed);
     state->signature_count = signatures.size();
-    detail::compile_bodies(signatures.bodies, *state);
+    detail::compile_context context;
+    context.cache.directory = options.cache_directory;
+    detail::compile_bodies(signatures.bodies, context, *state);
     detail::compile_hashes(signatures, *state);
-    detail::compile_objects(signatures, *state);
+    detail::compile_objects(signatures, context, *state);
+    state->report.cache_hits = context.stats.hits;
+    state->report.cache_misses = context.stats.misses;
+    state->report.cache_bytes_read = context.stats.bytes_read;
+    state->report.cache_bytes_written = context.stats.bytes_written;
     auto& pe_hashes = state->objects->pe_hashes;
     detail::build_tables(signatures.section_hashes, *state, pe_hashes.sections);
     detail::build_tables(signatures.import_hashes, *state, pe_hashes.imports);
@@ -523,6 +444,8 @@ engine::engine(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
 engine::~engine() = default;
 
 std::size_t engine::signature_count() const { return impl_->signature_count; }
+
+const compile_report& engine::compile_stats() const { return impl_->report; }
 
 bool engine::keeps_objects() const { return !impl_->objects->empty(); }
 
@@ -582,11 +505,12 @@ int on_hs_match(unsigned int id, unsigned long long /*from*/, unsigned long long
 }  // namespace detail
 
 stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::impl& scan_context,
-                        scan_mode scan_as) noexcept
+                        const stream_options& options) noexcept
     : owner(std::move(compiled_engine)),
       compiled(owner->internals()),
       context(scan_context),
-      mode(scan_as) {
+      mode(options.mode),
+      forced_type(options.as_type) {
     for (std::size_t i = 0; i < sinks.size(); ++i) {
         sinks[i] = sink{this, i % 2 == 1};
     }
@@ -599,10 +523,16 @@ stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::
     }
     if (!compiled.typed) {
         typed_open = true;  // nothing to wait for
+    } else if (forced_type) {
+        typed_open = true;  // typed by the caller: no need to wait for the first bytes
+        const int slot = *forced_type == target::any ? -1 : compiled.shard_of[*forced_type];
+        if (!error && slot >= 0) {
+            static_cast<void>(open_streams(compiled.shards[static_cast<std::size_t>(slot)], 2));
+        }
     }
     for (const hash_kind kind : detail::all_hash_kinds) {
         const std::size_t k = detail::index_of(kind);
-        if (!compiled.digests[k]) {
+        if (!compiled.digests[k] || !options.hashes) {
             continue;
         }
         hashing[k].reset(EVP_MD_CTX_new());
@@ -910,8 +840,9 @@ void stream_scan::impl::finish_bodies() {
         return;
     }
     const std::span<const unsigned char> first(head.data(), head_length);
-    const std::uint8_t type =
-        compiled.typed || compiled.has_end_of_file ? detail::target_of(first) : target::any;
+    const std::uint8_t type = forced_type                                          ? *forced_type
+                              : compiled.typed || compiled.has_end_of_file ? detail::target_of(first)
+                                                                           : target::any;
     const bool relative_offsets = detail::executable_header_ok(type, first);
     std::vector<std::pair<detail::report_key, std::uint32_t>> reports;
     reports.reserve(hits.size());
@@ -1007,9 +938,13 @@ verdict stream_scan::impl::finish() noexcept {
     return result;
 }
 
-stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context, scan_mode mode) {
+stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context, scan_mode mode)
+    : stream_scan(std::move(compiled), context, stream_options{mode, std::nullopt, true}) {}
+
+stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
+                         const stream_options& options) {
     RINGSCAN_ASSERT(compiled != nullptr);
-    impl_ = std::make_unique<impl>(std::move(compiled), context.internals(), mode);
+    impl_ = std::make_unique<impl>(std::move(compiled), context.internals(), options);
 }
 
 stream_scan::~stream_scan() = default;

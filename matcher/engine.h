@@ -13,7 +13,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,11 +33,36 @@ struct verdict {
     std::string_view name;  ///< points into the engine; valid while the engine lives
 };
 
+/// How engine::compile builds its Hyperscan databases.
+struct compile_options {
+    /// Where compiled databases are cached, keyed by their exact inputs (signature content,
+    /// Hyperscan version, CPU features), so a restart or reload with unchanged signatures
+    /// skips compilation. Created (0700) if missing; used only when owned by this user and
+    /// not writable by others. Empty: no cache.
+    std::filesystem::path cache_directory;
+};
+
+/// What the compiled-database cache did during one compile.
+struct compile_report {
+    std::uint64_t cache_hits = 0;    ///< databases read from the cache
+    std::uint64_t cache_misses = 0;  ///< databases compiled (all of them without a cache)
+    std::uint64_t cache_bytes_read = 0;
+    std::uint64_t cache_bytes_written = 0;
+};
+
+/// $RINGSCAN_CACHE_DIR if set, else $XDG_CACHE_HOME/ringscan, else ~/.cache/ringscan
+/// (empty when none is known): the cache the daemon and tools use unless told otherwise.
+[[nodiscard]] std::filesystem::path default_cache_directory();
+
 class engine {
 public:
     /// Compiles a signature set. Throws load_error on a Hyperscan compile failure (naming
     /// the signature). An empty set is valid and matches nothing.
-    [[nodiscard]] static std::shared_ptr<const engine> compile(const signature_set& signatures);
+    [[nodiscard]] static std::shared_ptr<const engine> compile(const signature_set& signatures,
+                                                               const compile_options& options = {});
+
+    /// What the compile of this engine took from and gave to the cache.
+    [[nodiscard]] const compile_report& compile_stats() const;
 
     ~engine();
     engine(const engine&) = delete;
@@ -72,12 +99,27 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+/// How one stream_scan matches its bytes.
+struct stream_options {
+    scan_mode mode = scan_mode::first_match;
+    /// Match the stream as this ClamAV target type (matcher/signatures.h `target::`) plus
+    /// the generic signatures, instead of typing it from its first bytes. ClamAV does so for
+    /// the buffers it derives from an object: normalized HTML is target::html, normalized
+    /// text target::text (content_scan routes them).
+    std::optional<std::uint8_t> as_type;
+    /// Match hash signatures (and the allow list) against the whole stream. ClamAV does for
+    /// the normalized HTML files, not for normalized text.
+    bool hashes = true;
+};
+
 /// One stream being scanned. Keeps the engine alive (a reload may swap engines while a
 /// stream is in flight; the stream finishes on the engine it started with).
 class stream_scan {
 public:
     stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
                 scan_mode mode = scan_mode::first_match);
+    stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
+                const stream_options& options);
     ~stream_scan();
     stream_scan(const stream_scan&) = delete;
     stream_scan& operator=(const stream_scan&) = delete;

@@ -295,9 +295,11 @@ bool routed_target(unsigned type) {
         case target::any:
         case target::pe:
         case target::ole2:
+        case target::html:  // normalized HTML (content_scan)
         case target::mail:
         case target::graphics:
         case target::elf:
+        case target::text:  // normalized text (content_scan)
         case target::macho:
         case target::pdf:
         case target::flash:
@@ -321,10 +323,7 @@ void add_body(std::string name, std::string_view hex, unsigned target,
     }
     if (!routed_target(target)) {
         skip(out, where,
-             "target type " + std::to_string(target) +
-                 (target == 3 || target == 4 || target == 7
-                      ? std::string(" (normalized HTML/mail/text) not supported yet")
-                      : std::string(" not supported yet")));
+             "target type " + std::to_string(target) + " not supported yet");
         return;
     }
     if (offset.from != detail::body_offset::anchor::any &&

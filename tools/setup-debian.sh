@@ -8,6 +8,7 @@ packages=(
     # build
     build-essential cmake ninja-build pkg-config
     liburing-dev libhyperscan-dev libjemalloc-dev libexpected-dev libssl-dev zlib1g-dev
+    libbz2-dev  # bzip2 archives and zip members
     libpcre2-dev  # .ldb PCRE subsignatures Hyperscan cannot match exactly
     libgtest-dev libgmock-dev libbenchmark-dev
     # peers used by the tests

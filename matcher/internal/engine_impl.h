@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -219,6 +220,7 @@ struct engine::impl {
     bool typed = false;         ///< some signature needs the file type
     bool has_end_of_file = false;
     std::vector<std::string> skipped;  ///< signatures Hyperscan refused (file:line: reason)
+    compile_report report;
 
     // Hashes, indexed by hash_kind; digests[k] is null when tables k are both empty.
     std::array<detail::hash_table, detail::hash_kind_count> hashes;
@@ -242,7 +244,8 @@ struct scanner::impl {
 
 /// One stream: its Hyperscan stream state, its hash contexts, and the match so far.
 struct stream_scan::impl {
-    impl(std::shared_ptr<const engine> compiled, scanner::impl& context, scan_mode mode) noexcept;
+    impl(std::shared_ptr<const engine> compiled, scanner::impl& context,
+         const stream_options& options) noexcept;
 
     void feed(std::span<const std::byte> bytes) noexcept;
     verdict finish() noexcept;
@@ -265,6 +268,7 @@ struct stream_scan::impl {
     std::array<detail::hs_stream_ptr, 4> streams;
     std::array<sink, 4> sinks;
     bool typed_open = false;  ///< the file type is known and its shard's streams opened
+    std::optional<std::uint8_t> forced_type;  ///< stream_options::as_type
     // Prefilter hits still to verify (factor, end of the factor), and the bytes kept for it.
     std::vector<std::pair<std::uint32_t, std::uint64_t>> pending;
     std::vector<unsigned char> tail;

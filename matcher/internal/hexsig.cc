@@ -158,13 +158,15 @@ private:
             return malformed("invalid hex digit");
         }
         if (hv >= 0 && lv >= 0) {
+            // The common case (most of a signature body): no temporaries.
             const auto value = static_cast<unsigned>(hv * 16 + lv);
-            std::string e;
-            append_byte(e, value);
-            add_fixed(f, e, 1, true);
-            std::array<bool, 256> one{};
-            one[value] = true;
-            f.tokens.push_back(set_token(one));
+            append_byte(f.expression, value);
+            ++f.min;
+            if (f.max) {
+                ++*f.max;
+            }
+            hex_token& token = f.tokens.emplace_back();
+            token.bytes[value >> 6U] |= std::uint64_t{1} << (value & 63U);
             f.bytes += static_cast<char>(value);
             f.run += static_cast<char>(value);
             return std::nullopt;

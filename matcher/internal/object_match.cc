@@ -117,98 +117,15 @@ void verify_factor_hits(hit_collector& collector) {
 namespace ringscan::matcher::detail {
 namespace {
 
+// Objects are verified in memory, so wide bounded gaps ({1-8192}, which Hyperscan
+// compiles slowly into large bounded repeats) are verified instead; the bound keeps the
+// per-hit verification work bounded too.
+constexpr std::uint32_t widest_verified_object_pattern = 64 * 1024;
+
 struct group_input {
-    std::vector<std::string> factors;
-    std::vector<std::uint32_t> factor_ids;  ///< global factor index per local factor
-    std::map<std::string, std::uint32_t, std::less<>> factor_index;
-    std::vector<std::string> expressions;
-    std::vector<unsigned> flags;
-    std::vector<unsigned> ids;
+    factor_batch factors;
+    expression_batch expressions;
 };
-
-hs_database_t* compile_block_literals(const group_input& input) {
-    if (input.factors.empty()) {
-        return nullptr;
-    }
-    std::vector<const char*> literals;
-    std::vector<std::size_t> lengths;
-    const std::vector<unsigned> flags(input.factors.size(), 0);
-    for (const std::string& factor : input.factors) {
-        literals.push_back(factor.data());
-        lengths.push_back(factor.size());
-    }
-    hs_database_t* database = nullptr;
-    hs_compile_error_t* error = nullptr;
-    if (hs_compile_lit_multi(literals.data(), flags.data(), input.factor_ids.data(),
-                             lengths.data(), static_cast<unsigned>(literals.size()),
-                             HS_MODE_BLOCK, nullptr, &database, &error) != HS_SUCCESS) {
-        const std::string message = error != nullptr ? error->message : "unknown error";
-        hs_free_compile_error(error);
-        throw load_error("Hyperscan cannot compile the logical-signature literals: " + message);
-    }
-    return database;
-}
-
-/// Compiles the full expressions. Each is first checked alone with hs_expression_info
-/// (parsing only, cheap); one Hyperscan still refuses in the multi compile (a resource
-/// limit) is named by the error and dropped. Refused patterns are listed in `refused`.
-hs_database_t* compile_block_expressions(group_input& input, const object_database& db,
-                                         const name_pool& names,
-                                         std::vector<std::string>& refused) {
-    const auto refuse = [&](std::size_t i, const std::string& reason) {
-        const object_pattern& pattern = db.patterns[input.ids[i]];
-        refused.push_back(std::string(names.get(db.signatures[pattern.signature].name)) +
-                          ": Hyperscan refuses subsignature " + std::to_string(pattern.subsig) +
-                          " (" + reason + ")");
-    };
-    group_input kept;
-    for (std::size_t i = 0; i < input.expressions.size(); ++i) {
-        hs_expr_info_t* info = nullptr;
-        hs_compile_error_t* error = nullptr;
-        if (hs_expression_info(input.expressions[i].c_str(), input.flags[i], &info, &error) !=
-            HS_SUCCESS) {
-            refuse(i, error != nullptr ? error->message : "unknown error");
-            hs_free_compile_error(error);
-            continue;
-        }
-        std::free(info);  // allocated by Hyperscan's misc allocator (malloc by default)
-        kept.expressions.push_back(std::move(input.expressions[i]));
-        kept.flags.push_back(input.flags[i]);
-        kept.ids.push_back(input.ids[i]);
-    }
-    input.expressions = std::move(kept.expressions);
-    input.flags = std::move(kept.flags);
-    input.ids = std::move(kept.ids);
-    constexpr int max_refusals = 64;
-    for (int attempt = 0; attempt < max_refusals && !input.expressions.empty(); ++attempt) {
-        std::vector<const char*> expressions;
-        for (const std::string& e : input.expressions) {
-            expressions.push_back(e.c_str());
-        }
-        hs_database_t* database = nullptr;
-        hs_compile_error_t* error = nullptr;
-        if (hs_compile_multi(expressions.data(), input.flags.data(), input.ids.data(),
-                             static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
-                             &database, &error) == HS_SUCCESS) {
-            return database;
-        }
-        const std::string message = error != nullptr ? error->message : "unknown error";
-        const int failed = error != nullptr ? error->expression : -1;
-        hs_free_compile_error(error);
-        if (failed < 0 || static_cast<std::size_t>(failed) >= input.expressions.size()) {
-            throw load_error("Hyperscan cannot compile the logical-signature patterns: " + message);
-        }
-        const auto at = static_cast<std::size_t>(failed);
-        refuse(at, message);
-        input.expressions.erase(input.expressions.begin() + static_cast<std::ptrdiff_t>(at));
-        input.flags.erase(input.flags.begin() + static_cast<std::ptrdiff_t>(at));
-        input.ids.erase(input.ids.begin() + static_cast<std::ptrdiff_t>(at));
-    }
-    if (!input.expressions.empty()) {
-        throw load_error("Hyperscan refuses too many logical-signature patterns");
-    }
-    return nullptr;
-}
 
 struct compile_state {
     std::vector<group_input> inputs;
@@ -230,30 +147,27 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
         state.inputs.emplace_back();
     }
     auto& input = state.inputs[static_cast<std::size_t>(slot)];
-    if (auto plan = plan_prefilter(tokens)) {
+    if (auto plan = plan_prefilter(tokens, widest_verified_object_pattern)) {
         pattern.program = static_cast<std::uint32_t>(db.programs.size());
-        auto [it, added] = input.factor_index.try_emplace(
-            plan->factor, static_cast<std::uint32_t>(db.factors.size()));
-        if (added) {
-            input.factors.push_back(plan->factor);
-            input.factor_ids.push_back(it->second);
+        const auto placed = input.factors.add(*plan, static_cast<std::uint32_t>(db.factors.size()));
+        if (placed.added) {
             db.factors.emplace_back();
             state.factor_members.emplace_back();
         }
-        factor_info& factor = db.factors[it->second];
+        factor_info& factor = db.factors[placed.id];
         factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max);
-        state.factor_members[it->second].push_back(id);
+        state.factor_members[placed.id].push_back(id);
         db.programs.push_back(std::move(*plan));
     } else {
-        input.expressions.push_back(expression_of(tokens));
-        input.flags.push_back(HS_FLAG_DOTALL);
-        input.ids.push_back(id);
+        input.expressions.expressions.push_back(expression_of(tokens));
+        input.expressions.flags.push_back(HS_FLAG_DOTALL);
+        input.expressions.ids.push_back(id);
     }
     db.patterns.push_back(pattern);
 }
 
-void finish_object_database(object_database& db, compile_state& state, const name_pool& names,
-                            std::vector<std::string>& refused) {
+void finish_object_database(object_database& db, compile_state& state, compile_context& context,
+                            const name_pool& names, std::vector<std::string>& skipped) {
     state.inputs.resize(db.groups.size());
     for (std::size_t f = 0; f < db.factors.size(); ++f) {
         db.factors[f].first = static_cast<std::uint32_t>(db.factor_patterns.size());
@@ -264,10 +178,18 @@ void finish_object_database(object_database& db, compile_state& state, const nam
     for (std::size_t g = 0; g < db.groups.size(); ++g) {
         object_group& group = db.groups[g];
         group_input& input = state.inputs[g];
+        const auto refused = [&](std::size_t at, const std::string& reason) {
+            const object_pattern& pattern = db.patterns[input.expressions.ids[at]];
+            skipped.push_back(std::string(names.get(db.signatures[pattern.signature].name)) +
+                              ": Hyperscan refuses subsignature " +
+                              std::to_string(pattern.subsig) + " (" + reason + ")");
+        };
         group.factor_count = input.factors.size();
-        group.factors.reset(compile_block_literals(input));
-        group.direct.reset(compile_block_expressions(input, db, names, refused));
-        group.direct_count = input.expressions.size();
+        group.factors.reset(
+            input.factors.compile(HS_MODE_BLOCK, context, "logical-signature literals"));
+        group.direct.reset(compile_expressions(input.expressions, HS_MODE_BLOCK, context, refused,
+                                               "logical-signature patterns"));
+        group.direct_count = input.expressions.expressions.size();
         for (const hs_database_t* database : {group.factors.get(), group.direct.get()}) {
             std::size_t size = 0;
             if (database != nullptr && hs_database_size(database, &size) == HS_SUCCESS) {
@@ -322,7 +244,8 @@ bool true_without_hits(const logical_expression& expression) {
 
 }  // namespace
 
-void compile_objects(const signature_set& signatures, engine::impl& compiled) {
+void compile_objects(const signature_set& signatures, compile_context& context,
+                     engine::impl& compiled) {
     auto db = std::make_unique<object_database>();
     db->group_of.fill(-1);
     compile_state state;
@@ -400,7 +323,7 @@ void compile_objects(const signature_set& signatures, engine::impl& compiled) {
             }
         }
     }
-    finish_object_database(*db, state, compiled.names, compiled.skipped);
+    finish_object_database(*db, state, context, compiled.names, compiled.skipped);
     compiled.objects = std::move(db);
 }
 

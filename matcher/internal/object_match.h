@@ -14,6 +14,7 @@
 /// plus a database of full expressions for the few patterns that cannot be verified.
 
 #include "matcher/internal/engine_impl.h"
+#include "matcher/internal/hs_compile.h"
 #include "matcher/internal/executable.h"
 #include "matcher/internal/icon.h"
 #include "matcher/internal/logical.h"
@@ -97,7 +98,8 @@ struct object_database {
 
 /// Compiles the whole-object part of `signatures` into `compiled.objects` (its names into
 /// compiled.names; patterns Hyperscan refuses into compiled.skipped). Throws load_error.
-void compile_objects(const signature_set& signatures, engine::impl& compiled);
+void compile_objects(const signature_set& signatures, compile_context& context,
+                     engine::impl& compiled);
 
 /// What the caller knows about the object beyond its bytes.
 struct object_context {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <limits>
 #include <utility>
 
@@ -229,16 +230,102 @@ unsigned rarity(std::string_view bytes) {
     return score;
 }
 
-std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& tokens) {
+namespace {
+
+bool is_letter(int b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'); }
+
+/// The lower-case letter a byte set allows in exactly both cases (a `::i` subsignature's
+/// letter), else -1.
+int case_pair(const hex_token& t) {
+    if (t.what != hex_token::kind::byte_set) {
+        return -1;
+    }
+    unsigned allowed = 0;
+    for (const std::uint64_t word : t.bytes) {
+        allowed += static_cast<unsigned>(std::popcount(word));
+    }
+    if (allowed != 2) {
+        return -1;
+    }
+    for (int c = 'a'; c <= 'z'; ++c) {
+        if (t.allows(static_cast<unsigned char>(c)) && t.allows(static_cast<unsigned char>(c - 32))) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+/// The byte a token contributes to a factor, or -1 when it cannot be part of one. A
+/// caseless factor (Hyperscan's HS_FLAG_CASELESS literal) takes case pairs and non-letters;
+/// a letter of fixed case would be matched too loosely there, so it ends the run.
+int factor_byte(const hex_token& t, bool caseless) {
+    const int b = t.single_byte();
+    if (!caseless) {
+        return b;
+    }
+    if (b >= 0) {
+        return is_letter(b) ? -1 : b;
+    }
+    return case_pair(t);
+}
+
+}  // namespace
+
+namespace {
+
+/// The bytes of `tokens` when each is one fixed byte.
+std::optional<std::string> fixed_bytes(const std::vector<hex_token>& tokens) {
+    std::string bytes;
+    bytes.reserve(tokens.size());
+    for (const hex_token& t : tokens) {
+        const int b = t.single_byte();
+        if (b < 0) {
+            return std::nullopt;
+        }
+        bytes += static_cast<char>(b);
+    }
+    return bytes;
+}
+
+/// Whether `bytes` occur in the window at `position` (false when it does not hold them).
+bool bytes_at(const byte_window& window, std::uint64_t position, std::string_view bytes) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (window.at(position + i) != static_cast<unsigned char>(bytes[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/// The fixed-byte context of a program around a factor at [factor_start, factor_end).
+bool fixed_context_matches(const verify_program& program, const byte_window& window,
+                           std::uint64_t factor_start, std::uint64_t factor_end) {
+    return factor_start >= program.prefix_bytes.size() &&
+           bytes_at(window, factor_start - program.prefix_bytes.size(), program.prefix_bytes) &&
+           bytes_at(window, factor_end, program.suffix_bytes);
+}
+
+}  // namespace
+
+std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& tokens,
+                                            std::uint32_t widest) {
     const auto width = max_width(tokens);
-    if (!width || *width > max_verified_length || tokens.empty()) {
+    if (!width || *width > widest || tokens.empty()) {
         return std::nullopt;
     }
+    const bool caseless =
+        std::any_of(tokens.begin(), tokens.end(), [](const hex_token& t) { return case_pair(t) >= 0; });
     bool plain = true;
     std::string bytes(tokens.size(), '\0');
+    std::vector<bool> fixed(tokens.size(), false);
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const int b = tokens[i].single_byte();
-        plain = plain && b >= 0;
+        const int b = factor_byte(tokens[i], caseless);
+        // Boundaries cost one byte check each, so a literal between boundaries (`::f`,
+        // (B)) is as cheap to verify as the bare literal.
+        const bool boundary = tokens[i].what == hex_token::kind::start_boundary ||
+                              tokens[i].what == hex_token::kind::end_boundary;
+        plain = plain && (b >= 0 || boundary);
+        fixed[i] = b >= 0;
         bytes[i] = static_cast<char>(b >= 0 ? b : 0);
     }
     // The best window of at most max_factor_length fixed bytes, scored within its whole run
@@ -246,7 +333,7 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     std::vector<unsigned> costs(tokens.size(), 0);
     for (std::size_t start = 0; start < tokens.size();) {
         std::size_t end = start;
-        while (end < tokens.size() && tokens[end].single_byte() >= 0) {
+        while (end < tokens.size() && fixed[end]) {
             ++end;
         }
         const auto run = byte_costs(std::string_view(bytes).substr(start, end - start));
@@ -257,13 +344,13 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     std::size_t best_at = 0;
     std::size_t best_length = 0;
     for (std::size_t start = 0; start < tokens.size(); ++start) {
-        if (tokens[start].single_byte() < 0) {
+        if (!fixed[start]) {
             continue;
         }
         std::size_t length = 0;
         unsigned score = 0;
         while (start + length < tokens.size() && length < max_factor_length &&
-               tokens[start + length].single_byte() >= 0) {
+               fixed[start + length]) {
             score += costs[start + length];
             ++length;
         }
@@ -278,11 +365,22 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     }
     verify_program program;
     program.factor = bytes.substr(best_at, best_length);
+    program.caseless = caseless && std::any_of(program.factor.begin(), program.factor.end(),
+                                               [](char c) { return is_letter(c); });
     program.prefix.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(best_at));
     program.suffix.assign(tokens.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
                           tokens.end());
     program.prefix_max = max_width(program.prefix).value_or(0);
     program.suffix_max = max_width(program.suffix).value_or(0);
+    if (auto prefix = fixed_bytes(program.prefix), suffix = fixed_bytes(program.suffix);
+        prefix && suffix) {
+        program.prefix_bytes = std::move(*prefix);
+        program.suffix_bytes = std::move(*suffix);
+        program.prefix.clear();
+        program.prefix.shrink_to_fit();
+        program.suffix.clear();
+        program.suffix.shrink_to_fit();
+    }
     program.score = best_score;
     return program;
 }
@@ -290,6 +388,12 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
 std::optional<std::uint64_t> verify(const verify_program& program, const byte_window& window,
                                     std::uint64_t factor_end) {
     const std::uint64_t factor_start = factor_end - program.factor.size();
+    if (program.prefix.empty() && program.suffix.empty()) {
+        if (!fixed_context_matches(program, window, factor_start, factor_end)) {
+            return std::nullopt;
+        }
+        return factor_end + program.suffix_bytes.size();
+    }
     if (!program.prefix.empty()) {
         const std::uint64_t floor =
             factor_start > program.prefix_max ? factor_start - program.prefix_max : 0;
@@ -311,6 +415,13 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> verify_starts(const verify_
                                                                  const byte_window& window,
                                                                  std::uint64_t factor_end) {
     const std::uint64_t factor_start = factor_end - program.factor.size();
+    if (program.prefix.empty() && program.suffix.empty()) {
+        if (!fixed_context_matches(program, window, factor_start, factor_end)) {
+            return {};
+        }
+        const std::uint64_t start = factor_start - program.prefix_bytes.size();
+        return {{start, start}};
+    }
     if (!program.suffix.empty() &&
         forward(program.suffix, {{factor_end, factor_end}}, window).empty()) {
         return {};

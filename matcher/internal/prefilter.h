@@ -37,19 +37,32 @@ inline constexpr unsigned weak_factor_score = 4 * 28;
 /// How one pattern is found: `factor` through Hyperscan, then the tokens around it.
 struct verify_program {
     std::string factor;
+    /// The factor is matched ignoring case (its letters are lower case): the pattern
+    /// allows both cases of each of them (`::i`).
+    bool caseless = false;
     std::vector<hex_token> prefix;  ///< tokens before the factor, in pattern order
     std::vector<hex_token> suffix;  ///< tokens after the factor
+    /// When every token around the factor is one fixed byte (most real signatures), the
+    /// bytes themselves instead of `prefix`/`suffix` (then empty): tokens take ~70 bytes
+    /// each, which for the official set alone would be hundreds of MB.
+    std::string prefix_bytes;
+    std::string suffix_bytes;
     std::uint32_t prefix_max = 0;   ///< longest the prefix can be
     std::uint32_t suffix_max = 0;   ///< longest the suffix can be
     unsigned score = 0;             ///< rarity(factor)
 
-    [[nodiscard]] bool trivial() const { return prefix.empty() && suffix.empty(); }
+    [[nodiscard]] bool trivial() const {
+        return prefix.empty() && suffix.empty() && prefix_bytes.empty() && suffix_bytes.empty();
+    }
 };
 
 /// The prefilter plan of a pattern, or nullopt when it has to stay a Hyperscan expression
 /// (unbounded or longer than max_verified_length, no fixed byte, or -- unless the pattern is
-/// a plain literal -- only weak factors).
-[[nodiscard]] std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& tokens);
+/// a plain literal, boundaries allowed -- only weak factors).
+/// `widest`: the longest match the caller can verify (a stream keeps max_verified_length
+/// bytes of history; a whole object in memory allows far more).
+[[nodiscard]] std::optional<verify_program> plan_prefilter(
+    const std::vector<hex_token>& tokens, std::uint32_t widest = max_verified_length);
 
 /// The bytes of a stream a verification can see: the first bytes (`head`, from position
 /// 0), the last bytes before the current chunk (`tail`), and the chunk.

@@ -3,15 +3,19 @@
 // once through prefilter + exact verification must report the same names on the same data,
 // with any chunking.
 
+#include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "matcher/internal/hexsig.h"
 #include "matcher/internal/prefilter.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "tests/matcher/test_util.h"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -217,6 +221,99 @@ TEST(Prefilter, FactorAvoidsZeroRunsAndCommonWords) {
     // Unbounded: stays an expression.
     EXPECT_FALSE(plan_of("e1f29a7c6b*e1f29a7c6b").has_value());
     EXPECT_LT(detail::rarity(std::string(8, '\0')), detail::rarity("\xe1\xf2"));
+}
+
+
+TEST(Prefilter, LiteralContextIsKeptAsBytes) {
+    auto translated = detail::translate_hex("41424344e1f29a7c6b45464748");
+    ASSERT_TRUE(translated.has_value());
+    const auto plan = detail::plan_prefilter(translated->tokens);
+    ASSERT_TRUE(plan.has_value());
+    // Every token around the factor is one fixed byte: bytes, not ~70-byte tokens.
+    EXPECT_TRUE(plan->prefix.empty());
+    EXPECT_TRUE(plan->suffix.empty());
+    EXPECT_EQ(plan->prefix_bytes.size() + plan->factor.size() + plan->suffix_bytes.size(), 13U);
+    const std::string data = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGHyy";
+    const std::string broken = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGxyy";
+    const auto window_of = [](const std::string& bytes) {
+        detail::byte_window window;
+        window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+        window.end = bytes.size();
+        window.stream_ended = true;
+        return window;
+    };
+    const std::uint64_t factor_end = 2 + plan->prefix_bytes.size() + plan->factor.size();
+    EXPECT_EQ(detail::verify(*plan, window_of(data), factor_end), std::optional<std::uint64_t>(15));
+    EXPECT_EQ(detail::verify_starts(*plan, window_of(data), factor_end),
+              (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 2}}));
+    EXPECT_FALSE(detail::verify(*plan, window_of(broken), factor_end).has_value());
+    EXPECT_TRUE(detail::verify_starts(*plan, window_of(broken), factor_end).empty());
+}
+
+// `::i` subsignatures become case pairs ([Aa]); they are found through a caseless factor
+// instead of compiling every one as a full Hyperscan expression.
+TEST(Prefilter, CasePairsGiveACaselessFactor) {
+    std::vector<detail::hex_token> tokens;
+    for (const char c : std::string("WriteVirtual")) {
+        detail::hex_token t;
+        for (const char variant : {static_cast<char>(std::tolower(c)), static_cast<char>(std::toupper(c))}) {
+            const auto b = static_cast<unsigned char>(variant);
+            t.bytes[b >> 6U] |= std::uint64_t{1} << (b & 63U);
+        }
+        tokens.push_back(t);
+    }
+    const auto plan = detail::plan_prefilter(tokens);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_TRUE(plan->caseless);
+    EXPECT_EQ(plan->factor.size(), detail::max_factor_length);
+    EXPECT_TRUE(std::all_of(plan->factor.begin(), plan->factor.end(),
+                            [](char c) { return std::islower(static_cast<unsigned char>(c)) != 0; }));
+}
+
+// Verdicts through the caseless factor, in a .ldb (clamscan 1.4.6 reports Case.Sig for
+// both files and nothing for the third: ::i folds ASCII letters only).
+TEST(Prefilter, NocaseLogicalSignatureMatchesAnyCase) {
+    const std::string hex = "577269746550726f636573734d656d6f7279";  // WriteProcessMemory
+    const auto compiled = engine::compile(
+        parse_signatures("Case.Sig;Engine:51-255,Target:0;0;" + hex + "::i\n", "case.ldb"));
+    scanner context;
+    const auto names_of = [&](std::string_view text) {
+        content_scan scan(compiled, context, scan_mode::all_matches);
+        scan.feed(as_bytes(text));
+        static_cast<void>(scan.finish());
+        return std::vector<std::string>(scan.matches().begin(), scan.matches().end());
+    };
+    const std::vector<std::string> found = {"Case.Sig.UNOFFICIAL"};
+    EXPECT_EQ(names_of("some text wRITEprocessMEMORY more text"), found);
+    EXPECT_EQ(names_of("some text WriteProcessMemory more text"), found);
+    EXPECT_TRUE(names_of("some text WriteProcessMemorx more text").empty());
+}
+
+// A second compile of the same signatures reads every Hyperscan database from the cache
+// and gives the same verdicts.
+TEST(Prefilter, EngineCompileReusesTheCache) {
+    const std::filesystem::path directory =
+        std::filesystem::path(::testing::TempDir()) / ("engine-cache-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(directory);
+    const std::string text =
+        "Lit.Sig:0:*:e1f29a7c6b45464748\n"
+        "Wild.Sig:0:*:e1f29a??6b45{0-3}4748\n"
+        "Unbounded.Sig:0:*:e1f29a7c*45464748\n";
+    const signature_set set = parse_signatures(text, "cache.ndb");
+    compile_options options;
+    options.cache_directory = directory;
+    const auto cold = engine::compile(set, options);
+    EXPECT_EQ(cold->compile_stats().cache_hits, 0U);
+    EXPECT_GT(cold->compile_stats().cache_misses, 0U);
+    const auto warm = engine::compile(set, options);
+    EXPECT_EQ(warm->compile_stats().cache_misses, 0U);
+    EXPECT_EQ(warm->compile_stats().cache_hits, cold->compile_stats().cache_misses);
+    scanner context;
+    const std::string data = "..\xe1\xf2\x9a\x7c\x6b\x45\x46\x47\x48..";
+    EXPECT_EQ(scan_buffer_all(cold, context, as_bytes(data)),
+              scan_buffer_all(warm, context, as_bytes(data)));
+    EXPECT_EQ(scan_buffer_all(warm, context, as_bytes(data)).size(), 3U);
+    std::filesystem::remove_all(directory);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -94,6 +95,8 @@ struct options {
     pattern_list exclude_dir;
     pattern_list include;
     pattern_list include_dir;
+    /// Compiled-database cache (ringscan's own option; clamscan has none).
+    std::filesystem::path cache_directory = matcher::default_cache_directory();
 };
 
 struct scan_stats {
@@ -119,6 +122,9 @@ void print_help() {
         "    --debug                              Print load details (skipped signatures)\n"
         "    --quiet                              Only output error messages\n"
         "    --no-summary                         Disable summary at end of scanning\n"
+        "    --cache-dir=DIR                      Keep compiled databases in DIR (default:\n"
+        "                                         $RINGSCAN_CACHE_DIR or ~/.cache/ringscan)\n"
+        "    --no-cache                           Always compile the databases\n"
         "    --infected            -i             Only print infected files\n"
         "    --suppress-ok-results -o             Skip printing OK files\n"
         "    --database=FILE/DIR   -d FILE/DIR    Load virus database from FILE or load all\n"
@@ -209,6 +215,8 @@ enum option_id : int {
     opt_max_files,
     opt_max_recursion,
     opt_max_dir_recursion,
+    opt_cache_dir,
+    opt_no_cache,
     opt_ignored_with_argument,
     opt_ignored_optional_argument,
     opt_ignored_flag,
@@ -224,6 +232,8 @@ std::optional<options> parse_command_line(int argc, char** argv) {
         {"quiet", no_argument, nullptr, opt_quiet},
         {"stdout", no_argument, nullptr, opt_stdout},
         {"no-summary", no_argument, nullptr, opt_no_summary},
+        {"cache-dir", required_argument, nullptr, opt_cache_dir},
+        {"no-cache", no_argument, nullptr, opt_no_cache},
         {"infected", no_argument, nullptr, 'i'},
         {"suppress-ok-results", no_argument, nullptr, 'o'},
         {"database", required_argument, nullptr, 'd'},
@@ -333,6 +343,8 @@ std::optional<options> parse_command_line(int argc, char** argv) {
             case opt_include: add_pattern("--include", opts.include); break;
             case opt_include_dir: add_pattern("--include-dir", opts.include_dir); break;
             case opt_scan_mail: set_flag("--scan-mail", opts.limits.scan_mail); break;
+            case opt_cache_dir: opts.cache_directory = optarg; break;
+            case opt_no_cache: opts.cache_directory.clear(); break;
             case opt_max_filesize: set_size("--max-filesize", opts.limits.max_file_size); break;
             case opt_max_scansize: set_size("--max-scansize", opts.limits.max_scan_size); break;
             case opt_max_files: {
@@ -702,7 +714,9 @@ int run(const options& opts) {
     }
     std::shared_ptr<const matcher::engine> compiled;
     try {
-        compiled = matcher::engine::compile(*signatures);
+        matcher::compile_options compile;
+        compile.cache_directory = opts.cache_directory;
+        compiled = matcher::engine::compile(*signatures, compile);
     } catch (const matcher::load_error& error) {
         std::fprintf(stderr, "LibClamAV Error: %s\n", error.what());
         std::fprintf(stderr, "ERROR: Database initialization error: Malformed database\n");
@@ -713,6 +727,13 @@ int run(const options& opts) {
             std::fprintf(stderr, "LibClamAV debug: skipped (not supported yet): %s\n",
                          line.c_str());
         }
+        const matcher::compile_report& report = compiled->compile_stats();
+        std::fprintf(stderr,
+                     "LibClamAV debug: compiled databases: %llu from the cache, %llu compiled "
+                     "(cache %s)\n",
+                     static_cast<unsigned long long>(report.cache_hits),
+                     static_cast<unsigned long long>(report.cache_misses),
+                     opts.cache_directory.empty() ? "off" : opts.cache_directory.c_str());
     }
     const std::uint64_t known = signatures->size();
     signatures.reset();  // the engine holds what it needs; free the parsed set

@@ -72,7 +72,15 @@ void service::load_database() {
         log.warning(std::to_string(signatures.skipped.size()) +
                     " signatures use features this build cannot match yet and were skipped");
     }
-    std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures);
+    matcher::compile_options compile;
+    compile.cache_directory = matcher::default_cache_directory();
+    std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures, compile);
+    const matcher::compile_report& report = fresh->compile_stats();
+    log.verbose("Compiled databases: " + std::to_string(report.cache_hits) + " from the cache, " +
+                std::to_string(report.cache_misses) + " compiled (cache " +
+                (compile.cache_directory.empty() ? std::string("off")
+                                                 : compile.cache_directory.string()) +
+                ")");
     const std::size_t count = fresh->signature_count();
     const auto& daily = signatures.daily_version;
     version_.store(std::make_shared<const std::string>(proto::version_string(

@@ -1,0 +1,147 @@
+#include "matcher/internal/hs_compile.h"
+
+#include "matcher/signatures.h"
+
+#include <cstdlib>
+
+namespace ringscan::matcher::detail {
+
+factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id) {
+    auto [it, added] = index_.try_emplace(std::pair(program.factor, program.caseless), next_id);
+    if (added) {
+        literals_.push_back(program.factor);
+        flags_.push_back(program.caseless ? HS_FLAG_CASELESS : 0U);
+        ids_.push_back(next_id);
+    }
+    return placement{it->second, added};
+}
+
+hs_database_t* factor_batch::compile(unsigned mode, compile_context& context,
+                                     std::string_view what) const {
+    if (literals_.empty()) {
+        return nullptr;
+    }
+    std::vector<const char*> pointers;
+    std::vector<std::size_t> lengths;
+    for (const std::string& literal : literals_) {
+        pointers.push_back(literal.data());
+        lengths.push_back(literal.size());
+    }
+    hs_compile_request request;
+    request.literal = true;
+    request.mode = mode;
+    request.patterns = pointers;
+    request.lengths = lengths;
+    request.flags = flags_;
+    request.ids = ids_;
+    auto compiled = compile_with_cache(request, context.cache, context.stats);
+    if (!compiled) {
+        throw load_error("Hyperscan cannot compile the " + std::string(what) + ": " +
+                         compiled.error().message);
+    }
+    return *compiled;
+}
+
+namespace {
+
+/// The expressions still in the compile, as views into the batch.
+struct compile_view {
+    std::vector<std::size_t> index;  ///< position in the batch
+    std::vector<const char*> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    std::vector<const hs_expr_ext_t*> extensions;
+
+    void add(const expression_batch& batch, std::size_t i) {
+        index.push_back(i);
+        expressions.push_back(batch.expressions[i].c_str());
+        flags.push_back(batch.flags[i]);
+        ids.push_back(batch.ids[i]);
+        if (!batch.extensions.empty()) {
+            const hs_expr_ext_t& ext = batch.extensions[i];
+            extensions.push_back(ext.flags != 0 ? &ext : nullptr);
+        }
+    }
+
+    void erase(std::size_t at) {
+        const auto offset = static_cast<std::ptrdiff_t>(at);
+        index.erase(index.begin() + offset);
+        expressions.erase(expressions.begin() + offset);
+        flags.erase(flags.begin() + offset);
+        ids.erase(ids.begin() + offset);
+        if (!extensions.empty()) {
+            extensions.erase(extensions.begin() + offset);
+        }
+    }
+};
+
+/// Why Hyperscan refuses `expression` on its own, or empty when it accepts it.
+std::string refusal_alone(const char* expression, unsigned flags, const hs_expr_ext_t* ext) {
+    hs_expr_info_t* info = nullptr;
+    hs_compile_error_t* error = nullptr;
+    if (hs_expression_ext_info(expression, flags, ext, &info, &error) == HS_SUCCESS) {
+        std::free(info);  // allocated by Hyperscan's misc allocator (malloc by default)
+        return {};
+    }
+    std::string reason = error != nullptr ? error->message : "unknown error";
+    hs_free_compile_error(error);
+    return reason;
+}
+
+}  // namespace
+
+hs_database_t* compile_expressions(const expression_batch& batch, unsigned mode,
+                                   compile_context& context, const refusal_handler& refused,
+                                   std::string_view what) {
+    compile_view view;
+    for (std::size_t i = 0; i < batch.expressions.size(); ++i) {
+        view.add(batch, i);
+    }
+    std::size_t refusals = 0;  // in the multi compile (each costs a recompile)
+    bool checked_alone = false;
+    while (!view.expressions.empty()) {
+        hs_compile_request request;
+        request.mode = mode;
+        request.patterns = view.expressions;
+        request.flags = view.flags;
+        request.ids = view.ids;
+        request.extensions = view.extensions;
+        auto compiled = compile_with_cache(request, context.cache, context.stats);
+        if (compiled) {
+            return *compiled;
+        }
+        const compile_failure& failure = compiled.error();
+        if (!failure.failing_index || *failure.failing_index >= view.expressions.size() ||
+            refusals >= max_refusals) {
+            throw load_error("Hyperscan cannot compile the " + std::string(what) + ": " +
+                             failure.message);
+        }
+        // The first refusal: set aside every expression Hyperscan refuses even alone (cheap
+        // parse-level checks) so the expensive multi compile is not repeated once per each.
+        if (!checked_alone) {
+            checked_alone = true;
+            std::vector<std::size_t> refused_alone;
+            for (std::size_t at = 0; at < view.expressions.size(); ++at) {
+                const std::string reason = refusal_alone(
+                    view.expressions[at], view.flags[at],
+                    view.extensions.empty() ? nullptr : view.extensions[at]);
+                if (!reason.empty()) {
+                    refused(view.index[at], reason);
+                    refused_alone.push_back(at);
+                }
+            }
+            for (auto at = refused_alone.rbegin(); at != refused_alone.rend(); ++at) {
+                view.erase(*at);
+            }
+            if (!refused_alone.empty()) {
+                continue;
+            }
+        }
+        refused(view.index[*failure.failing_index], failure.message);
+        view.erase(*failure.failing_index);
+        ++refusals;
+    }
+    return nullptr;
+}
+
+}  // namespace ringscan::matcher::detail

@@ -1,0 +1,619 @@
+// archive: typing and unpacking of gzip, bzip2, zip, tar and cpio, checked against Debian
+// clamscan 1.4.6 on /usr/share/clamav-testfiles (`clamscan --debug`):
+// - "Recognized ZIP file" clam.zip (deflate), clam.bz2.zip (method 12), clam.impl.zip
+//   (method 6, name "CLAM.EXE"), clam.d64.zip (method 9); all four yield clam.exe
+//   (CDBNAME ...:clam.exe:...:544:...). ringscan does not implement methods 6 and 9 yet.
+// - "Recognized GZip file" clam.tar.gz -> "Recognized TAR-POSIX file" -> cli_untar skips a
+//   40-byte PaxHeaders entry ('x'), then CDBNAME:CL_TYPE_POSIX_TAR:544:clam.exe.
+// - "Recognized BZip file" clam.exe.bz2 -> one object, MS-EXE.
+// - "Recognized CPIO NEWC / ODC / OLD BINARY LE / OLD BINARY BE file" -> clam.exe, 544 bytes.
+// - clam_cache_emax.tgz: gzip -> tar with clam01.tgz (1539 bytes) and clam02.tgz (1362);
+//   clam01.tgz -> tar with clam02.tgz ... 16 CDBNAME lines in all; the caller rescans.
+
+#include "matcher/internal/archive.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringscan::matcher::detail {
+namespace {
+
+const std::filesystem::path testfiles{"/usr/share/clamav-testfiles"};
+
+std::optional<std::string> slurp(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
+}
+
+std::span<const unsigned char> bytes_of(std::string_view s) {
+    return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+struct collected {
+    std::string name;
+    std::string bytes;
+    bool truncated = false;
+};
+
+struct unpacked {
+    unpack_result result;
+    std::vector<collected> members;
+};
+
+unpacked unpack(std::string_view archive, const archive_limits& limits = {},
+                std::optional<archive_kind> kind = std::nullopt) {
+    unpacked u;
+    const archive_kind k = kind ? *kind : detect_archive(bytes_of(archive));
+    u.result = unpack_archive(k, bytes_of(archive), limits, [&](const archive_member& m) {
+        u.members.push_back({std::string(m.name),
+                             std::string(reinterpret_cast<const char*>(m.bytes.data()),
+                                         m.bytes.size()),
+                             m.truncated});
+        return sink_action::next;
+    });
+    return u;
+}
+
+// ------------------------------------------------------------ builders
+
+std::string le16(unsigned v) {
+    return {static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF)};
+}
+std::string le32(std::uint32_t v) { return le16(v & 0xFFFF) + le16(v >> 16); }
+
+std::string deflate_bytes(std::string_view in, int window_bits) {
+    z_stream z{};
+    EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 64, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    return out;
+}
+
+std::string gzip_of(std::string_view in) { return deflate_bytes(in, 16 + MAX_WBITS); }
+
+struct zip_item {
+    std::string name;
+    std::string content;
+    unsigned method = 0;  // 0 stored, 8 deflate, anything else written as stored bytes
+    unsigned flags = 0;
+    std::optional<std::uint32_t> usize_override;
+};
+
+/// A zip with local headers, central directory and end record; `with_central` false leaves
+/// the directory out (a truncated download).
+std::string make_zip(const std::vector<zip_item>& items, bool with_central = true) {
+    std::string out;
+    std::string central;
+    for (const zip_item& it : items) {
+        const std::string data = it.method == 8 ? deflate_bytes(it.content, -MAX_WBITS)
+                                                : it.content;
+        const auto crc = static_cast<std::uint32_t>(crc32(
+            0, reinterpret_cast<const Bytef*>(it.content.data()),
+            static_cast<uInt>(it.content.size())));
+        const std::uint32_t usize =
+            it.usize_override ? *it.usize_override : static_cast<std::uint32_t>(it.content.size());
+        const auto offset = static_cast<std::uint32_t>(out.size());
+        const std::string common = le16(it.flags) + le16(it.method) + le32(0) + le32(crc) +
+                                   le32(static_cast<std::uint32_t>(data.size())) + le32(usize) +
+                                   le16(static_cast<unsigned>(it.name.size()));
+        out += std::string("PK\x03\x04", 4) + le16(20) + common + le16(0) + it.name + data;
+        central += std::string("PK\x01\x02", 4) + le16(20) + le16(20) + common + le16(0) +
+                   le16(0) + le16(0) + le16(0) + le32(0) + le32(offset) + it.name;
+    }
+    if (!with_central) {
+        return out;
+    }
+    const auto cd_offset = static_cast<std::uint32_t>(out.size());
+    out += central;
+    out += std::string("PK\x05\x06", 4) + le16(0) + le16(0) +
+           le16(static_cast<unsigned>(items.size())) + le16(static_cast<unsigned>(items.size())) +
+           le32(static_cast<std::uint32_t>(central.size())) + le32(cd_offset) + le16(0);
+    return out;
+}
+
+/// Overwrites bytes in place (std::string::replace would resize when lengths differ).
+void put(std::string& s, std::size_t at, std::string_view bytes) {
+    s.replace(at, bytes.size(), bytes);
+}
+
+/// Writes the header checksum (bytes summed with the field as blanks).
+void seal_tar_checksum(std::string& h) {
+    put(h, 148, "        ");
+    unsigned sum = 0;
+    for (std::size_t i = 0; i < 512; ++i) {
+        sum += static_cast<unsigned char>(h[i]);
+    }
+    char chk[8];
+    std::snprintf(chk, sizeof chk, "%06o", sum);
+    put(h, 148, std::string_view(chk, 7));  // six digits and a NUL, then the blank
+}
+
+/// One ustar header block (+ data padded to 512) with a correct checksum.
+std::string tar_entry(std::string_view name, std::string_view content, char type = '0',
+                      std::optional<std::string> size_field = std::nullopt) {
+    std::string h(512, '\0');
+    put(h, 0, name);
+    put(h, 100, "0000644");
+    char size[13];
+    std::snprintf(size, sizeof size, "%011o", static_cast<unsigned>(content.size()));
+    put(h, 124, size_field ? *size_field : std::string(size));
+    h[156] = type;
+    put(h, 257, std::string_view("ustar\0" "00", 8));
+    seal_tar_checksum(h);
+    std::string data(content);
+    data.resize((content.size() + 511) / 512 * 512, '\0');
+    return h + data;
+}
+
+std::string tar_end() { return std::string(1024, '\0'); }
+
+std::string newc_entry(std::string_view name, std::string_view content, unsigned mode = 0100644) {
+    char h[111];
+    std::snprintf(h, sizeof h, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", 1U,
+                  mode, 0U, 0U, 1U, 0U, static_cast<unsigned>(content.size()), 0U, 0U, 0U, 0U,
+                  static_cast<unsigned>(name.size() + 1), 0U);
+    std::string out(h, 110);
+    out += name;
+    out += '\0';
+    out.resize((out.size() + 3) / 4 * 4, '\0');
+    out += content;
+    out.resize((out.size() + 3) / 4 * 4, '\0');
+    return out;
+}
+
+std::string payload(std::size_t size, char seed) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) {
+        s[i] = static_cast<char>((i * 131 + static_cast<std::size_t>(seed) * 7 + i / 97) & 0xFF);
+    }
+    return s;
+}
+
+// ------------------------------------------------------------ real ClamAV test files
+
+class ArchiveTestfiles : public ::testing::Test {
+protected:
+    void SetUp() override {
+        clam_exe_ = slurp(testfiles / "clam.exe");
+        if (!clam_exe_) {
+            if (in_ci()) {
+                FAIL() << "clamav-testfiles missing (apt install clamav-testfiles)";
+            }
+            GTEST_SKIP() << "clamav-testfiles not installed";
+        }
+        ASSERT_EQ(clam_exe_->size(), 544U);
+    }
+
+    unpacked unpack_file(const char* name, archive_kind expected_kind) {
+        const std::optional<std::string> file = slurp(testfiles / name);
+        EXPECT_TRUE(file.has_value()) << name;
+        if (!file) {
+            return {};
+        }
+        file_ = *file;
+        EXPECT_EQ(detect_archive(bytes_of(file_)), expected_kind) << name;
+        return unpack(file_);
+    }
+
+    std::optional<std::string> clam_exe_;
+    std::string file_;
+};
+
+TEST_F(ArchiveTestfiles, ZipDeflateYieldsClamExe) {
+    const unpacked u = unpack_file("clam.zip", archive_kind::zip);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].name, "clam.exe");
+    EXPECT_EQ(u.members[0].bytes, *clam_exe_);
+    EXPECT_FALSE(u.members[0].truncated);
+    EXPECT_FALSE(u.result.corrupt);
+    EXPECT_FALSE(u.result.limit_hit());
+}
+
+TEST_F(ArchiveTestfiles, ZipBzip2MethodYieldsClamExe) {
+    const unpacked u = unpack_file("clam.bz2.zip", archive_kind::zip);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].name, "clam.exe");
+    EXPECT_EQ(u.members[0].bytes, *clam_exe_);
+    EXPECT_FALSE(u.result.corrupt);
+}
+
+// ClamAV extracts these (implode, deflate64); ringscan reports them as unsupported.
+TEST_F(ArchiveTestfiles, ZipImplodeAndDeflate64AreReportedUnsupported) {
+    for (const char* name : {"clam.impl.zip", "clam.d64.zip"}) {
+        const unpacked u = unpack_file(name, archive_kind::zip);
+        EXPECT_TRUE(u.members.empty()) << name;
+        EXPECT_EQ(u.result.skipped_unsupported, 1U) << name;
+        EXPECT_FALSE(u.result.corrupt) << name;
+    }
+}
+
+TEST_F(ArchiveTestfiles, TarGzYieldsTarThenClamExe) {
+    const unpacked gz = unpack_file("clam.tar.gz", archive_kind::gzip);
+    ASSERT_EQ(gz.members.size(), 1U);
+    EXPECT_EQ(gz.members[0].bytes.size(), 10240U);  // zcat clam.tar.gz | wc -c
+    EXPECT_FALSE(gz.result.corrupt);
+    const std::string tar = gz.members[0].bytes;
+    ASSERT_EQ(detect_archive(bytes_of(tar)), archive_kind::tar_posix);
+    const unpacked t = unpack(tar);
+    ASSERT_EQ(t.members.size(), 1U);  // the PaxHeaders entry is skipped, as in cli_untar
+    EXPECT_EQ(t.members[0].name, "clam.exe");
+    EXPECT_EQ(t.members[0].bytes, *clam_exe_);
+    EXPECT_FALSE(t.result.corrupt);
+}
+
+TEST_F(ArchiveTestfiles, Bzip2YieldsClamExe) {
+    const unpacked u = unpack_file("clam.exe.bz2", archive_kind::bzip2);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].bytes, *clam_exe_);
+    EXPECT_FALSE(u.result.corrupt);
+}
+
+TEST_F(ArchiveTestfiles, CpioVariantsYieldClamExe) {
+    const std::pair<const char*, archive_kind> files[] = {
+        {"clam.newc.cpio", archive_kind::cpio_newc},
+        {"clam.odc.cpio", archive_kind::cpio_odc},
+        {"clam.bin-le.cpio", archive_kind::cpio_old_le},
+        {"clam.bin-be.cpio", archive_kind::cpio_old_be},
+    };
+    for (const auto& [name, kind] : files) {
+        const unpacked u = unpack_file(name, kind);
+        ASSERT_EQ(u.members.size(), 1U) << name;
+        EXPECT_EQ(u.members[0].name, "clam.exe") << name;
+        EXPECT_EQ(u.members[0].bytes, *clam_exe_) << name;
+        EXPECT_FALSE(u.result.corrupt) << name;
+    }
+}
+
+TEST_F(ArchiveTestfiles, NestedTgzUnpacksOneLevelPerCall) {
+    unpacked u = unpack_file("clam_cache_emax.tgz", archive_kind::gzip);
+    ASSERT_EQ(u.members.size(), 1U);
+    std::string tar = u.members[0].bytes;
+    u = unpack(tar);
+    ASSERT_EQ(u.members.size(), 2U);
+    EXPECT_EQ(u.members[0].name, "clam01.tgz");
+    EXPECT_EQ(u.members[0].bytes.size(), 1539U);
+    EXPECT_EQ(u.members[1].name, "clam02.tgz");
+    EXPECT_EQ(u.members[1].bytes.size(), 1362U);
+    u = unpack(unpack(u.members[0].bytes).members.at(0).bytes);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].name, "clam02.tgz");
+    EXPECT_EQ(u.members[0].bytes.size(), 1362U);
+}
+
+// ------------------------------------------------------------ detection
+
+TEST(ArchiveDetect, MagicsAtOffsetZeroAndUstarAt257) {
+    EXPECT_EQ(detect_archive(bytes_of("\x1f\x8b\x08")), archive_kind::gzip);
+    EXPECT_EQ(detect_archive(bytes_of("BZh9")), archive_kind::bzip2);
+    EXPECT_EQ(detect_archive(bytes_of("PK\x03\x04")), archive_kind::zip);
+    EXPECT_EQ(detect_archive(bytes_of("PK00PK\x03\x04")), archive_kind::zip);
+    EXPECT_EQ(detect_archive(bytes_of("070701")), archive_kind::cpio_newc);
+    EXPECT_EQ(detect_archive(bytes_of("070702")), archive_kind::cpio_crc);
+    EXPECT_EQ(detect_archive(bytes_of("070707")), archive_kind::cpio_odc);
+    EXPECT_EQ(detect_archive(bytes_of("xPK\x03\x04")), archive_kind::none);
+    EXPECT_EQ(detect_archive(bytes_of("")), archive_kind::none);
+    EXPECT_EQ(detect_archive(bytes_of(tar_entry("a", "x"))), archive_kind::tar_posix);
+    // A v7 header: valid checksum, no magic.
+    std::string v7 = tar_entry("a", "x");
+    put(v7, 257, std::string(8, '\0'));
+    seal_tar_checksum(v7);
+    EXPECT_EQ(detect_archive(bytes_of(v7)), archive_kind::tar_old);
+    EXPECT_EQ(detect_archive(bytes_of(std::string(512, '\0'))), archive_kind::none);
+    const unpacked u = unpack(v7);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].bytes, "x");
+}
+
+// ------------------------------------------------------------ zip
+
+TEST(ArchiveZip, StoredDeflatedEncryptedAndDirectories) {
+    const std::string big = payload(5000, 'b');
+    const std::string zip = make_zip({
+        {"dir/", "", 0, 0, {}},
+        {"a.txt", "hello", 0, 0, {}},
+        {"b.bin", big, 8, 0, {}},
+        {"secret", "xxxx", 0, 1, {}},
+        {"c.lzma", "yyyy", 14, 0, {}},
+    });
+    const unpacked u = unpack(zip);
+    ASSERT_EQ(u.members.size(), 2U);
+    EXPECT_EQ(u.members[0].name, "a.txt");
+    EXPECT_EQ(u.members[0].bytes, "hello");
+    EXPECT_EQ(u.members[1].name, "b.bin");
+    EXPECT_EQ(u.members[1].bytes, big);
+    EXPECT_EQ(u.result.skipped_encrypted, 1U);
+    EXPECT_EQ(u.result.skipped_unsupported, 1U);
+    EXPECT_FALSE(u.result.corrupt);
+    EXPECT_EQ(u.result.bytes, 5005U);
+}
+
+TEST(ArchiveZip, NoCentralDirectoryWalksLocalHeaders) {
+    std::string zip = make_zip({{"a", "first", 0, 0, {}}, {"b", payload(300, 'x'), 8, 0, {}}},
+                               /*with_central=*/false);
+    const unpacked u = unpack(zip);
+    ASSERT_EQ(u.members.size(), 2U);
+    EXPECT_EQ(u.members[1].bytes, payload(300, 'x'));
+    EXPECT_FALSE(u.result.corrupt);
+    // Cut inside the second member's deflate data: the first is intact, the second partial.
+    zip.resize(zip.size() - 20);
+    const unpacked cut = unpack(zip);
+    ASSERT_GE(cut.members.size(), 1U);
+    EXPECT_EQ(cut.members[0].bytes, "first");
+    EXPECT_TRUE(cut.result.corrupt);
+    if (cut.members.size() == 2) {
+        EXPECT_TRUE(cut.members[1].truncated);
+    }
+}
+
+TEST(ArchiveZip, GarbageAndBadOffsetsAreCorruptNotCrashes) {
+    std::string zip = make_zip({{"a", "hello", 0, 0, {}}});
+    // Point the central entry's local offset far outside the file.
+    const std::size_t cd = zip.find("PK\x01\x02");
+    put(zip, cd + 42, le32(0xFFFFFFF0U));
+    const unpacked u = unpack(zip);
+    EXPECT_TRUE(u.members.empty());
+    EXPECT_TRUE(u.result.corrupt);
+    // Random bytes after a zip magic.
+    std::string junk = "PK\x03\x04" + payload(1000, 'j');
+    const unpacked j = unpack(junk, {}, archive_kind::zip);
+    EXPECT_TRUE(j.members.empty());
+}
+
+TEST(ArchiveZip, DeclaredSizeOverLimitIsSkipped) {
+    const std::string zip =
+        make_zip({{"small", "abc", 0, 0, {}}, {"big", payload(2000, 'q'), 8, 0, {}}});
+    archive_limits limits;
+    limits.max_file_size = 1000;
+    const unpacked u = unpack(zip, limits);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].name, "small");
+    EXPECT_EQ(u.result.skipped_too_large, 1U);
+    EXPECT_TRUE(u.result.size_limit_hit);
+    EXPECT_FALSE(u.result.corrupt);
+}
+
+TEST(ArchiveZip, BombWithLyingSizeIsCutAtTheLimit) {
+    // 16 MiB of zeros deflate to ~16 KiB; the header claims 10 bytes.
+    const std::string zeros(16U << 20, '\0');
+    const std::string zip = make_zip({{"bomb", zeros, 8, 0, 10U}});
+    ASSERT_LT(zip.size(), 64U * 1024);
+    archive_limits limits;
+    limits.max_file_size = 1U << 20;
+    const unpacked u = unpack(zip, limits);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_EQ(u.members[0].bytes.size(), 1U << 20);
+    EXPECT_TRUE(u.members[0].truncated);
+    EXPECT_TRUE(u.result.size_limit_hit);
+}
+
+TEST(ArchiveZip, ManyOverlappingEntriesStopLikeClamav) {
+    std::string zip = make_zip({{"a", payload(100, 'a'), 0, 0, {}}, {"b", "b", 0, 0, {}}});
+    // Six more central entries pointing into the middle of "a"'s data.
+    const std::size_t cd = zip.find("PK\x01\x02");
+    const std::size_t end = zip.find("PK\x05\x06");
+    std::string central = zip.substr(cd, end - cd);
+    const std::string first = central.substr(0, 46 + 1);
+    for (unsigned i = 1; i <= 6; ++i) {
+        std::string e = first;
+        put(e, 42, le32(i * 5));
+        central += e;
+    }
+    zip = zip.substr(0, cd) + central + std::string("PK\x05\x06", 4) + le16(0) + le16(0) +
+          le16(8) + le16(8) + le32(static_cast<std::uint32_t>(central.size())) +
+          le32(static_cast<std::uint32_t>(cd)) + le16(0);
+    const unpacked u = unpack(zip);
+    EXPECT_TRUE(u.result.zip_overlapping_files);
+    EXPECT_TRUE(u.members.empty());
+}
+
+// ------------------------------------------------------------ gzip / bzip2
+
+TEST(ArchiveGzip, TruncatedStreamYieldsPrefixAndCorrupt) {
+    const std::string content = payload(200000, 'g');
+    std::string gz = gzip_of(content);
+    gz.resize(gz.size() / 2);
+    const unpacked u = unpack(gz);
+    ASSERT_EQ(u.members.size(), 1U);
+    EXPECT_TRUE(u.members[0].truncated);
+    EXPECT_TRUE(u.result.corrupt);
+    EXPECT_GT(u.members[0].bytes.size(), 0U);
+    EXPECT_EQ(content.compare(0, u.members[0].bytes.size(), u.members[0].bytes), 0);
+}
+
+// clamscan 1.4.6 --max-filesize=1200 (or --max-scansize=3000) on a .tar.gz whose tar is
+// 10240 bytes: "GZip: filesize exceeded ... cli_recursion_stack_push: filesize exceeded" --
+// the inflated output is not scanned at all.
+TEST(ArchiveGzip, OutputOverALimitIsSkipped) {
+    const std::string gz = gzip_of(std::string(4U << 20, 'z'));
+    archive_limits limits;
+    limits.max_scan_size = 100000;
+    const unpacked u = unpack(gz, limits);
+    EXPECT_TRUE(u.members.empty());
+    EXPECT_EQ(u.result.skipped_too_large, 1U);
+    EXPECT_TRUE(u.result.size_limit_hit);
+    EXPECT_FALSE(u.result.corrupt);
+    // Output exactly at the limit is complete, not cut.
+    limits.max_scan_size = 4U << 20;
+    const unpacked exact = unpack(gz, limits);
+    ASSERT_EQ(exact.members.size(), 1U);
+    EXPECT_FALSE(exact.members[0].truncated);
+    EXPECT_FALSE(exact.result.size_limit_hit);
+    limits.max_files = 0;
+    limits.max_scan_size = 0;
+    limits.max_file_size = 0;
+    EXPECT_EQ(unpack(gz, limits).members.at(0).bytes.size(), 4U << 20);  // 0 = unlimited
+}
+
+TEST(ArchiveGzip, GarbageIsCorrupt) {
+    const unpacked u = unpack("\x1f\x8b\x08\x00garbage-garbage-garbage");
+    EXPECT_TRUE(u.members.empty());
+    EXPECT_TRUE(u.result.corrupt);
+    const unpacked b = unpack("BZh91AY&SYgarbage");
+    EXPECT_TRUE(b.members.empty());
+    EXPECT_TRUE(b.result.corrupt);
+}
+
+// ------------------------------------------------------------ tar
+
+TEST(ArchiveTar, FilesLinksPaxAndLimits) {
+    const std::string tar = tar_entry("dir/", "", '5') + tar_entry("pax", "path=x\n", 'x') +
+                            tar_entry("one", "11111") + tar_entry("empty", "") +
+                            tar_entry("two", payload(1500, 't')) + tar_end();
+    const unpacked u = unpack(tar);
+    ASSERT_EQ(u.members.size(), 2U);
+    EXPECT_EQ(u.members[0].name, "one");
+    EXPECT_EQ(u.members[0].bytes, "11111");
+    EXPECT_EQ(u.members[1].bytes, payload(1500, 't'));
+    EXPECT_FALSE(u.result.corrupt);
+
+    archive_limits files;
+    files.max_files = 1;
+    const unpacked f = unpack(tar, files);
+    EXPECT_EQ(f.members.size(), 1U);
+    EXPECT_TRUE(f.result.files_limit_hit);
+
+    // ClamAV writes whole 512-byte blocks while within the limit and scans that prefix.
+    archive_limits size;
+    size.max_file_size = 1200;
+    const unpacked s = unpack(tar, size);
+    ASSERT_EQ(s.members.size(), 2U);
+    EXPECT_EQ(s.members[1].bytes, payload(1500, 't').substr(0, 1024));
+    EXPECT_TRUE(s.members[1].truncated);
+    EXPECT_TRUE(s.result.size_limit_hit);
+}
+
+TEST(ArchiveTar, HugeSizeFieldAndTruncationAreSafe) {
+    // 077777777777 octal (8 GiB - 1) does not fit ClamAV's int: the entry is skipped.
+    const std::string huge =
+        tar_entry("huge", "abc", '0', std::string("77777777777")) + tar_entry("ok", "fine");
+    const unpacked u = unpack(huge);
+    for (const collected& m : u.members) {
+        EXPECT_LE(m.bytes.size(), huge.size());
+    }
+    // Cut inside the data: the partial member is delivered (ClamAV scans it too).
+    std::string cut = tar_entry("part", payload(3000, 'p'));
+    cut.resize(512 + 1000);
+    const unpacked c = unpack(cut);
+    ASSERT_EQ(c.members.size(), 1U);
+    EXPECT_EQ(c.members[0].bytes, payload(3000, 'p').substr(0, 1000));
+    EXPECT_TRUE(c.members[0].truncated);
+    EXPECT_TRUE(c.result.corrupt);
+    // A bad checksum block is skipped and the walk goes on.
+    std::string bad = tar_entry("x", "1");
+    bad[0] = 'y';
+    const unpacked b = unpack(bad + tar_entry("z", "2") + tar_end(), {}, archive_kind::tar_posix);
+    ASSERT_EQ(b.members.size(), 1U);
+    EXPECT_EQ(b.members[0].name, "z");
+}
+
+TEST(ArchiveTar, SinkStopEndsTheWalk) {
+    const std::string tar = tar_entry("a", "1") + tar_entry("b", "2") + tar_end();
+    int calls = 0;
+    const unpack_result r = unpack_archive(archive_kind::tar_posix, bytes_of(tar), {},
+                                           [&](const archive_member&) {
+                                               ++calls;
+                                               return sink_action::stop;
+                                           });
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(r.stopped);
+    EXPECT_EQ(r.members, 1U);
+}
+
+// ------------------------------------------------------------ cpio
+
+TEST(ArchiveCpio, NewcEntriesTrailerAndLimits) {
+    const std::string cpio = newc_entry("d", "", 040755) + newc_entry("a", "alpha") +
+                             newc_entry("big", payload(3000, 'c')) + newc_entry("TRAILER!!!", "") +
+                             std::string(512, '\0');
+    const unpacked u = unpack(cpio);
+    ASSERT_EQ(u.members.size(), 2U);
+    EXPECT_EQ(u.members[0].name, "a");
+    EXPECT_EQ(u.members[0].bytes, "alpha");
+    EXPECT_EQ(u.members[1].bytes, payload(3000, 'c'));
+    EXPECT_FALSE(u.result.corrupt);
+
+    archive_limits limits;
+    limits.max_file_size = 100;
+    const unpacked l = unpack(cpio, limits);
+    ASSERT_EQ(l.members.size(), 1U);
+    EXPECT_EQ(l.result.skipped_too_large, 1U);
+
+    const unpacked t = unpack(cpio.substr(0, 110 + 4 + 100));
+    EXPECT_TRUE(t.result.corrupt);
+}
+
+// ------------------------------------------------------------ hostile input
+
+TEST(ArchiveFuzz, RandomMutationsNeverCrash) {
+    std::vector<std::string> seeds = {
+        make_zip({{"a", payload(700, 'a'), 8, 0, {}}, {"b", "bb", 0, 0, {}}}),
+        make_zip({{"a", payload(700, 'a'), 8, 8, {}}}, false),
+        gzip_of(payload(5000, 'g')),
+        tar_entry("a", payload(600, 't')) + tar_end(),
+        newc_entry("a", "abc") + newc_entry("TRAILER!!!", ""),
+    };
+    if (const auto bz = slurp(testfiles / "clam.exe.bz2")) {
+        seeds.push_back(*bz);
+    }
+    for (const char* f : {"clam.bin-le.cpio", "clam.bin-be.cpio", "clam.odc.cpio"}) {
+        if (const auto s = slurp(testfiles / f)) {
+            seeds.push_back(*s);
+        }
+    }
+    std::uint64_t state = 0x9E3779B97F4A7C15ULL;
+    const auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    archive_limits limits;
+    limits.max_file_size = 1U << 20;
+    for (const std::string& seed : seeds) {
+        const archive_kind kind = detect_archive(bytes_of(seed));
+        ASSERT_NE(kind, archive_kind::none);
+        for (int round = 0; round < 300; ++round) {
+            std::string m = seed;
+            const int edits = 1 + static_cast<int>(next() % 8);
+            for (int e = 0; e < edits; ++e) {
+                m[next() % m.size()] = static_cast<char>(next());
+            }
+            if (next() % 4 == 0) {
+                m.resize(next() % m.size());
+            }
+            std::uint64_t total = 0;
+            const unpack_result r = unpack_archive(kind, bytes_of(m), limits,
+                                                   [&](const archive_member& member) {
+                                                       total += member.bytes.size();
+                                                       return sink_action::next;
+                                                   });
+            EXPECT_EQ(r.bytes, total);
+        }
+    }
+}
+
+}  // namespace
+}  // namespace ringscan::matcher::detail
