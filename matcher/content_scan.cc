@@ -1,5 +1,6 @@
 #include "matcher/content_scan.h"
 
+#include "matcher/internal/archive.h"
 #include "matcher/internal/engine_impl.h"
 #include "matcher/internal/filetype.h"
 #include "matcher/internal/mime.h"
@@ -144,6 +145,24 @@ private:
     bool space_written_ = false;
 };
 
+/// libclamav's type name of an archive, as .ldb `Container:` names its members' container.
+std::string_view container_name(detail::archive_kind kind) {
+    switch (kind) {
+        case detail::archive_kind::gzip: return "CL_TYPE_GZ";
+        case detail::archive_kind::bzip2: return "CL_TYPE_BZ";
+        case detail::archive_kind::zip: return "CL_TYPE_ZIP";
+        case detail::archive_kind::tar_posix: return "CL_TYPE_POSIX_TAR";
+        case detail::archive_kind::tar_old: return "CL_TYPE_OLD_TAR";
+        case detail::archive_kind::cpio_newc: return "CL_TYPE_CPIO_NEWC";
+        case detail::archive_kind::cpio_crc: return "CL_TYPE_CPIO_CRC";
+        case detail::archive_kind::cpio_odc: return "CL_TYPE_CPIO_ODC";
+        case detail::archive_kind::cpio_old_le:
+        case detail::archive_kind::cpio_old_be: return "CL_TYPE_CPIO_OLD";
+        case detail::archive_kind::none: break;
+    }
+    return {};
+}
+
 /// Kinds whose derived buffers need the whole object after the raw stream has ended. An
 /// image only when its head already shows HTML (an HTML signature further in is missed).
 bool needs_copy(detail::content_kind kind, std::span<const unsigned char> head) {
@@ -197,6 +216,9 @@ struct content_scan::impl {
     detail::content_kind kind = detail::content_kind::binary;
     bool kind_known = false;
     bool kind_needs_copy = false;
+    /// The object is an archive ClamAV unpacks (with ScanArchive): kept whole, its members
+    /// scanned in finish().
+    detail::archive_kind archive = detail::archive_kind::none;
     std::uint64_t fed = 0;  ///< bytes seen by keep_whole()
     /// UTF-16 text on an engine that keeps no objects: normalized and matched as target 7
     /// while it streams (no copy); results taken in finish(), after the raw ones.
@@ -238,6 +260,10 @@ struct content_scan::impl {
         kind = detail::classify_content(head);
         kind_known = true;
         kind_needs_copy = needs_copy(kind, head);
+        if (limits.scan_archive) {
+            archive = detail::detect_archive(head);
+            kind_needs_copy = kind_needs_copy || archive != detail::archive_kind::none;
+        }
         if (kind == detail::content_kind::text_utf16 && !keep_objects &&
             typing != detail::mail_typing::mail) {
             kind_needs_copy = false;
@@ -292,7 +318,9 @@ struct content_scan::impl {
     /// Past ClamAV's HTML normalization limit nothing is derived; whole-object signatures
     /// stop at MaxScanSize.
     [[nodiscard]] std::uint64_t whole_limit() const {
-        return keep_objects ? copy_limit() : std::min(copy_limit(), normalize.max_html_normalize);
+        return keep_objects || archive != detail::archive_kind::none
+                   ? copy_limit()
+                   : std::min(copy_limit(), normalize.max_html_normalize);
     }
 
     void drop_whole_unless_wanted() {
@@ -479,7 +507,8 @@ struct content_scan::impl {
         for (auto& payload : normalized->rfc2397) {
             std::string object(as_chars(payload));
             std::vector<unsigned char>().swap(payload);
-            if (!scan_part(object, depth)) {
+            // The payload is written out as a pseudo-mail ("From html-normalise").
+            if (!scan_part(object, depth, "CL_TYPE_MAIL")) {
                 return;
             }
         }
@@ -523,16 +552,20 @@ struct content_scan::impl {
 
     /// Scans one unpacked object: first what it holds (when it is mail), then its bytes --
     /// the order of cli_magic_scan (type handler before the raw scan).
-    void scan_object(std::string_view bytes, unsigned depth) {
+    void scan_object(std::string_view bytes, unsigned depth, std::string_view container) {
         if (observer) {
             observer(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())), depth);
         }
-        constexpr std::string_view container = "CL_TYPE_MAIL";
         const bool mail = detail::type_mail(bytes, true) == detail::mail_typing::mail;
-        if (depth <= limits.max_recursion && mail) {
+        const detail::archive_kind archive_kind =
+            mail || !limits.scan_archive
+                ? detail::archive_kind::none
+                : detail::detect_archive(
+                      as_unsigned(bytes).first(std::min(bytes.size(), detail::file_type_window)));
+        if (mail) {
             unpack(bytes, depth);
-        } else if (depth > limits.max_recursion) {
-            exceeded = true;
+        } else if (archive_kind != detail::archive_kind::none) {
+            unpack_archive(bytes, archive_kind, depth);
         }
         if (stop) {
             return;
@@ -554,8 +587,14 @@ struct content_scan::impl {
 
     /// One object unpacked from `depth`: counted against ClamAV's limits, then scanned.
     /// False when the limits end the unpacking.
-    bool scan_part(std::string& bytes, unsigned depth) {
+    bool scan_part(std::string& bytes, unsigned depth, std::string_view container) {
         if (stop) {
+            return false;
+        }
+        if (depth + 1 >= limits.max_recursion) {
+            // clamscan --max-recursion=N scans objects nested less than N deep (the members
+            // of a top-level zip need N >= 2, those of a .tar.gz N >= 3).
+            exceeded = true;
             return false;
         }
         if (files >= limits.max_files) {
@@ -576,7 +615,7 @@ struct content_scan::impl {
             return false;
         }
         scanned += size;
-        scan_object(bytes, depth + 1);
+        scan_object(bytes, depth + 1, container);
         std::string().swap(bytes);
         return true;
     }
@@ -590,10 +629,32 @@ struct content_scan::impl {
             exceeded = true;
         }
         for (auto& part : parts) {
-            if (!scan_part(part.bytes, depth)) {
+            if (!scan_part(part.bytes, depth, "CL_TYPE_MAIL")) {
                 return;
             }
         }
+    }
+
+    /// Unpacks an archive and scans its members in archive order, each as its own object
+    /// (nested archives and mails unpacked in turn, up to MaxRecursion).
+    void unpack_archive(std::string_view bytes, detail::archive_kind format, unsigned depth) {
+        detail::archive_limits room;
+        room.max_file_size = limits.max_file_size;
+        room.max_scan_size = limits.max_scan_size > scanned ? limits.max_scan_size - scanned : 0;
+        room.max_files = limits.max_files > files ? limits.max_files - files : 0;
+        if (room.max_scan_size == 0 || room.max_files == 0) {
+            exceeded = true;
+            return;
+        }
+        const std::string_view container = container_name(format);
+        std::string member;
+        const auto unpacked = detail::unpack_archive(
+            format, as_unsigned(bytes), room, [&](const detail::archive_member& found) {
+                member.assign(reinterpret_cast<const char*>(found.bytes.data()), found.bytes.size());
+                return scan_part(member, depth, container) ? detail::sink_action::next
+                                                           : detail::sink_action::stop;
+            });
+        exceeded = exceeded || unpacked.limit_hit();
     }
 
     verdict finish() {
@@ -633,6 +694,10 @@ struct content_scan::impl {
                 scan_html(object, object_kind, 0, {});
             }
         } else {
+            if (archive != detail::archive_kind::none && !whole_truncated && !mail) {
+                // clamscan reports an archive's members before the archive's own bytes.
+                unpack_archive(object, archive, 0);
+            }
             if (mode == scan_mode::all_matches) {
                 for (const auto name : raw.matches()) {
                     add_name(name);

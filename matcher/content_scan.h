@@ -26,6 +26,7 @@ struct content_limits {
     unsigned max_recursion = 17;                 ///< nested mails and multipart levels
     unsigned max_files = 10000;                  ///< objects scanned out of one mail
     bool scan_mail = true;                       ///< false: raw bytes only
+    bool scan_archive = true;  ///< ScanArchive: unpack zip, gzip, bzip2, tar, cpio members
 };
 
 /// An object as clamd scans it: the raw bytes through the engine as they arrive (a

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -650,6 +651,68 @@ TEST_F(ClamscanMailParity, MakeMailCorpusSameVerdicts) {
         ++mails;
     }
     EXPECT_GE(mails, 40);
+}
+
+}  // namespace
+}  // namespace ringscan::matcher
+
+namespace ringscan::matcher {
+namespace {
+
+// Archives are unpacked and their members scanned, members first (clamscan 1.4.6 with the
+// main.hdb line below reports Clamav.Test.File-6 for each of these clamav-testfiles, and for
+// a zip holding EICAR stored prints the member's match before the zip's own raw match).
+class ArchiveContent : public ::testing::Test {
+protected:
+    static std::optional<std::string> testfile(const char* name) {
+        std::ifstream in(std::string("/usr/share/clamav-testfiles/") + name, std::ios::binary);
+        if (!in) {
+            return std::nullopt;
+        }
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    void SetUp() override {
+        if (!testfile("clam.zip")) {
+            const char* ci = std::getenv("CI");
+            if (ci != nullptr && std::string_view(ci) == "true") {
+                FAIL() << "clamav-testfiles must be installed under CI";
+            }
+            GTEST_SKIP() << "clamav-testfiles not installed";
+        }
+    }
+    const std::shared_ptr<const engine> compiled_ = engine::compile(parse_signatures(
+        "aa15bcf478d165efd2065190eb473bcb:544:Clamav.Test.File-6\n", "main.hdb", true));
+};
+
+TEST_F(ArchiveContent, MembersOfEveryUnpackedFormatAreScanned) {
+    for (const char* name : {"clam.zip", "clam.tar.gz", "clam.exe.bz2", "clam.bz2.zip",
+                             "clam.newc.cpio", "clam.odc.cpio", "clam.bin-le.cpio",
+                             "clam.bin-be.cpio", "clam_cache_emax.tgz"}) {
+        const auto bytes = testfile(name);
+        ASSERT_TRUE(bytes.has_value()) << name;
+        for (const std::size_t chunk : {std::size_t{0}, std::size_t{333}}) {
+            const scan_result r = scan_content(compiled_, *bytes, scan_mode::first_match, {}, chunk);
+            EXPECT_TRUE(r.v.infected) << name << " chunk " << chunk;
+            EXPECT_EQ(r.v.name, "Clamav.Test.File-6") << name;
+        }
+    }
+}
+
+TEST_F(ArchiveContent, ScanArchiveOffAndLimitsLeaveMembersUnscanned) {
+    const auto bytes = testfile("clam.tar.gz");
+    ASSERT_TRUE(bytes.has_value());
+    content_limits off;
+    off.scan_archive = false;
+    EXPECT_FALSE(scan_content(compiled_, *bytes, scan_mode::first_match, off).v.infected);
+    // clamscan --max-recursion=2 reports clam.tar.gz OK (clam.exe sits 2 levels deep) and
+    // finds it with 3.
+    content_limits shallow;
+    shallow.max_recursion = 2;
+    const scan_result r = scan_content(compiled_, *bytes, scan_mode::first_match, shallow);
+    EXPECT_FALSE(r.v.infected);
+    EXPECT_TRUE(r.exceeded);
+    shallow.max_recursion = 3;
+    EXPECT_TRUE(scan_content(compiled_, *bytes, scan_mode::first_match, shallow).v.infected);
 }
 
 }  // namespace

@@ -142,6 +142,7 @@ void print_help() {
         "    --include=REGEX                      Only scan file names matching REGEX\n"
         "    --include-dir=REGEX                  Only scan directories matching REGEX\n"
         "    --scan-mail[=yes(*)/no]              Scan mail files\n"
+        "    --scan-archive[=yes(*)/no]           Scan archive files (zip, gzip, bzip2, tar, cpio)\n"
         "    --max-filesize=#n                    Files larger than this will be skipped and "
         "assumed clean\n"
         "    --max-scansize=#n                    The maximum amount of data to scan for each "
@@ -210,6 +211,7 @@ enum option_id : int {
     opt_include,
     opt_include_dir,
     opt_scan_mail,
+    opt_scan_archive,
     opt_max_filesize,
     opt_max_scansize,
     opt_max_files,
@@ -247,6 +249,7 @@ std::optional<options> parse_command_line(int argc, char** argv) {
         {"include", required_argument, nullptr, opt_include},
         {"include-dir", required_argument, nullptr, opt_include_dir},
         {"scan-mail", optional_argument, nullptr, opt_scan_mail},
+        {"scan-archive", optional_argument, nullptr, opt_scan_archive},
         {"max-filesize", required_argument, nullptr, opt_max_filesize},
         {"max-scansize", required_argument, nullptr, opt_max_scansize},
         {"max-files", required_argument, nullptr, opt_max_files},
@@ -272,7 +275,6 @@ std::optional<options> parse_command_line(int argc, char** argv) {
         {"scan-pdf", optional_argument, nullptr, opt_ignored_optional_argument},
         {"scan-swf", optional_argument, nullptr, opt_ignored_optional_argument},
         {"scan-html", optional_argument, nullptr, opt_ignored_optional_argument},
-        {"scan-archive", optional_argument, nullptr, opt_ignored_optional_argument},
         {"scan-image", optional_argument, nullptr, opt_ignored_optional_argument},
         {"disable-cache", no_argument, nullptr, opt_ignored_flag},
         {"bell", no_argument, nullptr, opt_ignored_flag},
@@ -343,6 +345,7 @@ std::optional<options> parse_command_line(int argc, char** argv) {
             case opt_include: add_pattern("--include", opts.include); break;
             case opt_include_dir: add_pattern("--include-dir", opts.include_dir); break;
             case opt_scan_mail: set_flag("--scan-mail", opts.limits.scan_mail); break;
+            case opt_scan_archive: set_flag("--scan-archive", opts.limits.scan_archive); break;
             case opt_cache_dir: opts.cache_directory = optarg; break;
             case opt_no_cache: opts.cache_directory.clear(); break;
             case opt_max_filesize: set_size("--max-filesize", opts.limits.max_file_size); break;

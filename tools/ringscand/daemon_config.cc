@@ -126,6 +126,7 @@ daemon_settings settings_from(const proto::clamd_config& config) {
         std::max(1U, clamp_to<unsigned>(config.get_number("MaxRecursion")));
     settings.content_limits.max_files = clamp_to<unsigned>(config.get_number("MaxFiles"));
     settings.content_limits.scan_mail = config.get_bool("ScanMail");
+    settings.content_limits.scan_archive = config.get_bool("ScanArchive");
     settings.alert_exceeds_max = config.get_bool("AlertExceedsMax");
     settings.allow_allmatch_scan = config.get_bool("AllowAllMatchScan");
     settings.max_queue = std::max(1U, clamp_to<unsigned>(config.get_number("MaxQueue")));
