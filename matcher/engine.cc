@@ -218,9 +218,12 @@ void add_expression(const body_signature& body, unsigned id, expression_batch& i
             } else {
                 const std::uint64_t low = body.offset.value;
                 const std::uint64_t high = low + body.offset.max_shift;
-                expression = "^.{" + std::to_string(low) +
-                             (high != low ? "," + std::to_string(high) : std::string()) + "}(?:" +
-                             expression + ")";
+                // Hyperscan refuses an empty repeat (`.{0}`): offset 0 is a plain anchor.
+                const std::string skip =
+                    high == 0 ? std::string()
+                              : ".{" + std::to_string(low) +
+                                    (high != low ? "," + std::to_string(high) : std::string()) + "}";
+                expression = "^" + skip + "(?:" + expression + ")";
             }
             break;
         case match_offset::anchor::end_of_file:

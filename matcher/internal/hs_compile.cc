@@ -6,11 +6,14 @@
 
 namespace ringscan::matcher::detail {
 
-factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id) {
-    auto [it, added] = index_.try_emplace(std::pair(program.factor, program.caseless), next_id);
+factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id,
+                                          bool single_match) {
+    auto [it, added] =
+        index_.try_emplace(std::tuple(program.factor, program.caseless, single_match), next_id);
     if (added) {
         literals_.push_back(program.factor);
-        flags_.push_back(program.caseless ? HS_FLAG_CASELESS : 0U);
+        flags_.push_back((program.caseless ? HS_FLAG_CASELESS : 0U) |
+                         (single_match ? HS_FLAG_SINGLEMATCH : 0U));
         ids_.push_back(next_id);
     }
     return placement{it->second, added};
@@ -75,6 +78,9 @@ struct compile_view {
     }
 };
 
+/// Expressions at least this long are checked alone before the multi compile.
+constexpr std::size_t long_expression = 4096;
+
 /// Why Hyperscan refuses `expression` on its own, or empty when it accepts it.
 std::string refusal_alone(const char* expression, unsigned flags, const hs_expr_ext_t* ext) {
     hs_expr_info_t* info = nullptr;
@@ -97,8 +103,26 @@ hs_database_t* compile_expressions(const expression_batch& batch, unsigned mode,
     for (std::size_t i = 0; i < batch.expressions.size(); ++i) {
         view.add(batch, i);
     }
-    std::size_t refusals = 0;  // in the multi compile (each costs a recompile)
-    bool checked_alone = false;
+    std::vector<std::pair<std::size_t, std::string>> refused_alone;
+    // Very long expressions are the ones Hyperscan refuses on their own ("Pattern length
+    // exceeds limit"): checked alone first (cheap, and only a few), so the multi compile is
+    // not repeated once for each of them -- cold or from the cache alike.
+    for (std::size_t at = view.expressions.size(); at-- > 0;) {
+        if (batch.expressions[view.index[at]].size() < long_expression) {
+            continue;
+        }
+        const std::string reason = refusal_alone(
+            view.expressions[at], view.flags[at],
+            view.extensions.empty() ? nullptr : view.extensions[at]);
+        if (!reason.empty()) {
+            refused_alone.emplace_back(view.index[at], reason);
+            view.erase(at);
+        }
+    }
+    for (auto it = refused_alone.rbegin(); it != refused_alone.rend(); ++it) {
+        refused(it->first, it->second);
+    }
+    std::size_t refusals = 0;
     while (!view.expressions.empty()) {
         hs_compile_request request;
         request.mode = mode;
@@ -115,27 +139,6 @@ hs_database_t* compile_expressions(const expression_batch& batch, unsigned mode,
             refusals >= max_refusals) {
             throw load_error("Hyperscan cannot compile the " + std::string(what) + ": " +
                              failure.message);
-        }
-        // The first refusal: set aside every expression Hyperscan refuses even alone (cheap
-        // parse-level checks) so the expensive multi compile is not repeated once per each.
-        if (!checked_alone) {
-            checked_alone = true;
-            std::vector<std::size_t> refused_alone;
-            for (std::size_t at = 0; at < view.expressions.size(); ++at) {
-                const std::string reason = refusal_alone(
-                    view.expressions[at], view.flags[at],
-                    view.extensions.empty() ? nullptr : view.extensions[at]);
-                if (!reason.empty()) {
-                    refused(view.index[at], reason);
-                    refused_alone.push_back(at);
-                }
-            }
-            for (auto at = refused_alone.rbegin(); at != refused_alone.rend(); ++at) {
-                view.erase(*at);
-            }
-            if (!refused_alone.empty()) {
-                continue;
-            }
         }
         refused(view.index[*failure.failing_index], failure.message);
         view.erase(*failure.failing_index);

@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -37,7 +38,9 @@ public:
         std::uint32_t id = 0;
         bool added = false;
     };
-    placement add(const verify_program& program, std::uint32_t next_id);
+    /// `single_match`: Hyperscan may report the factor once per scan (HS_FLAG_SINGLEMATCH):
+    /// only for factors whose every hit is a whole match needed once.
+    placement add(const verify_program& program, std::uint32_t next_id, bool single_match = false);
 
     [[nodiscard]] std::size_t size() const { return literals_.size(); }
     [[nodiscard]] bool empty() const { return literals_.empty(); }
@@ -50,7 +53,7 @@ private:
     std::vector<std::string> literals_;
     std::vector<unsigned> flags_;
     std::vector<unsigned> ids_;
-    std::map<std::pair<std::string, bool>, std::uint32_t, std::less<>> index_;
+    std::map<std::tuple<std::string, bool, bool>, std::uint32_t, std::less<>> index_;
 };
 
 /// Full Hyperscan expressions of one database.
@@ -69,10 +72,10 @@ struct expression_batch {
 using refusal_handler = std::function<void(std::size_t index, const std::string& reason)>;
 
 /// Compiles `batch` (nullptr when it is empty or every expression was refused). An
-/// expression Hyperscan refuses -- alone (hs_expression_info) or in the multi compile,
-/// where it names it -- is reported to `refused` and left out. More than `max_refusals`
-/// in the multi compile (each costs a recompile), or a failure naming no expression,
-/// throws load_error naming `what`.
+/// expression Hyperscan refuses -- very long ones checked alone (hs_expression_info), the
+/// others named by the multi compile -- is reported to `refused` and left out. More than
+/// `max_refusals` in the multi compile (each costs a recompile), or a failure naming no
+/// expression, throws load_error naming `what`.
 [[nodiscard]] hs_database_t* compile_expressions(const expression_batch& batch, unsigned mode,
                                                  compile_context& context,
                                                  const refusal_handler& refused,

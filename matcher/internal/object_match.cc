@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <limits>
 #include <utility>
 
@@ -30,6 +32,20 @@ constexpr std::size_t max_object_bytes = std::numeric_limits<unsigned int>::max(
 // ({0-4000}AABB) could otherwise claim thousands of starts for one hit.
 constexpr std::uint64_t max_starts_per_hit = 4096;
 
+/// One match of a chain segment: any start in [start_low, start_high] with end `end`.
+struct segment_hit {
+    std::uint32_t chain = 0;
+    std::uint32_t segment = 0;
+    std::uint64_t start_low = 0;
+    std::uint64_t start_high = 0;
+    std::uint64_t end = 0;
+
+    bool operator<(const segment_hit& other) const {
+        return std::tie(chain, segment, end, start_low) <
+               std::tie(other.chain, other.segment, other.end, other.start_low);
+    }
+};
+
 /// Every start position of every subsignature match in one object.
 struct hit_collector {
     const object_database& db;
@@ -37,6 +53,8 @@ struct hit_collector {
     std::vector<std::pair<std::uint32_t, std::uint64_t>> factor_hits;  ///< factor, end
     /// (subsig index, start) for every match found; sorted and made unique later.
     std::vector<std::pair<std::uint32_t, std::uint64_t>> starts;
+    /// Matches of chain segments, joined into whole matches by resolve_chains().
+    std::vector<segment_hit> segment_hits;
     bool error = false;
 };
 
@@ -62,6 +80,10 @@ int on_direct(unsigned int id, unsigned long long /*from*/, unsigned long long t
     // the start.
     const std::uint64_t start = to > pattern.min_length ? to - pattern.min_length : 0;
     try {
+        if (pattern.chain != object_pattern::no_chain) {
+            c->segment_hits.push_back(segment_hit{pattern.chain, pattern.segment, start, start, to});
+            return 0;
+        }
         c->starts.emplace_back(c->db.signatures[pattern.signature].first_subsig + pattern.subsig,
                                start);
     } catch (...) {
@@ -100,14 +122,88 @@ void verify_factor_hits(hit_collector& collector) {
         for (std::uint32_t k = factor.first; k < factor.first + factor.count; ++k) {
             const object_pattern& pattern = db.patterns[db.factor_patterns[k]];
             const std::uint32_t subsig = db.signatures[pattern.signature].first_subsig + pattern.subsig;
-            for (const auto& [low, high] :
-                 verify_starts(db.programs[pattern.program], window, factor_end)) {
+            const verify_program& program = db.programs[pattern.program];
+            if (pattern.chain != object_pattern::no_chain) {
+                // Every start of this hit pairs with its earliest end (prefix and suffix
+                // of the factor match independently).
+                const auto intervals = verify_starts(program, window, factor_end);
+                if (intervals.empty()) {
+                    continue;
+                }
+                const std::uint64_t end = verify(program, window, factor_end).value_or(factor_end);
+                for (const auto& [low, high] : intervals) {
+                    collector.segment_hits.push_back(
+                        segment_hit{pattern.chain, pattern.segment, low, high, end});
+                }
+                continue;
+            }
+            for (const auto& [low, high] : verify_starts(program, window, factor_end)) {
                 const std::uint64_t last = std::min(high, low + max_starts_per_hit - 1);
                 for (std::uint64_t start = low; start <= last; ++start) {
                     collector.starts.emplace_back(subsig, start);
                 }
             }
         }
+    }
+}
+
+/// Joins segment matches into whole matches, counted the way clamscan 1.4.6 counts `*`
+/// subsignatures: once per match of the last segment that completes a chain (each later
+/// segment starting at least its gap after the end of the one before). The start recorded
+/// for such a match is the latest first-segment start that leads to it, so matches ending
+/// apart stay apart ("ABCD*EFGH" twice in a row counts 2; two ABCDs before one EFGH, 1).
+void resolve_chains(hit_collector& collector) {
+    auto& hits = collector.segment_hits;
+    std::sort(hits.begin(), hits.end());  // by chain, segment, end
+    struct reached {
+        std::uint64_t end = 0;
+        std::uint64_t origin = 0;  ///< latest first-segment start leading here
+    };
+    std::vector<reached> previous;
+    std::vector<reached> current;
+    for (std::size_t first = 0; first < hits.size();) {
+        const std::uint32_t chain_index = hits[first].chain;
+        const pattern_chain& chain = collector.db.chains[chain_index];
+        const auto segments = static_cast<std::uint32_t>(chain.gaps.size());
+        previous.clear();
+        std::size_t at = first;
+        for (std::uint32_t k = 0; k < segments; ++k) {
+            current.clear();
+            // `previous` is sorted by end with a running maximum of origins, so the best
+            // predecessor of a hit starting at s is the last one ending by s - gap.
+            for (; at < hits.size() && hits[at].chain == chain_index && hits[at].segment == k; ++at) {
+                const segment_hit& hit = hits[at];
+                if (k == 0) {
+                    current.push_back(reached{hit.end, hit.start_high});
+                    continue;
+                }
+                if (hit.start_high < chain.gaps[k]) {
+                    continue;
+                }
+                const std::uint64_t latest_end = hit.start_high - chain.gaps[k];
+                const auto after = std::upper_bound(
+                    previous.begin(), previous.end(), latest_end,
+                    [](std::uint64_t end, const reached& r) { return end < r.end; });
+                if (after != previous.begin()) {
+                    current.push_back(reached{hit.end, std::prev(after)->origin});
+                }
+            }
+            if (k + 1 < segments) {
+                std::sort(current.begin(), current.end(),
+                          [](const reached& x, const reached& y) { return x.end < y.end; });
+                for (std::size_t i = 1; i < current.size(); ++i) {
+                    current[i].origin = std::max(current[i].origin, current[i - 1].origin);
+                }
+            }
+            std::swap(previous, current);
+        }
+        for (const reached& r : previous) {
+            collector.starts.emplace_back(chain.subsig, r.origin);
+        }
+        while (at < hits.size() && hits[at].chain == chain_index) {
+            ++at;
+        }
+        first = at;
     }
 }
 
@@ -132,13 +228,8 @@ struct compile_state {
     std::vector<std::vector<std::uint32_t>> factor_members;
 };
 
-void add_object_pattern(object_database& db, std::uint32_t signature, std::uint32_t subsig,
-                        const std::vector<hex_token>& tokens, compile_state& state) {
-    object_pattern pattern;
-    pattern.signature = signature;
-    pattern.subsig = subsig;
-    pattern.min_length = width_of(tokens).first;
-    const auto id = static_cast<std::uint32_t>(db.patterns.size());
+/// group_input of a signature's target group, created on first use.
+group_input& input_of(object_database& db, std::uint32_t signature, compile_state& state) {
     const std::uint8_t target = db.signatures[signature].target;
     int& slot = db.group_of[target];
     if (slot < 0) {
@@ -146,10 +237,49 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
         db.groups.emplace_back().target = target;
         state.inputs.emplace_back();
     }
-    auto& input = state.inputs[static_cast<std::size_t>(slot)];
+    return state.inputs[static_cast<std::size_t>(slot)];
+}
+
+void add_direct(group_input& input, std::string expression, unsigned flags, std::uint32_t id,
+                const hs_expr_ext_t& ext) {
+    input.expressions.expressions.push_back(std::move(expression));
+    input.expressions.flags.push_back(flags);
+    input.expressions.ids.push_back(id);
+    input.expressions.extensions.push_back(ext);
+}
+
+void add_object_segment(object_database& db, std::uint32_t signature, std::uint32_t subsig,
+                        const std::vector<hex_token>& tokens, compile_state& state,
+                        std::uint32_t chain, std::uint32_t segment, bool needed_once) {
+    object_pattern pattern;
+    pattern.signature = signature;
+    pattern.subsig = subsig;
+    pattern.chain = chain;
+    pattern.segment = segment;
+    pattern.min_length = width_of(tokens).first;
+    const auto id = static_cast<std::uint32_t>(db.patterns.size());
+    group_input& input = input_of(db, signature, state);
+    // A match needed once whose factor hit is the whole match (nothing to verify): Hyperscan
+    // reports it once, instead of at every occurrence of e.g. `0000` in a binary.
+    const bool whole_pattern = chain == object_pattern::no_chain;
+    const body_offset& offset = db.subsigs[db.signatures[signature].first_subsig + subsig].offset;
+    const auto width = width_of(tokens);
+    if (whole_pattern && offset.from == body_offset::anchor::absolute && width.second) {
+        // `n[,m]:`: Hyperscan reports only ends in range, instead of every occurrence of a
+        // short pattern such as `14:0000` anywhere in the object.
+        hs_expr_ext_t ext{};
+        ext.flags = HS_EXT_FLAG_MIN_OFFSET | HS_EXT_FLAG_MAX_OFFSET;
+        ext.min_offset = static_cast<unsigned long long>(offset.value) + width.first;
+        ext.max_offset = static_cast<unsigned long long>(offset.value) + offset.max_shift + *width.second;
+        add_direct(input, expression_of(tokens), HS_FLAG_DOTALL | (needed_once ? HS_FLAG_SINGLEMATCH : 0U),
+                   id, ext);
+        db.patterns.push_back(pattern);
+        return;
+    }
     if (auto plan = plan_prefilter(tokens, widest_verified_object_pattern)) {
         pattern.program = static_cast<std::uint32_t>(db.programs.size());
-        const auto placed = input.factors.add(*plan, static_cast<std::uint32_t>(db.factors.size()));
+        const auto placed = input.factors.add(*plan, static_cast<std::uint32_t>(db.factors.size()),
+                                              needed_once && whole_pattern && plan->trivial());
         if (placed.added) {
             db.factors.emplace_back();
             state.factor_members.emplace_back();
@@ -159,11 +289,80 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
         state.factor_members[placed.id].push_back(id);
         db.programs.push_back(std::move(*plan));
     } else {
-        input.expressions.expressions.push_back(expression_of(tokens));
-        input.expressions.flags.push_back(HS_FLAG_DOTALL);
-        input.expressions.ids.push_back(id);
+        add_direct(input, expression_of(tokens),
+                   HS_FLAG_DOTALL | (needed_once && whole_pattern ? HS_FLAG_SINGLEMATCH : 0U), id, {});
     }
     db.patterns.push_back(pattern);
+}
+
+/// The pattern cut at its top-level unbounded gaps (each segment non-empty), with the
+/// least gap before each segment; a single segment when there is nothing to cut.
+std::pair<std::vector<std::vector<hex_token>>, std::vector<std::uint32_t>> split_at_unbounded(
+    const std::vector<hex_token>& tokens) {
+    std::vector<std::vector<hex_token>> segments(1);
+    std::vector<std::uint32_t> gaps{0};
+    for (const hex_token& t : tokens) {
+        if (t.what == hex_token::kind::gap && t.unbounded) {
+            segments.emplace_back();
+            gaps.push_back(t.low);
+        } else {
+            segments.back().push_back(t);
+        }
+    }
+    const bool all_present = std::none_of(segments.begin(), segments.end(),
+                                          [](const auto& segment) { return segment.empty(); });
+    if (segments.size() == 1 || !all_present) {
+        return {{tokens}, {0}};
+    }
+    return {std::move(segments), std::move(gaps)};
+}
+
+/// Whether one match of subsignature `index` tells the signature all it can use of it:
+/// found anywhere (`*` offset), counted neither by the expression nor by a PCRE trigger,
+/// and read by no byte compare. Then further matches need not be reported at all.
+bool needed_once(const logical_signature& logic, std::uint32_t index) {
+    const auto& sub = logic.subsignatures[index];
+    const auto* hex = std::get_if<hex_subsignature>(&sub);
+    if (hex == nullptr || hex->offset.from != body_offset::anchor::any) {
+        return false;
+    }
+    for (const auto& node : logic.expression.nodes) {
+        if (node.compare != logical_expression::comparison::none &&
+            (!node.leaf || node.subsig == index)) {
+            return false;  // counted (a block's count covers every subsignature under it)
+        }
+    }
+    for (const auto& other : logic.subsignatures) {
+        if (const auto* compare = std::get_if<byte_compare_subsignature>(&other);
+            compare != nullptr && compare->reference == index) {
+            return false;
+        }
+        if (const auto* pcre = std::get_if<pcre_subsignature>(&other); pcre != nullptr) {
+            for (const auto& node : pcre->trigger.nodes) {
+                if (node.compare != logical_expression::comparison::none &&
+                    (!node.leaf || node.subsig == index)) {
+                    return false;  // a trigger counting it
+                }
+            }
+        }
+    }
+    return true;
+}
+
+void add_object_pattern(object_database& db, std::uint32_t signature, std::uint32_t subsig,
+                        const std::vector<hex_token>& tokens, compile_state& state) {
+    const bool once = needed_once(*db.signatures[signature].logic, subsig);
+    auto [segments, gaps] = split_at_unbounded(tokens);
+    if (segments.size() == 1) {
+        add_object_segment(db, signature, subsig, tokens, state, object_pattern::no_chain, 0, once);
+        return;
+    }
+    const auto chain = static_cast<std::uint32_t>(db.chains.size());
+    db.chains.push_back(pattern_chain{db.signatures[signature].first_subsig + subsig, std::move(gaps)});
+    for (std::size_t k = 0; k < segments.size(); ++k) {
+        add_object_segment(db, signature, subsig, segments[k], state, chain,
+                           static_cast<std::uint32_t>(k), false);
+    }
 }
 
 void finish_object_database(object_database& db, compile_state& state, compile_context& context,
@@ -556,7 +755,7 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
     }
     object_view object{bytes, info ? &*info : nullptr, header_failed, &context};
 
-    hit_collector collector{db, bytes, {}, {}, false};
+    hit_collector collector{db, bytes, {}, {}, {}, false};
     std::vector<std::uint32_t> candidates;
     for (const std::uint8_t type : {std::uint8_t{target::any}, context.type}) {
         const int slot = db.group_of[type];
@@ -573,6 +772,7 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
         }
     }
     verify_factor_hits(collector);
+    resolve_chains(collector);
     auto& starts = collector.starts;
     std::sort(starts.begin(), starts.end());
     starts.erase(std::unique(starts.begin(), starts.end()), starts.end());

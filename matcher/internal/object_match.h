@@ -23,6 +23,7 @@
 #include <pcre2.h>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -41,6 +42,20 @@ struct object_pattern {
     std::uint32_t subsig = 0;
     std::uint32_t program = no_program;  ///< into object_database::programs
     std::uint32_t min_length = 0;
+    /// A segment of a pattern split at its unbounded gaps (`*`, `{n-}`): the chain
+    /// (object_database::chains) and which segment; no_chain for a whole pattern.
+    std::uint32_t chain = no_chain;
+    std::uint32_t segment = 0;
+    static constexpr std::uint32_t no_chain = std::numeric_limits<std::uint32_t>::max();
+};
+
+/// A pattern found as bounded segments in order, each at least `gaps[k]` bytes after the
+/// end of the one before (gaps[0] unused) -- the way ClamAV's matcher splits `*` patterns.
+/// Hyperscan compiles wide bounded repeats mixed with unbounded ones very slowly; as
+/// segments every part gets its own factor and exact verification instead.
+struct pattern_chain {
+    std::uint32_t subsig = 0;  ///< object_database::subsigs index
+    std::vector<std::uint32_t> gaps;
 };
 
 /// A compiled subsignature: where its matches may start, and for PCRE the compiled regex.
@@ -84,6 +99,7 @@ struct object_database {
     std::vector<object_subsig> subsigs;
     std::vector<object_pattern> patterns;
     std::vector<verify_program> programs;
+    std::vector<pattern_chain> chains;
     std::vector<factor_info> factors;
     std::vector<std::uint32_t> factor_patterns;  ///< patterns per factor (factor_info ranges)
     std::vector<object_group> groups;

@@ -316,5 +316,28 @@ TEST(Prefilter, EngineCompileReusesTheCache) {
     std::filesystem::remove_all(directory);
 }
 
+// `*` subsignatures are found as segments and joined; counted as clamscan 1.4.6 counts them
+// (facts from clamscan on these exact files: once per completing match of the last segment).
+TEST(Prefilter, UnboundedSubsignaturesCountLikeClamscan) {
+    const auto found = [](std::string_view expression, std::string_view data) {
+        const auto compiled = engine::compile(parse_signatures(
+            "Chain.Sig;Engine:51-255,Target:0;" + std::string(expression) +
+                ";41424344*45464748{3-}494a4b4c\n",
+            "chain.ldb"));
+        scanner context;
+        content_scan scan(compiled, context, scan_mode::all_matches);
+        scan.feed(as_bytes(data));
+        return scan.finish().infected;
+    };
+    EXPECT_TRUE(found("0", "xxABCDEFGH123IJKLyy"));
+    EXPECT_FALSE(found("0", "xxABCDEFGH12IJKLyy"));   // {3-}: too close
+    EXPECT_FALSE(found("0", "xxEFGHABCD123IJKL"));    // out of order
+    EXPECT_TRUE(found("0=1", "ABCDxxABCDyyEFGH...IJKL"));
+    EXPECT_TRUE(found("0=1", "ABCDEFGHIJKL ABCD EFGH 999IJKL"));
+    EXPECT_TRUE(found("0=2", "ABCD EFGH 999IJKL ABCD EFGH 999IJKL"));
+    EXPECT_FALSE(found("0=2", "ABCD EFGH 999IJKL ABCD EFGH 999IJKL ABCD EFGH 999IJKL"));
+    EXPECT_TRUE(found("0>1", "ABCD EFGH 999IJKL ABCD EFGH 999IJKL ABCD EFGH 999IJKL"));
+}
+
 }  // namespace
 }  // namespace ringscan::matcher
