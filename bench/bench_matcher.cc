@@ -402,15 +402,26 @@ const all_sets& all_signatures() {
     return loaded;
 }
 
-void BM_Corpus(benchmark::State& state, corpus_kind kind) {
+/// The engine over every set, or nullptr after marking the benchmark skipped (real-data
+/// benchmarks off, or the sets missing or refused).
+const all_sets* all_signatures_or_skip(benchmark::State& state) {
     if (!real_benchmarks_enabled(state)) {
-        return;
+        return nullptr;
     }
     const all_sets& loaded = all_signatures();
     if (!loaded.error.empty()) {
         state.SkipWithError(loaded.error.c_str());
+        return nullptr;
+    }
+    return &loaded;
+}
+
+void BM_Corpus(benchmark::State& state, corpus_kind kind) {
+    const all_sets* all = all_signatures_or_skip(state);
+    if (all == nullptr) {
         return;
     }
+    const all_sets& loaded = *all;
     const auto& streams = corpus(kind);
     scanner context;
     std::size_t infected = 0;
@@ -437,15 +448,10 @@ void BM_Corpus(benchmark::State& state, corpus_kind kind) {
 BENCHMARK_CAPTURE(BM_Corpus, bin, corpus_kind::bin)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Corpus, txt, corpus_kind::txt)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Cold start (parse + compile without a cache, measured once when the engine is first
-// built) against a warm start: parse + compile with every Hyperscan database in the cache.
+// Cold start (parse + compile without a cache) against a warm start (parse + compile with
+// every Hyperscan database already in a private cache, filled by one compile first).
 void BM_Compile(benchmark::State& state, bool warm) {
-    if (!real_benchmarks_enabled(state)) {
-        return;
-    }
-    const all_sets& loaded = all_signatures();
-    if (!loaded.error.empty()) {
-        state.SkipWithError(loaded.error.c_str());
+    if (all_signatures_or_skip(state) == nullptr) {
         return;
     }
     namespace fs = std::filesystem;
@@ -538,14 +544,11 @@ std::uint64_t candidate_hits(const hs_database_t* database, bool streaming,
 }
 
 void BM_Target(benchmark::State& state, std::uint8_t target) {
-    if (!real_benchmarks_enabled(state)) {
+    const all_sets* all = all_signatures_or_skip(state);
+    if (all == nullptr) {
         return;
     }
-    const all_sets& loaded = all_signatures();
-    if (!loaded.error.empty()) {
-        state.SkipWithError(loaded.error.c_str());
-        return;
-    }
+    const all_sets& loaded = *all;
     const target_databases db = databases_of(*loaded.compiled, target);
     if (db.literals + db.expressions == 0) {
         state.SkipWithError("no signatures of this target type");
