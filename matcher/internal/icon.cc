@@ -1,5 +1,6 @@
 #include "matcher/internal/icon.h"
 
+#include "matcher/internal/text.h"
 #include <algorithm>
 #include <bitset>
 #include <cmath>
@@ -20,19 +21,6 @@ using u32 = std::uint32_t;
 // .idb lines
 
 constexpr std::size_t hash_digits = 124;
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 /// Reads the hash digits left to right, as cli_loadidb() walks its nibble array.
 class nibble_reader {
@@ -912,7 +900,7 @@ tl::expected<idb_entry, std::string> parse_idb_line(std::string_view line) {
     }
     std::array<u32, hash_digits> nibbles{};
     for (std::size_t i = 0; i < hash_digits; ++i) {
-        const int value = hex_value(hash[i]);
+        const int value = hex_digit_value(hash[i]);
         if (value < 0) {
             return tl::unexpected(std::string("malformed .idb hash (bad chars)"));
         }

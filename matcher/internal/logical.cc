@@ -672,15 +672,7 @@ subsig_result parse_pcre(std::string_view text, unsigned target, std::size_t ind
         }
     }
     // ClamAV compiles every regex when the engine is built; a failure refuses the database.
-    std::uint32_t options = 0;
-    const auto& fl = pcre.flags;
-    options |= fl.caseless ? PCRE2_CASELESS : 0U;
-    options |= fl.dotall ? PCRE2_DOTALL : 0U;
-    options |= fl.multiline ? PCRE2_MULTILINE : 0U;
-    options |= fl.extended ? PCRE2_EXTENDED : 0U;
-    options |= fl.anchored ? PCRE2_ANCHORED : 0U;
-    options |= fl.dollar_end_only ? PCRE2_DOLLAR_ENDONLY : 0U;
-    options |= fl.ungreedy ? PCRE2_UNGREEDY : 0U;
+    const std::uint32_t options = pcre2_compile_options(pcre.flags);
     int code = 0;
     PCRE2_SIZE at = 0;
     pcre2_code* compiled =
@@ -1241,6 +1233,18 @@ bool byte_compare_matches(const byte_compare_subsignature& compare,
         }
     }
     return true;
+}
+
+std::uint32_t pcre2_compile_options(const pcre_flags& flags) {
+    std::uint32_t options = 0;
+    options |= flags.caseless ? PCRE2_CASELESS : 0U;
+    options |= flags.dotall ? PCRE2_DOTALL : 0U;
+    options |= flags.multiline ? PCRE2_MULTILINE : 0U;
+    options |= flags.extended ? PCRE2_EXTENDED : 0U;
+    options |= flags.anchored ? PCRE2_ANCHORED : 0U;
+    options |= flags.dollar_end_only ? PCRE2_DOLLAR_ENDONLY : 0U;
+    options |= flags.ungreedy ? PCRE2_UNGREEDY : 0U;
+    return options;
 }
 
 }  // namespace ringscan::matcher::detail

@@ -182,6 +182,9 @@ struct pcre_flags {
     bool ungreedy = false;        ///< U  PCRE2_UNGREEDY
 };
 
+/// The PCRE2 compile options (PCRE2_CASELESS ...) the flags stand for.
+[[nodiscard]] std::uint32_t pcre2_compile_options(const pcre_flags& flags);
+
 /// `[Offset:]Trigger/regex/[flags]`. The regex is kept verbatim: ClamAV hands it to PCRE
 /// unchanged, so `\x3B` is PCRE's own escape for ';' (a raw ';' inside /.../ is legal too).
 struct pcre_subsignature {

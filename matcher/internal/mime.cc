@@ -1,5 +1,6 @@
 #include "matcher/internal/mime.h"
 
+#include "matcher/internal/text.h"
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -263,19 +264,6 @@ std::size_t parse_headers(line_span lines, bool top, headers& out) {
 }
 
 // --- Decoders --------------------------------------------------------------------------------
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
 
 void copy_lines(line_span lines, std::string& out) {
     for (const auto line : lines) {
@@ -548,9 +536,10 @@ void decode_quoted_printable(std::span<const std::string_view> lines, std::strin
                 soft = true;
                 break;
             }
-            if (i + 2 < line.size() + 0 && hex_value(line[i + 1]) >= 0 &&
-                hex_value(line[i + 2]) >= 0) {
-                out += static_cast<char>(hex_value(line[i + 1]) * 16 + hex_value(line[i + 2]));
+            const int high = i + 2 < line.size() ? hex_digit_value(line[i + 1]) : -1;
+            const int low = i + 2 < line.size() ? hex_digit_value(line[i + 2]) : -1;
+            if (high >= 0 && low >= 0) {
+                out += static_cast<char>(high * 16 + low);
                 i += 2;
             } else {
                 out += '=';

@@ -409,24 +409,12 @@ namespace {
 constexpr std::uint32_t pcre_match_limit = 100000;
 constexpr std::uint32_t pcre_depth_limit = 2000;
 
-std::uint32_t pcre_options(const pcre_flags& flags) {
-    std::uint32_t options = 0;
-    options |= flags.caseless ? PCRE2_CASELESS : 0U;
-    options |= flags.dotall ? PCRE2_DOTALL : 0U;
-    options |= flags.multiline ? PCRE2_MULTILINE : 0U;
-    options |= flags.extended ? PCRE2_EXTENDED : 0U;
-    options |= flags.anchored ? PCRE2_ANCHORED : 0U;
-    options |= flags.dollar_end_only ? PCRE2_DOLLAR_ENDONLY : 0U;
-    options |= flags.ungreedy ? PCRE2_UNGREEDY : 0U;
-    return options;
-}
-
 tl::expected<pcre2_code_ptr, std::string> compile_pcre(const pcre_subsignature& sub) {
     int code = 0;
     PCRE2_SIZE at = 0;
     pcre2_code_ptr regex(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()),
-                                       sub.pattern.size(), pcre_options(sub.flags), &code, &at,
-                                       nullptr));
+                                       sub.pattern.size(), pcre2_compile_options(sub.flags),
+                                       &code, &at, nullptr));
     if (!regex) {
         std::array<PCRE2_UCHAR, 256> message{};
         pcre2_get_error_message(code, message.data(), message.size());
@@ -506,12 +494,8 @@ void compile_objects(const signature_set& signatures, compile_context& context,
             add_object_pattern(*db, index, subsig, tokens, state);
         }
         if (db->signatures.back().always) {
-            int& slot = db->group_of[db->signatures.back().target];
-            if (slot < 0) {
-                slot = static_cast<int>(db->groups.size());
-                db->groups.emplace_back().target = db->signatures.back().target;
-                state.inputs.emplace_back();
-            }
+            static_cast<void>(input_of(*db, index, state));  // creates the group if needed
+            const int slot = db->group_of[db->signatures.back().target];
             db->groups[static_cast<std::size_t>(slot)].signatures.push_back(index);
         }
     }
