@@ -945,6 +945,118 @@ bool evaluate(const logical_expression& expression, std::span<const std::uint32_
     return evaluate_node(expression, expression.root, counts).value;
 }
 
+namespace {
+
+constexpr std::uint64_t unbounded_count = std::numeric_limits<std::uint64_t>::max();
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+    return a > unbounded_count - b ? unbounded_count : a + b;
+}
+
+/// What a node can evaluate to when some counts are unknown: over-approximated, so
+/// `can_be_true == false` is a proof. When true, its count lies in [low, high].
+struct possible_evaluation {
+    bool exact = false;  ///< no unknown count below: `value` and `count` are the result
+    bool can_be_true = false;
+    bool can_be_false = false;
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+    std::uint64_t may_ids = 0;
+};
+
+possible_evaluation exactly(const evaluation& e) {
+    return {true, e.value, !e.value, e.count, e.count, e.ids};
+}
+
+/// The counts a comparison accepts, as [low, high]; empty when low > high.
+std::pair<std::uint64_t, std::uint64_t> accepted_counts(logical_expression::comparison how,
+                                                        std::uint32_t limit) {
+    using comparison = logical_expression::comparison;
+    switch (how) {
+        case comparison::equal:
+            return {limit, limit};
+        case comparison::less:
+            return limit == 0 ? std::pair<std::uint64_t, std::uint64_t>{1, 0}
+                              : std::pair<std::uint64_t, std::uint64_t>{0, limit - 1};
+        case comparison::greater:
+            return {std::uint64_t{limit} + 1, unbounded_count};
+        case comparison::none:
+            return {1, unbounded_count};
+        case comparison::never:
+            break;
+    }
+    return {1, 0};
+}
+
+// NOLINTNEXTLINE(misc-no-recursion)
+possible_evaluation possible_node(const logical_expression& e, std::uint32_t index,
+                                  std::span<const std::uint32_t> counts,
+                                  std::span<const std::uint8_t> unknown) {
+    const auto& n = e.nodes[index];
+    if (n.leaf) {
+        if (n.subsig >= unknown.size() || unknown[n.subsig] == 0) {
+            return exactly(evaluate_node(e, index, counts));
+        }
+        const auto [low, high] = accepted_counts(n.compare, n.count);
+        possible_evaluation p;
+        p.can_be_true = low <= high;
+        p.can_be_false = true;
+        p.low = low;
+        p.high = high;
+        p.may_ids = n.subsig < 64 ? std::uint64_t{1} << n.subsig : 0;
+        return p;
+    }
+    const possible_evaluation left = possible_node(e, n.left, counts, unknown);
+    const possible_evaluation right = possible_node(e, n.right, counts, unknown);
+    if (left.exact && right.exact) {
+        return exactly(evaluate_node(e, index, counts));
+    }
+    possible_evaluation p;
+    if (n.op == '&') {
+        p.can_be_true = left.can_be_true && right.can_be_true;
+        p.can_be_false = left.can_be_false || right.can_be_false;
+        p.low = saturating_add(left.low, right.low);
+        p.high = saturating_add(left.high, right.high);
+        p.may_ids = left.may_ids | right.may_ids;
+    } else {
+        // A false side adds 0 to the count, so the smaller true side bounds it below.
+        p.can_be_true = left.can_be_true || right.can_be_true;
+        p.can_be_false = left.can_be_false && right.can_be_false;
+        p.low = std::min(left.can_be_true ? left.low : unbounded_count,
+                         right.can_be_true ? right.low : unbounded_count);
+        p.high = saturating_add(left.can_be_true ? left.high : 0,
+                                right.can_be_true ? right.high : 0);
+        p.may_ids = (left.can_be_true ? left.may_ids : 0) | (right.can_be_true ? right.may_ids : 0);
+    }
+    if (n.compare == logical_expression::comparison::none) {
+        return p;
+    }
+    // A block's total is its count when true and 0 when false.
+    const auto [accept_low, accept_high] = accepted_counts(n.compare, n.count);
+    const bool enough_ids = n.distinct == 0 ||
+                            static_cast<std::uint32_t>(std::popcount(p.may_ids)) >= n.distinct;
+    const std::uint64_t true_low = std::max(p.low, accept_low);
+    const std::uint64_t true_high = std::min(p.high, accept_high);
+    const bool from_true = p.can_be_true && enough_ids && true_low <= true_high;
+    const bool from_false = p.can_be_false && n.distinct == 0 && accept_low == 0;
+    possible_evaluation block;
+    block.can_be_true = from_true || from_false;
+    block.can_be_false = true;
+    block.low = from_false ? 0 : true_low;
+    block.high = from_true ? true_high : 0;
+    return block;  // a block's ids do not reach the enclosing expression
+}
+
+}  // namespace
+
+bool may_hold(const logical_expression& expression, std::span<const std::uint32_t> counts,
+              std::span<const std::uint8_t> unknown) {
+    if (expression.nodes.empty()) {
+        return false;
+    }
+    return possible_node(expression, expression.root, counts, unknown).can_be_true;
+}
+
 tl::expected<std::vector<std::string>, std::string> modified_hex_texts(
     const hex_subsignature& sub) {
     std::string text = sub.hex;

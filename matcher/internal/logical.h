@@ -100,6 +100,14 @@ struct logical_expression {
 [[nodiscard]] bool evaluate(const logical_expression& expression,
                             std::span<const std::uint32_t> counts);
 
+/// Whether `expression` can still be true when the counts of the subsignatures marked in
+/// `unknown` (index -> nonzero) may take any value and the others are `counts`. A false
+/// answer is exact: no value of the unknown counts makes the expression true, so the work
+/// that would find them (a PCRE run over the whole object) can be skipped.
+[[nodiscard]] bool may_hold(const logical_expression& expression,
+                            std::span<const std::uint32_t> counts,
+                            std::span<const std::uint8_t> unknown);
+
 /// Applies ClamAV's counting rule to one subsignature's matches, fed in scan order.
 class subsignature_counter {
 public:

@@ -39,11 +39,6 @@ struct segment_hit {
     std::uint64_t start_low = 0;
     std::uint64_t start_high = 0;
     std::uint64_t end = 0;
-
-    bool operator<(const segment_hit& other) const {
-        return std::tie(chain, segment, end, start_low) <
-               std::tie(other.chain, other.segment, other.end, other.start_low);
-    }
 };
 
 /// Every start position of every subsignature match in one object.
@@ -113,10 +108,8 @@ void verify_factor_hits(hit_collector& collector) {
     window.chunk = collector.bytes;
     window.end = collector.bytes.size();
     window.stream_ended = true;
-    std::sort(collector.factor_hits.begin(), collector.factor_hits.end());
-    collector.factor_hits.erase(
-        std::unique(collector.factor_hits.begin(), collector.factor_hits.end()),
-        collector.factor_hits.end());
+    // Each (factor, end) comes once (a factor belongs to one group's database) and hits
+    // are verified independently, so they are taken in Hyperscan's order.
     for (const auto& [factor_id, factor_end] : collector.factor_hits) {
         const factor_info& factor = db.factors[factor_id];
         for (std::uint32_t k = factor.first; k < factor.first + factor.count; ++k) {
@@ -147,32 +140,111 @@ void verify_factor_hits(hit_collector& collector) {
     }
 }
 
+/// Where each chain segment's hits sit once grouped: hits of segment id s (see
+/// pattern_chain::first_segment) are grouped[begin[s] .. begin[s + 1]).
+struct grouped_segment_hits {
+    std::vector<segment_hit> grouped;
+    std::vector<std::uint32_t> begin;
+    std::vector<std::uint32_t> chains;  ///< every chain with a hit, once
+
+    std::span<const segment_hit> of(const pattern_chain& chain, std::uint32_t segment) const {
+        const std::uint32_t id = chain.first_segment + segment;
+        return std::span(grouped).subspan(begin[id], begin[id + 1] - begin[id]);
+    }
+};
+
+/// Groups hits by chain segment with a counting sort (linear: a binary can give millions
+/// of hits of a short segment such as 00000000000000).
+grouped_segment_hits group_segment_hits(const object_database& db,
+                                        const std::vector<segment_hit>& hits) {
+    grouped_segment_hits out;
+    out.begin.assign(db.chain_segments + 1, 0);
+    for (const segment_hit& hit : hits) {
+        ++out.begin[db.chains[hit.chain].first_segment + hit.segment + 1];
+    }
+    for (std::size_t s = 1; s < out.begin.size(); ++s) {
+        out.begin[s] += out.begin[s - 1];
+    }
+    std::vector<std::uint32_t> next(out.begin.begin(), out.begin.end() - 1);
+    out.grouped.resize(hits.size());
+    for (const segment_hit& hit : hits) {
+        out.grouped[next[db.chains[hit.chain].first_segment + hit.segment]++] = hit;
+        if (out.chains.empty() || out.chains.back() != hit.chain) {
+            out.chains.push_back(hit.chain);
+        }
+    }
+    std::sort(out.chains.begin(), out.chains.end());
+    out.chains.erase(std::unique(out.chains.begin(), out.chains.end()), out.chains.end());
+    return out;
+}
+
+/// Whether some hit of each segment follows one of the segment before by its gap: the
+/// earliest usable end of each segment is the best one to continue from. Returns the
+/// first segment's start of such a chain.
+std::optional<std::uint64_t> chain_exists(const pattern_chain& chain,
+                                          const grouped_segment_hits& hits) {
+    std::uint64_t origin = 0;
+    std::uint64_t earliest_next_start = 0;
+    for (std::uint32_t k = 0; k < chain.gaps.size(); ++k) {
+        const segment_hit* best = nullptr;
+        for (const segment_hit& hit : hits.of(chain, k)) {
+            if ((k == 0 || hit.start_high >= earliest_next_start) &&
+                (best == nullptr || hit.end < best->end)) {
+                best = &hit;
+            }
+        }
+        if (best == nullptr) {
+            return std::nullopt;
+        }
+        if (k == 0) {
+            origin = best->start_high;
+        }
+        if (k + 1 < chain.gaps.size()) {
+            earliest_next_start = best->end + chain.gaps[k + 1];
+        }
+    }
+    return origin;
+}
+
 /// Joins segment matches into whole matches, counted the way clamscan 1.4.6 counts `*`
 /// subsignatures: once per match of the last segment that completes a chain (each later
 /// segment starting at least its gap after the end of the one before). The start recorded
 /// for such a match is the latest first-segment start that leads to it, so matches ending
 /// apart stay apart ("ABCD*EFGH" twice in a row counts 2; two ABCDs before one EFGH, 1).
 void resolve_chains(hit_collector& collector) {
-    auto& hits = collector.segment_hits;
-    std::sort(hits.begin(), hits.end());  // by chain, segment, end
+    if (collector.segment_hits.empty()) {
+        return;
+    }
+    const object_database& db = collector.db;
+    const grouped_segment_hits hits = group_segment_hits(db, collector.segment_hits);
     struct reached {
         std::uint64_t end = 0;
         std::uint64_t origin = 0;  ///< latest first-segment start leading here
     };
     std::vector<reached> previous;
     std::vector<reached> current;
-    for (std::size_t first = 0; first < hits.size();) {
-        const std::uint32_t chain_index = hits[first].chain;
-        const pattern_chain& chain = collector.db.chains[chain_index];
+    for (const std::uint32_t chain_index : hits.chains) {
+        const pattern_chain& chain = db.chains[chain_index];
         const auto segments = static_cast<std::uint32_t>(chain.gaps.size());
+        bool every_segment_hit = true;
+        for (std::uint32_t k = 0; k < segments && every_segment_hit; ++k) {
+            every_segment_hit = !hits.of(chain, k).empty();
+        }
+        if (!every_segment_hit) {
+            continue;
+        }
+        if (chain.needed_once) {
+            if (const auto origin = chain_exists(chain, hits)) {
+                collector.starts.emplace_back(chain.subsig, *origin);
+            }
+            continue;
+        }
         previous.clear();
-        std::size_t at = first;
         for (std::uint32_t k = 0; k < segments; ++k) {
             current.clear();
             // `previous` is sorted by end with a running maximum of origins, so the best
             // predecessor of a hit starting at s is the last one ending by s - gap.
-            for (; at < hits.size() && hits[at].chain == chain_index && hits[at].segment == k; ++at) {
-                const segment_hit& hit = hits[at];
+            for (const segment_hit& hit : hits.of(chain, k)) {
                 if (k == 0) {
                     current.push_back(reached{hit.end, hit.start_high});
                     continue;
@@ -189,8 +261,9 @@ void resolve_chains(hit_collector& collector) {
                 }
             }
             if (k + 1 < segments) {
-                std::sort(current.begin(), current.end(),
-                          [](const reached& x, const reached& y) { return x.end < y.end; });
+                std::sort(current.begin(), current.end(), [](const reached& x, const reached& y) {
+                    return std::tie(x.end, x.origin) < std::tie(y.end, y.origin);
+                });
                 for (std::size_t i = 1; i < current.size(); ++i) {
                     current[i].origin = std::max(current[i].origin, current[i - 1].origin);
                 }
@@ -200,10 +273,6 @@ void resolve_chains(hit_collector& collector) {
         for (const reached& r : previous) {
             collector.starts.emplace_back(chain.subsig, r.origin);
         }
-        while (at < hits.size() && hits[at].chain == chain_index) {
-            ++at;
-        }
-        first = at;
     }
 }
 
@@ -250,7 +319,7 @@ void add_direct(group_input& input, std::string expression, unsigned flags, std:
 
 void add_object_segment(object_database& db, std::uint32_t signature, std::uint32_t subsig,
                         const std::vector<hex_token>& tokens, compile_state& state,
-                        std::uint32_t chain, std::uint32_t segment, bool needed_once) {
+                        std::uint32_t chain, std::uint32_t segment, bool first_match_only) {
     object_pattern pattern;
     pattern.signature = signature;
     pattern.subsig = subsig;
@@ -259,8 +328,8 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
     pattern.min_length = width_of(tokens).first;
     const auto id = static_cast<std::uint32_t>(db.patterns.size());
     group_input& input = input_of(db, signature, state);
-    // A match needed once whose factor hit is the whole match (nothing to verify): Hyperscan
-    // reports it once, instead of at every occurrence of e.g. `0000` in a binary.
+    // When only the first match is used and the factor hit is the whole match (nothing to
+    // verify), Hyperscan reports it once instead of at every occurrence of e.g. `0000`.
     const bool whole_pattern = chain == object_pattern::no_chain;
     const body_offset& offset = db.subsigs[db.signatures[signature].first_subsig + subsig].offset;
     const auto width = width_of(tokens);
@@ -271,15 +340,15 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
         ext.flags = HS_EXT_FLAG_MIN_OFFSET | HS_EXT_FLAG_MAX_OFFSET;
         ext.min_offset = static_cast<unsigned long long>(offset.value) + width.first;
         ext.max_offset = static_cast<unsigned long long>(offset.value) + offset.max_shift + *width.second;
-        add_direct(input, expression_of(tokens), HS_FLAG_DOTALL | (needed_once ? HS_FLAG_SINGLEMATCH : 0U),
-                   id, ext);
+        add_direct(input, expression_of(tokens),
+                   HS_FLAG_DOTALL | (first_match_only ? HS_FLAG_SINGLEMATCH : 0U), id, ext);
         db.patterns.push_back(pattern);
         return;
     }
     if (auto plan = plan_prefilter(tokens, widest_verified_object_pattern)) {
         pattern.program = static_cast<std::uint32_t>(db.programs.size());
         const auto placed = input.factors.add(*plan, static_cast<std::uint32_t>(db.factors.size()),
-                                              needed_once && whole_pattern && plan->trivial());
+                                              first_match_only && plan->trivial());
         if (placed.added) {
             db.factors.emplace_back();
             state.factor_members.emplace_back();
@@ -290,7 +359,7 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
         db.programs.push_back(std::move(*plan));
     } else {
         add_direct(input, expression_of(tokens),
-                   HS_FLAG_DOTALL | (needed_once && whole_pattern ? HS_FLAG_SINGLEMATCH : 0U), id, {});
+                   HS_FLAG_DOTALL | (first_match_only ? HS_FLAG_SINGLEMATCH : 0U), id, {});
     }
     db.patterns.push_back(pattern);
 }
@@ -358,10 +427,13 @@ void add_object_pattern(object_database& db, std::uint32_t signature, std::uint3
         return;
     }
     const auto chain = static_cast<std::uint32_t>(db.chains.size());
-    db.chains.push_back(pattern_chain{db.signatures[signature].first_subsig + subsig, std::move(gaps)});
+    db.chains.push_back(pattern_chain{db.signatures[signature].first_subsig + subsig,
+                                      std::move(gaps), db.chain_segments, once});
+    db.chain_segments += static_cast<std::uint32_t>(segments.size());
+    // A chain that only has to exist continues best from its earliest first segment.
     for (std::size_t k = 0; k < segments.size(); ++k) {
         add_object_segment(db, signature, subsig, segments[k], state, chain,
-                           static_cast<std::uint32_t>(k), false);
+                           static_cast<std::uint32_t>(k), once && k == 0);
     }
 }
 
@@ -634,6 +706,7 @@ bool signature_matches(const object_database& db, const object_signature& signat
     const std::size_t n = logic.subsignatures.size();
     std::vector<std::uint32_t> counts(n, 0);
     std::vector<std::optional<std::uint64_t>> last_start(n);
+    std::vector<std::uint8_t> unknown(n, 0);  ///< PCRE subsignatures not run yet
     // `starts` holds this signature's (subsig, start) pairs, sorted.
     std::size_t at = 0;
     for (std::size_t k = 0; k < n; ++k) {
@@ -658,11 +731,8 @@ bool signature_matches(const object_database& db, const object_signature& signat
                 ++counts[k];
                 last_start[k] = start;
             }
-        } else if (const auto* pcre = std::get_if<pcre_subsignature>(&variant)) {
-            if (pcre->trigger.nodes.empty() ||
-                evaluate(pcre->trigger, std::span<const std::uint32_t>(counts.data(), k))) {
-                counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
-            }
+        } else if (std::holds_alternative<pcre_subsignature>(variant)) {
+            unknown[k] = 1;
         } else if (const auto* compare = std::get_if<byte_compare_subsignature>(&variant)) {
             const auto reference = compare->reference;
             if (reference < k && last_start[reference] &&
@@ -670,6 +740,23 @@ bool signature_matches(const object_database& db, const object_signature& signat
                 counts[k] = 1;
             }
         }
+    }
+    // PCREs last, in subsignature order (a trigger may count an earlier PCRE), and only
+    // while their counts can still change the verdict: each is a pass over the object.
+    for (std::size_t k = 0; k < n; ++k) {
+        const auto* pcre = std::get_if<pcre_subsignature>(&logic.subsignatures[k]);
+        if (pcre == nullptr) {
+            continue;
+        }
+        if (!may_hold(logic.expression, counts, unknown)) {
+            return false;
+        }
+        if (pcre->trigger.nodes.empty() ||
+            evaluate(pcre->trigger, std::span<const std::uint32_t>(counts.data(), k))) {
+            const object_subsig& sub = db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
+            counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
+        }
+        unknown[k] = 0;
     }
     return evaluate(logic.expression, counts);
 }

@@ -56,6 +56,12 @@ struct object_pattern {
 struct pattern_chain {
     std::uint32_t subsig = 0;  ///< object_database::subsigs index
     std::vector<std::uint32_t> gaps;
+    /// Numbers this chain's segments first_segment, first_segment + 1, ... among the
+    /// segments of every chain, so hits group by segment without sorting.
+    std::uint32_t first_segment = 0;
+    /// Only whether the chain matches is used (see needed_once()): its first segment is
+    /// reported once and the chain is joined greedily instead of counted.
+    bool needed_once = false;
 };
 
 /// A compiled subsignature: where its matches may start, and for PCRE the compiled regex.
@@ -100,6 +106,7 @@ struct object_database {
     std::vector<object_pattern> patterns;
     std::vector<verify_program> programs;
     std::vector<pattern_chain> chains;
+    std::uint32_t chain_segments = 0;  ///< segments of all chains together
     std::vector<factor_info> factors;
     std::vector<std::uint32_t> factor_patterns;  ///< patterns per factor (factor_info ranges)
     std::vector<object_group> groups;

@@ -186,6 +186,61 @@ TEST(LogicalExpression, EvaluatesLikeClamscan) {
     EXPECT_TRUE(eval("0=0&1", {0, 1}));
 }
 
+// may_hold: a PCRE whose count cannot change the verdict is not run. It must never say
+// "cannot hold" when some count makes the expression true (checked exhaustively over small
+// counts), and should see the common cases where the rest already decides.
+TEST(LogicalExpression, MayHoldIsSoundAgainstEveryCount) {
+    const std::vector<std::string_view> expressions = {
+        "0&1",         "0|1",           "0&1&2",        "(0|1)>2",       "(0|1)=3",
+        "(0&1)=0",     "0&1=0",         "(0|1|2)>1,2",  "(0|1)<2",       "((0|1)>2|2)>3",
+        "1<3&0",       "(0&1&2)>3,3",   "0>2|1=1",      "(0|2)=0&1",     "((0|1)>1,2&2)=0"};
+    for (const std::string_view text : expressions) {
+        const auto e = parse_logical_expression(text);
+        ASSERT_TRUE(e) << text;
+        for (std::uint32_t unknown_index = 0; unknown_index < 3; ++unknown_index) {
+            std::vector<std::uint8_t> unknown(3, 0);
+            unknown[unknown_index] = 1;
+            for (std::uint32_t a = 0; a < 5; ++a) {
+                for (std::uint32_t b = 0; b < 5; ++b) {
+                    std::vector<std::uint32_t> counts = {a, b, 0};
+                    if (unknown_index != 2) {
+                        counts[unknown_index] = 0;
+                        counts[unknown_index == 0 ? 1 : 0] = a;
+                        counts[2] = b;
+                    }
+                    bool some_count_holds = false;
+                    for (std::uint32_t v = 0; v < 8 && !some_count_holds; ++v) {
+                        auto trial = counts;
+                        trial[unknown_index] = v;
+                        some_count_holds = evaluate(*e, trial);
+                    }
+                    if (some_count_holds) {
+                        EXPECT_TRUE(may_hold(*e, counts, unknown))
+                            << text << " unknown " << unknown_index << " counts " << counts[0]
+                            << "," << counts[1] << "," << counts[2];
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST(LogicalExpression, MayHoldSeesWhenTheRestDecides) {
+    const auto check = [](std::string_view text, std::vector<std::uint32_t> counts,
+                          std::vector<std::uint8_t> unknown) {
+        const auto e = parse_logical_expression(text);
+        EXPECT_TRUE(e) << text;
+        return e && may_hold(*e, counts, unknown);
+    };
+    EXPECT_FALSE(check("0&1&2", {1, 0, 0}, {0, 0, 1}));  // 1 missing: the PCRE cannot help
+    EXPECT_TRUE(check("0&1&2", {1, 1, 0}, {0, 0, 1}));
+    EXPECT_TRUE(check("0|2", {0, 0, 0}, {0, 0, 1}));
+    EXPECT_FALSE(check("(0|2)>5", {1, 0, 0}, {0, 0, 0}));   // nothing unknown: exact
+    EXPECT_TRUE(check("(0|2)>5", {1, 0, 0}, {0, 0, 1}));
+    EXPECT_FALSE(check("(0|1|2)>1,3", {1, 0, 0}, {0, 0, 1}));  // 1 absent: at most 2 ids
+    EXPECT_FALSE(check("0=1&2", {3, 0, 0}, {0, 0, 1}));
+}
+
 TEST(LogicalExpression, RecordsHighestSubsignature) {
     const auto e = parse_logical_expression("(0|5)>2,2&3");
     ASSERT_TRUE(e);
