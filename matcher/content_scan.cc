@@ -391,7 +391,8 @@ struct content_scan::impl {
         object.type = type;
         object.container = container;
         std::vector<std::string_view> found;
-        if (!detail::match_object(state, scratch_owner.scratch.get(), view, object, mode, found)) {
+        if (!detail::match_object(state, scratch_owner.scratch.get(), scratch_owner.objects,
+                                  view, object, mode, found)) {
             error = true;
         }
         for (const auto name : found) {

@@ -4,6 +4,7 @@
 /// sees the classes in matcher/engine.h.
 
 #include "matcher/engine.h"
+#include "matcher/internal/object_scratch.h"
 #include "matcher/internal/prefilter.h"
 
 #include <hs/hs.h>
@@ -237,6 +238,7 @@ struct engine::impl {
 struct scanner::impl {
     detail::hs_scratch_ptr scratch;
     std::uint64_t sized_for = 0;  ///< engine id the scratch was last (re)allocated for
+    detail::object_scratch objects;  ///< hit lists of whole-object matching
 
     /// Makes the scratch valid for `compiled`. False when Hyperscan cannot allocate it.
     [[nodiscard]] bool prepare(const engine::impl& compiled) noexcept;

@@ -32,24 +32,11 @@ constexpr std::size_t max_object_bytes = std::numeric_limits<unsigned int>::max(
 // ({0-4000}AABB) could otherwise claim thousands of starts for one hit.
 constexpr std::uint64_t max_starts_per_hit = 4096;
 
-/// One match of a chain segment: any start in [start_low, start_high] with end `end`.
-struct segment_hit {
-    std::uint32_t chain = 0;
-    std::uint32_t segment = 0;
-    std::uint64_t start_low = 0;
-    std::uint64_t start_high = 0;
-    std::uint64_t end = 0;
-};
-
 /// Every start position of every subsignature match in one object.
 struct hit_collector {
     const object_database& db;
     std::span<const unsigned char> bytes;
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> factor_hits;  ///< factor, end
-    /// (subsig index, start) for every match found; sorted and made unique later.
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> starts;
-    /// Matches of chain segments, joined into whole matches by resolve_chains().
-    std::vector<segment_hit> segment_hits;
+    object_scratch& lists;
     bool error = false;
 };
 
@@ -57,7 +44,7 @@ int on_factor(unsigned int id, unsigned long long /*from*/, unsigned long long t
               unsigned int /*flags*/, void* context) {
     auto* c = static_cast<hit_collector*>(context);
     try {
-        c->factor_hits.emplace_back(id, to);
+        c->lists.factor_hits.emplace_back(id, to);
     } catch (...) {
         c->error = true;
         return 1;
@@ -76,10 +63,10 @@ int on_direct(unsigned int id, unsigned long long /*from*/, unsigned long long t
     const std::uint64_t start = to > pattern.min_length ? to - pattern.min_length : 0;
     try {
         if (pattern.chain != object_pattern::no_chain) {
-            c->segment_hits.push_back(segment_hit{pattern.chain, pattern.segment, start, start, to});
+            c->lists.segment_hits.push_back(segment_hit{pattern.chain, pattern.segment, start, start, to});
             return 0;
         }
-        c->starts.emplace_back(c->db.signatures[pattern.signature].first_subsig + pattern.subsig,
+        c->lists.starts.emplace_back(c->db.signatures[pattern.signature].first_subsig + pattern.subsig,
                                start);
     } catch (...) {
         c->error = true;
@@ -110,7 +97,7 @@ void verify_factor_hits(hit_collector& collector) {
     window.stream_ended = true;
     // Each (factor, end) comes once (a factor belongs to one group's database) and hits
     // are verified independently, so they are taken in Hyperscan's order.
-    for (const auto& [factor_id, factor_end] : collector.factor_hits) {
+    for (const auto& [factor_id, factor_end] : collector.lists.factor_hits) {
         const factor_info& factor = db.factors[factor_id];
         for (std::uint32_t k = factor.first; k < factor.first + factor.count; ++k) {
             const object_pattern& pattern = db.patterns[db.factor_patterns[k]];
@@ -125,7 +112,7 @@ void verify_factor_hits(hit_collector& collector) {
                 }
                 const std::uint64_t end = verify(program, window, factor_end).value_or(factor_end);
                 for (const auto& [low, high] : intervals) {
-                    collector.segment_hits.push_back(
+                    collector.lists.segment_hits.push_back(
                         segment_hit{pattern.chain, pattern.segment, low, high, end});
                 }
                 continue;
@@ -133,49 +120,43 @@ void verify_factor_hits(hit_collector& collector) {
             for (const auto& [low, high] : verify_starts(program, window, factor_end)) {
                 const std::uint64_t last = std::min(high, low + max_starts_per_hit - 1);
                 for (std::uint64_t start = low; start <= last; ++start) {
-                    collector.starts.emplace_back(subsig, start);
+                    collector.lists.starts.emplace_back(subsig, start);
                 }
             }
         }
     }
 }
 
-/// Where each chain segment's hits sit once grouped: hits of segment id s (see
+/// Chain segment hits grouped by segment: those of segment id s (see
 /// pattern_chain::first_segment) are grouped[begin[s] .. begin[s + 1]).
 struct grouped_segment_hits {
-    std::vector<segment_hit> grouped;
-    std::vector<std::uint32_t> begin;
-    std::vector<std::uint32_t> chains;  ///< every chain with a hit, once
+    std::span<const segment_hit> grouped;
+    std::span<const std::uint32_t> begin;
 
     std::span<const segment_hit> of(const pattern_chain& chain, std::uint32_t segment) const {
         const std::uint32_t id = chain.first_segment + segment;
-        return std::span(grouped).subspan(begin[id], begin[id + 1] - begin[id]);
+        return grouped.subspan(begin[id], begin[id + 1] - begin[id]);
     }
 };
 
-/// Groups hits by chain segment with a counting sort (linear: a binary can give millions
-/// of hits of a short segment such as 00000000000000).
-grouped_segment_hits group_segment_hits(const object_database& db,
-                                        const std::vector<segment_hit>& hits) {
-    grouped_segment_hits out;
-    out.begin.assign(db.chain_segments + 1, 0);
-    for (const segment_hit& hit : hits) {
-        ++out.begin[db.chains[hit.chain].first_segment + hit.segment + 1];
+/// Groups the segment hits with a counting sort (linear: a binary can give millions of
+/// hits of a short segment such as 00000000000000).
+grouped_segment_hits group_segment_hits(const object_database& db, object_scratch& lists) {
+    auto& begin = lists.group_begin;
+    begin.assign(db.chain_segments + 1, 0);
+    for (const segment_hit& hit : lists.segment_hits) {
+        ++begin[db.chains[hit.chain].first_segment + hit.segment + 1];
     }
-    for (std::size_t s = 1; s < out.begin.size(); ++s) {
-        out.begin[s] += out.begin[s - 1];
+    for (std::size_t s = 1; s < begin.size(); ++s) {
+        begin[s] += begin[s - 1];
     }
-    std::vector<std::uint32_t> next(out.begin.begin(), out.begin.end() - 1);
-    out.grouped.resize(hits.size());
-    for (const segment_hit& hit : hits) {
-        out.grouped[next[db.chains[hit.chain].first_segment + hit.segment]++] = hit;
-        if (out.chains.empty() || out.chains.back() != hit.chain) {
-            out.chains.push_back(hit.chain);
-        }
+    auto& next = lists.group_next;
+    next.assign(begin.begin(), begin.end() - 1);
+    lists.grouped.resize(lists.segment_hits.size());
+    for (const segment_hit& hit : lists.segment_hits) {
+        lists.grouped[next[db.chains[hit.chain].first_segment + hit.segment]++] = hit;
     }
-    std::sort(out.chains.begin(), out.chains.end());
-    out.chains.erase(std::unique(out.chains.begin(), out.chains.end()), out.chains.end());
-    return out;
+    return {lists.grouped, begin};
 }
 
 /// Whether some hit of each segment follows one of the segment before by its gap: the
@@ -212,19 +193,18 @@ std::optional<std::uint64_t> chain_exists(const pattern_chain& chain,
 /// for such a match is the latest first-segment start that leads to it, so matches ending
 /// apart stay apart ("ABCD*EFGH" twice in a row counts 2; two ABCDs before one EFGH, 1).
 void resolve_chains(hit_collector& collector) {
-    if (collector.segment_hits.empty()) {
+    if (collector.lists.segment_hits.empty()) {
         return;
     }
     const object_database& db = collector.db;
-    const grouped_segment_hits hits = group_segment_hits(db, collector.segment_hits);
+    const grouped_segment_hits hits = group_segment_hits(db, collector.lists);
     struct reached {
         std::uint64_t end = 0;
         std::uint64_t origin = 0;  ///< latest first-segment start leading here
     };
     std::vector<reached> previous;
     std::vector<reached> current;
-    for (const std::uint32_t chain_index : hits.chains) {
-        const pattern_chain& chain = db.chains[chain_index];
+    for (const pattern_chain& chain : db.chains) {
         const auto segments = static_cast<std::uint32_t>(chain.gaps.size());
         bool every_segment_hit = true;
         for (std::uint32_t k = 0; k < segments && every_segment_hit; ++k) {
@@ -235,7 +215,7 @@ void resolve_chains(hit_collector& collector) {
         }
         if (chain.needed_once) {
             if (const auto origin = chain_exists(chain, hits)) {
-                collector.starts.emplace_back(chain.subsig, *origin);
+                collector.lists.starts.emplace_back(chain.subsig, *origin);
             }
             continue;
         }
@@ -271,7 +251,7 @@ void resolve_chains(hit_collector& collector) {
             std::swap(previous, current);
         }
         for (const reached& r : previous) {
-            collector.starts.emplace_back(chain.subsig, r.origin);
+            collector.lists.starts.emplace_back(chain.subsig, r.origin);
         }
     }
 }
@@ -810,7 +790,7 @@ void hash_pe_parts(const object_database& db, const object_view& object,
 
 }  // namespace
 
-bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
+bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_scratch& lists,
                   std::span<const unsigned char> bytes, const object_context& context,
                   scan_mode mode, std::vector<std::string_view>& names) {
     const object_database& db = *compiled.objects;
@@ -826,8 +806,9 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
     }
     object_view object{bytes, info ? &*info : nullptr, header_failed, &context};
 
-    hit_collector collector{db, bytes, {}, {}, {}, false};
-    std::vector<std::uint32_t> candidates;
+    lists.reset();
+    hit_collector collector{db, bytes, lists, false};
+    std::vector<std::uint32_t>& candidates = lists.candidates;
     for (const std::uint8_t type : {std::uint8_t{target::any}, context.type}) {
         const int slot = db.group_of[type];
         if (slot < 0 || (type == context.type && type == target::any && !candidates.empty())) {
@@ -844,7 +825,7 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
     }
     verify_factor_hits(collector);
     resolve_chains(collector);
-    auto& starts = collector.starts;
+    auto& starts = collector.lists.starts;
     std::sort(starts.begin(), starts.end());
     starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
     // Signatures with a hit: subsig -> signature via the pattern table's layout (each

@@ -134,6 +134,7 @@ struct object_context {
 /// in ClamAV's order, to `names` (first_match: stops after one). False on a Hyperscan or
 /// PCRE2 failure (matching stopped; a clean result is not trustworthy).
 [[nodiscard]] bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
+                                object_scratch& lists,
                                 std::span<const unsigned char> bytes,
                                 const object_context& context, scan_mode mode,
                                 std::vector<std::string_view>& names);
