@@ -486,6 +486,10 @@ bool scanner::impl::prepare(const engine::impl& compiled) noexcept {
             return false;
         }
     }
+    if (!grow(compiled.objects->pcre_gates.get())) {
+        sized_for = 0;
+        return false;
+    }
     sized_for = compiled.id;
     return true;
 }

@@ -8,11 +8,15 @@ namespace ringscan::matcher::detail {
 
 factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id,
                                           bool single_match) {
-    auto [it, added] =
-        index_.try_emplace(std::tuple(program.factor, program.caseless, single_match), next_id);
+    return add_literal(program.factor, program.caseless, next_id, single_match);
+}
+
+factor_batch::placement factor_batch::add_literal(const std::string& literal, bool caseless,
+                                                  std::uint32_t next_id, bool single_match) {
+    auto [it, added] = index_.try_emplace(std::tuple(literal, caseless, single_match), next_id);
     if (added) {
-        literals_.push_back(program.factor);
-        flags_.push_back((program.caseless ? HS_FLAG_CASELESS : 0U) |
+        literals_.push_back(literal);
+        flags_.push_back((caseless ? HS_FLAG_CASELESS : 0U) |
                          (single_match ? HS_FLAG_SINGLEMATCH : 0U));
         ids_.push_back(next_id);
     }

@@ -41,6 +41,9 @@ public:
     /// `single_match`: Hyperscan may report the factor once per scan (HS_FLAG_SINGLEMATCH):
     /// only for factors whose every hit is a whole match needed once.
     placement add(const verify_program& program, std::uint32_t next_id, bool single_match = false);
+    /// The same for a bare literal.
+    placement add_literal(const std::string& literal, bool caseless, std::uint32_t next_id,
+                          bool single_match);
 
     [[nodiscard]] std::size_t size() const { return literals_.size(); }
     [[nodiscard]] bool empty() const { return literals_.empty(); }

@@ -275,6 +275,7 @@ struct group_input {
 struct compile_state {
     std::vector<group_input> inputs;
     std::vector<std::vector<std::uint32_t>> factor_members;
+    factor_batch pcre_gates;
 };
 
 /// group_input of a signature's target group, created on first use.
@@ -523,6 +524,14 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                     break;
                 }
                 sub.regex = std::move(*regex);
+                if (const auto gate = find_required_literals(pcre->pattern, pcre->flags)) {
+                    for (const std::string& literal : gate->literals) {
+                        const auto placed = state.pcre_gates.add_literal(
+                            literal, gate->caseless, db->pcre_gate_count, true);
+                        db->pcre_gate_count += placed.added ? 1U : 0U;
+                        sub.gate_literals.push_back(placed.id);
+                    }
+                }
             } else if (std::holds_alternative<byte_compare_subsignature>(variant)) {
                 // evaluated from the referenced subsignature's match
             } else {
@@ -559,6 +568,7 @@ void compile_objects(const signature_set& signatures, compile_context& context,
         }
     }
     finish_object_database(*db, state, context, compiled.names, compiled.skipped);
+    db->pcre_gates.reset(state.pcre_gates.compile(HS_MODE_BLOCK, context, "PCRE literals"));
     compiled.objects = std::move(db);
 }
 
@@ -570,7 +580,37 @@ struct object_view {
     const executable_info* info = nullptr;
     bool header_failed = false;
     const object_context* context = nullptr;
+    hs_scratch_t* scratch = nullptr;
+    object_scratch* lists = nullptr;
 };
+
+int on_gate_literal(unsigned int id, unsigned long long /*from*/, unsigned long long /*to*/,
+                    unsigned int /*flags*/, void* context) {
+    (*static_cast<std::vector<std::uint8_t>*>(context))[id] = 1;
+    return 0;
+}
+
+/// Whether the object holds one of a PCRE's gate literals: false proves the PCRE cannot
+/// match. The gate database runs once per object, when the first PCRE asks.
+bool gate_open(const object_database& db, const object_subsig& sub, const object_view& object,
+               bool& error) {
+    if (sub.gate_literals.empty() || !db.pcre_gates) {
+        return true;
+    }
+    object_scratch& lists = *object.lists;
+    if (!lists.gates_scanned) {
+        lists.gate_present.assign(db.pcre_gate_count, 0);
+        lists.gates_scanned = true;
+        if (hs_scan(db.pcre_gates.get(), reinterpret_cast<const char*>(object.bytes.data()),
+                    static_cast<unsigned int>(object.bytes.size()), 0, object.scratch,
+                    on_gate_literal, &lists.gate_present) != HS_SUCCESS) {
+            error = true;
+            std::fill(lists.gate_present.begin(), lists.gate_present.end(), 1);
+        }
+    }
+    return std::any_of(sub.gate_literals.begin(), sub.gate_literals.end(),
+                       [&](std::uint32_t id) { return lists.gate_present[id] != 0; });
+}
 
 bool description_holds(const target_description& tdb, const object_view& object,
                        const object_database& db) {
@@ -734,7 +774,9 @@ bool signature_matches(const object_database& db, const object_signature& signat
         if (pcre->trigger.nodes.empty() ||
             evaluate(pcre->trigger, std::span<const std::uint32_t>(counts.data(), k))) {
             const object_subsig& sub = db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
-            counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
+            if (gate_open(db, sub, object, error)) {
+                counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
+            }
         }
         unknown[k] = 0;
     }
@@ -804,9 +846,9 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
         info = parse_executable(bytes, context.type);
         header_failed = !info.has_value();
     }
-    object_view object{bytes, info ? &*info : nullptr, header_failed, &context};
-
     lists.reset();
+    object_view object{bytes, info ? &*info : nullptr, header_failed, &context, scratch, &lists};
+
     hit_collector collector{db, bytes, lists, false};
     std::vector<std::uint32_t>& candidates = lists.candidates;
     for (const std::uint8_t type : {std::uint8_t{target::any}, context.type}) {

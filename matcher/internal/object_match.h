@@ -18,6 +18,7 @@
 #include "matcher/internal/executable.h"
 #include "matcher/internal/icon.h"
 #include "matcher/internal/logical.h"
+#include "matcher/internal/pcre_literals.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -68,6 +69,9 @@ struct pattern_chain {
 struct object_subsig {
     body_offset offset;
     pcre2_code_ptr regex;  ///< PCRE subsignatures only
+    /// PCRE: the regex can only match an object holding one of these literals
+    /// (object_database::pcre_gates ids, see pcre_literals.h); empty when unknown.
+    std::vector<std::uint32_t> gate_literals;
 };
 
 struct object_signature {
@@ -113,6 +117,9 @@ struct object_database {
     std::array<int, 256> group_of{};  ///< target type -> groups index, -1 none
     pe_hash_tables pe_hashes;
     icon_database icons;
+    /// Required literals of the PCREs, scanned once per object that reaches a PCRE.
+    hs_database_ptr pcre_gates;
+    std::uint32_t pcre_gate_count = 0;
 
     [[nodiscard]] bool empty() const { return signatures.empty() && !pe_hashes.any; }
     /// Whether an object of `type` has anything to evaluate here.

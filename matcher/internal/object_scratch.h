@@ -30,6 +30,9 @@ struct object_scratch {
     std::vector<std::uint32_t> group_begin;
     std::vector<std::uint32_t> group_next;
     std::vector<std::uint32_t> candidates;  ///< signatures to evaluate
+    /// Which PCRE gate literals the object holds; filled when the first PCRE needs it.
+    std::vector<std::uint8_t> gate_present;
+    bool gates_scanned = false;
 
     /// Empties every list; gives memory back after an object that needed a lot of it, so
     /// one hostile object does not pin it for the shard's lifetime.
@@ -49,6 +52,7 @@ struct object_scratch {
         clear(candidates);
         group_begin.clear();
         group_next.clear();
+        gates_scanned = false;
     }
 };
 
