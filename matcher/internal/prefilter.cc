@@ -273,36 +273,91 @@ int factor_byte(const hex_token& t, bool caseless) {
 
 namespace {
 
-/// The bytes of `tokens` when each is one fixed byte.
-std::optional<std::string> fixed_bytes(const std::vector<hex_token>& tokens) {
-    std::string bytes;
-    bytes.reserve(tokens.size());
-    for (const hex_token& t : tokens) {
-        const int b = t.single_byte();
-        if (b < 0) {
-            return std::nullopt;
+/// Bytes of a context with their masks: a position matches when (byte & mask) == value.
+struct masked_bytes {
+    std::string values;
+    std::string masks;
+};
+
+// Fixed gaps up to this width are spelled out as don't-care bytes.
+constexpr std::uint32_t widest_masked_gap = 256;
+
+/// The mask and value with {b : (b & mask) == value} equal to the token's byte set, if
+/// there are any: the bits that vary across the set are the don't-care ones, and the set
+/// must hold every combination of them.
+std::optional<std::pair<unsigned char, unsigned char>> mask_of(const hex_token& t) {
+    int first = -1;
+    unsigned varying = 0;
+    unsigned members = 0;
+    for (unsigned b = 0; b < 256; ++b) {
+        if (!t.allows(static_cast<unsigned char>(b))) {
+            continue;
         }
-        bytes += static_cast<char>(b);
+        if (first < 0) {
+            first = static_cast<int>(b);
+        }
+        varying |= b ^ static_cast<unsigned>(first);
+        ++members;
     }
-    return bytes;
+    if (first < 0 || members != 1U << static_cast<unsigned>(std::popcount(varying))) {
+        return std::nullopt;
+    }
+    const auto mask = static_cast<unsigned char>(~varying & 0xffU);
+    return std::pair{mask, static_cast<unsigned char>(static_cast<unsigned>(first) & mask)};
 }
 
-/// Whether `bytes` occur in the window at `position` (false when it does not hold them).
-bool bytes_at(const byte_window& window, std::uint64_t position, std::string_view bytes) {
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        if (window.at(position + i) != static_cast<unsigned char>(bytes[i])) {
+/// `tokens` as masked bytes, when each is such a byte set or a fixed gap.
+std::optional<masked_bytes> masked_context(const std::vector<hex_token>& tokens) {
+    masked_bytes out;
+    bool all_exact = true;
+    for (const hex_token& t : tokens) {
+        if (t.what == hex_token::kind::gap) {
+            if (t.unbounded || t.low != t.high || t.low > widest_masked_gap) {
+                return std::nullopt;
+            }
+            out.values.append(t.low, '\0');
+            out.masks.append(t.low, '\0');
+            all_exact = all_exact && t.low == 0;
+            continue;
+        }
+        if (t.what != hex_token::kind::byte_set) {
+            return std::nullopt;
+        }
+        const auto masked = mask_of(t);
+        if (!masked) {
+            return std::nullopt;
+        }
+        out.values += static_cast<char>(masked->second);
+        out.masks += static_cast<char>(masked->first);
+        all_exact = all_exact && masked->first == 0xff;
+    }
+    if (all_exact) {
+        out.masks.clear();  // every bit counts: no mask needed
+    }
+    return out;
+}
+
+/// Whether the masked `values` occur in the window at `position` (false when it does not
+/// hold them).
+bool bytes_at(const byte_window& window, std::uint64_t position, std::string_view values,
+              std::string_view masks) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        const int c = window.at(position + i);
+        const auto mask = masks.empty() ? 0xffU : static_cast<unsigned char>(masks[i]);
+        if (c < 0 || (static_cast<unsigned>(c) & mask) != static_cast<unsigned char>(values[i])) {
             return false;
         }
     }
     return true;
 }
 
-/// The fixed-byte context of a program around a factor at [factor_start, factor_end).
+/// The fixed-width context of a program around a factor at [factor_start, factor_end).
 bool fixed_context_matches(const verify_program& program, const byte_window& window,
                            std::uint64_t factor_start, std::uint64_t factor_end) {
     return factor_start >= program.prefix_bytes.size() &&
-           bytes_at(window, factor_start - program.prefix_bytes.size(), program.prefix_bytes) &&
-           bytes_at(window, factor_end, program.suffix_bytes);
+           bytes_at(window, factor_start - program.prefix_bytes.size(), program.prefix_bytes,
+                    program.prefix_mask) &&
+           bytes_at(window, factor_end, program.suffix_bytes, program.suffix_mask);
 }
 
 }  // namespace
@@ -372,10 +427,12 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
                           tokens.end());
     program.prefix_max = max_width(program.prefix).value_or(0);
     program.suffix_max = max_width(program.suffix).value_or(0);
-    if (auto prefix = fixed_bytes(program.prefix), suffix = fixed_bytes(program.suffix);
+    if (auto prefix = masked_context(program.prefix), suffix = masked_context(program.suffix);
         prefix && suffix) {
-        program.prefix_bytes = std::move(*prefix);
-        program.suffix_bytes = std::move(*suffix);
+        program.prefix_bytes = std::move(prefix->values);
+        program.prefix_mask = std::move(prefix->masks);
+        program.suffix_bytes = std::move(suffix->values);
+        program.suffix_mask = std::move(suffix->masks);
         program.prefix.clear();
         program.prefix.shrink_to_fit();
         program.suffix.clear();

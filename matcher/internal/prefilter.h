@@ -42,11 +42,16 @@ struct verify_program {
     bool caseless = false;
     std::vector<hex_token> prefix;  ///< tokens before the factor, in pattern order
     std::vector<hex_token> suffix;  ///< tokens after the factor
-    /// When every token around the factor is one fixed byte (most real signatures), the
-    /// bytes themselves instead of `prefix`/`suffix` (then empty): tokens take ~70 bytes
-    /// each, which for the official set alone would be hundreds of MB.
+    /// When every token around the factor is one byte out of a masked set (a fixed byte,
+    /// `??`, a nibble, a case pair) or a fixed gap -- most real signatures -- the bytes
+    /// and masks instead of `prefix`/`suffix` (then empty): tokens take ~70 bytes each,
+    /// which for all of ../shared/sigs would be over a hundred MB.
     std::string prefix_bytes;
     std::string suffix_bytes;
+    /// Per byte of prefix_bytes/suffix_bytes, the bits that must equal it (`??` is 00, a
+    /// nibble 0f or f0, a `::i` letter df); empty when every bit counts.
+    std::string prefix_mask;
+    std::string suffix_mask;
     std::uint32_t prefix_max = 0;   ///< longest the prefix can be
     std::uint32_t suffix_max = 0;   ///< longest the suffix can be
     unsigned score = 0;             ///< rarity(factor)

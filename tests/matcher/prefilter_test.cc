@@ -250,6 +250,42 @@ TEST(Prefilter, LiteralContextIsKeptAsBytes) {
     EXPECT_TRUE(detail::verify_starts(*plan, window_of(broken), factor_end).empty());
 }
 
+// `??`, nibbles and fixed gaps around the factor are kept as masked bytes too.
+TEST(Prefilter, WildcardContextIsKeptAsMaskedBytes) {
+    auto translated = detail::translate_hex("41??4?{2}e1f29a7c6b4?");
+    ASSERT_TRUE(translated.has_value());
+    const auto plan = detail::plan_prefilter(translated->tokens);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_TRUE(plan->prefix.empty());
+    EXPECT_TRUE(plan->suffix.empty());
+    EXPECT_EQ(plan->factor, "\xe1\xf2\x9a\x7c\x6b");
+    EXPECT_EQ(plan->prefix_mask, std::string("\xff\x00\xf0\x00\x00", 5));
+    EXPECT_EQ(plan->suffix_mask, "\xf0");
+    const auto window_of = [](const std::string& bytes) {
+        detail::byte_window window;
+        window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+        window.end = bytes.size();
+        window.stream_ended = true;
+        return window;
+    };
+    const std::uint64_t factor_end = 1 + 5 + 5;  // one byte of noise, prefix, factor
+    const std::string factor = "\xe1\xf2\x9a\x7c\x6b";
+    for (const std::string& match :
+         {"xA\x01\x4f.." + factor + "\x40", "xAzK\xff\x01" + factor + "O"}) {
+        EXPECT_EQ(detail::verify(*plan, window_of(match), factor_end),
+                  std::optional<std::uint64_t>(12));
+        EXPECT_EQ(detail::verify_starts(*plan, window_of(match), factor_end),
+                  (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 1}}));
+    }
+    // Wrong fixed byte, wrong high nibble before and after, suffix past the data.
+    for (const std::string& miss :
+         {"xB\x01\x4f.." + factor + "\x40", "xA\x01\x5f.." + factor + "\x40",
+          "xA\x01\x4f.." + factor + "\x50", "xA\x01\x4f.." + factor}) {
+        EXPECT_FALSE(detail::verify(*plan, window_of(miss), factor_end).has_value());
+        EXPECT_TRUE(detail::verify_starts(*plan, window_of(miss), factor_end).empty());
+    }
+}
+
 // `::i` subsignatures become case pairs ([Aa]); they are found through a caseless factor
 // instead of compiling every one as a full Hyperscan expression.
 TEST(Prefilter, CasePairsGiveACaselessFactor) {
