@@ -399,9 +399,10 @@ bool needed_once(const logical_signature& logic, std::uint32_t index) {
     return true;
 }
 
-void add_object_pattern(object_database& db, std::uint32_t signature, std::uint32_t subsig,
+void add_object_pattern(object_database& db, const logical_signature& logic,
+                        std::uint32_t signature, std::uint32_t subsig,
                         const std::vector<hex_token>& tokens, compile_state& state) {
-    const bool once = needed_once(*db.signatures[signature].logic, subsig);
+    const bool once = needed_once(logic, subsig);
     auto [segments, gaps] = split_at_unbounded(tokens);
     if (segments.size() == 1) {
         add_object_segment(db, signature, subsig, tokens, state, object_pattern::no_chain, 0, once);
@@ -477,6 +478,17 @@ tl::expected<pcre2_code_ptr, std::string> compile_pcre(const pcre_subsignature& 
     return regex;
 }
 
+/// The fields of `tdb` description_holds() checks per object, or null when it has none.
+std::unique_ptr<const target_description> checked_description(const target_description& tdb) {
+    if (!tdb.file_size && !tdb.entry_point && !tdb.number_of_sections && !tdb.container &&
+        tdb.intermediates.empty() && !tdb.icon_group1 && !tdb.icon_group2) {
+        return nullptr;
+    }
+    auto kept = std::make_unique<target_description>(tdb);
+    kept->engine.reset();  // applied at load
+    return kept;
+}
+
 bool true_without_hits(const logical_expression& expression) {
     const std::vector<std::uint32_t> zeros(expression.highest_subsig + 1, 0);
     return evaluate(expression, zeros);
@@ -493,7 +505,11 @@ void compile_objects(const signature_set& signatures, compile_context& context,
         const logical_signature& logic = *entry.logic;
         object_signature signature;
         signature.target = static_cast<std::uint8_t>(logic.target.target);
-        signature.logic = entry.logic;
+        signature.expression.nodes = logic.expression.nodes;
+        signature.expression.root = logic.expression.root;
+        signature.expression.highest_subsig = logic.expression.highest_subsig;
+        signature.description = checked_description(logic.target);
+        signature.subsig_count = static_cast<std::uint32_t>(logic.subsignatures.size());
         signature.boyer_moore = entry.boyer_moore;
         signature.first_subsig = static_cast<std::uint32_t>(db->subsigs.size());
         // Patterns are added only once the whole signature is known to compile.
@@ -523,17 +539,26 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                     problem = "PCRE subsignature " + std::to_string(k) + ": " + regex.error();
                     break;
                 }
-                sub.regex = std::move(*regex);
+                auto runtime = std::make_unique<pcre_runtime>();
+                runtime->regex = std::move(*regex);
+                runtime->trigger.nodes = pcre->trigger.nodes;
+                runtime->trigger.root = pcre->trigger.root;
+                runtime->trigger.highest_subsig = pcre->trigger.highest_subsig;
+                runtime->flags = pcre->flags;
                 if (const auto gate = find_required_literals(pcre->pattern, pcre->flags)) {
                     for (const std::string& literal : gate->literals) {
                         const auto placed = state.pcre_gates.add_literal(
                             literal, gate->caseless, db->pcre_gate_count, true);
                         db->pcre_gate_count += placed.added ? 1U : 0U;
-                        sub.gate_literals.push_back(placed.id);
+                        runtime->gate_literals.push_back(placed.id);
                     }
                 }
-            } else if (std::holds_alternative<byte_compare_subsignature>(variant)) {
+                sub.what = object_subsig::kind::pcre;
+                sub.pcre = std::move(runtime);
+            } else if (const auto* compare = std::get_if<byte_compare_subsignature>(&variant)) {
                 // evaluated from the referenced subsignature's match
+                sub.what = object_subsig::kind::byte_compare;
+                sub.compare = std::make_unique<byte_compare_subsignature>(*compare);
             } else {
                 problem = "macro and image fuzzy-hash subsignatures are not supported";
             }
@@ -552,7 +577,7 @@ void compile_objects(const signature_set& signatures, compile_context& context,
         db->signatures.push_back(std::move(signature));
         std::move(subsigs.begin(), subsigs.end(), std::back_inserter(db->subsigs));
         for (const auto& [subsig, tokens] : patterns) {
-            add_object_pattern(*db, index, subsig, tokens, state);
+            add_object_pattern(*db, logic, index, subsig, tokens, state);
         }
         if (db->signatures.back().always) {
             static_cast<void>(input_of(*db, index, state));  // creates the group if needed
@@ -594,7 +619,8 @@ int on_gate_literal(unsigned int id, unsigned long long /*from*/, unsigned long 
 /// match. The gate database runs once per object, when the first PCRE asks.
 bool gate_open(const object_database& db, const object_subsig& sub, const object_view& object,
                bool& error) {
-    if (sub.gate_literals.empty() || !db.pcre_gates) {
+    const std::vector<std::uint32_t>& gate = sub.pcre->gate_literals;
+    if (gate.empty() || !db.pcre_gates) {
         return true;
     }
     object_scratch& lists = *object.lists;
@@ -608,7 +634,7 @@ bool gate_open(const object_database& db, const object_subsig& sub, const object
             std::fill(lists.gate_present.begin(), lists.gate_present.end(), 1);
         }
     }
-    return std::any_of(sub.gate_literals.begin(), sub.gate_literals.end(),
+    return std::any_of(gate.begin(), gate.end(),
                        [&](std::uint32_t id) { return lists.gate_present[id] != 0; });
 }
 
@@ -671,8 +697,9 @@ struct match_context_deleter {
 };
 
 /// ClamAV's PCRE subsignature: matches counted from the offset window on, one unless `g`.
-std::uint32_t pcre_count(const pcre_subsignature& sub, const pcre2_code* regex,
-                         const object_view& object, bool& error) {
+std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bool& error) {
+    const pcre2_code* regex = sub.pcre->regex.get();
+    const pcre_flags& flags = sub.pcre->flags;
     const auto window = start_window(sub.offset, object.info, object.bytes.size(),
                                      object.header_failed);
     if (!window) {
@@ -688,7 +715,7 @@ std::uint32_t pcre_count(const pcre_subsignature& sub, const pcre2_code* regex,
     }
     pcre2_set_match_limit(limits.get(), pcre_match_limit);
     pcre2_set_depth_limit(limits.get(), pcre_depth_limit);
-    const bool exact = sub.offset.from != body_offset::anchor::any && !sub.flags.rolling;
+    const bool exact = sub.offset.from != body_offset::anchor::any && !flags.rolling;
     std::uint32_t count = 0;
     std::uint64_t from = window->min_start;
     while (from <= object.bytes.size()) {
@@ -702,12 +729,12 @@ std::uint32_t pcre_count(const pcre_subsignature& sub, const pcre2_code* regex,
         if (sub.offset.from != body_offset::anchor::any && ovector[0] > window->max_start) {
             break;
         }
-        if (sub.flags.encompass && sub.offset.from != body_offset::anchor::any &&
+        if (flags.encompass && sub.offset.from != body_offset::anchor::any &&
             ovector[1] > window->max_start) {
             break;
         }
         ++count;
-        if (!sub.flags.global || exact) {
+        if (!flags.global || exact) {
             break;
         }
         from = ovector[1] > ovector[0] ? ovector[1] : ovector[0] + 1;
@@ -719,11 +746,10 @@ std::uint32_t pcre_count(const pcre_subsignature& sub, const pcre2_code* regex,
 bool signature_matches(const object_database& db, const object_signature& signature,
                        std::span<const std::pair<std::uint32_t, std::uint64_t>> starts,
                        const object_view& object, bool& error) {
-    const logical_signature& logic = *signature.logic;
-    if (!description_holds(logic.target, object, db)) {
+    if (signature.description && !description_holds(*signature.description, object, db)) {
         return false;
     }
-    const std::size_t n = logic.subsignatures.size();
+    const std::size_t n = signature.subsig_count;
     std::vector<std::uint32_t> counts(n, 0);
     std::vector<std::optional<std::uint64_t>> last_start(n);
     std::vector<std::uint8_t> unknown(n, 0);  ///< PCRE subsignatures not run yet
@@ -732,8 +758,7 @@ bool signature_matches(const object_database& db, const object_signature& signat
     for (std::size_t k = 0; k < n; ++k) {
         const auto global = signature.first_subsig + static_cast<std::uint32_t>(k);
         const object_subsig& sub = db.subsigs[global];
-        const auto& variant = logic.subsignatures[k];
-        if (std::holds_alternative<hex_subsignature>(variant)) {
+        if (sub.what == object_subsig::kind::hex) {
             const auto window = start_window(sub.offset, object.info, object.bytes.size(),
                                              object.header_failed,
                                              signature.boyer_moore ? clamav_matcher::boyer_moore
@@ -751,12 +776,12 @@ bool signature_matches(const object_database& db, const object_signature& signat
                 ++counts[k];
                 last_start[k] = start;
             }
-        } else if (std::holds_alternative<pcre_subsignature>(variant)) {
+        } else if (sub.what == object_subsig::kind::pcre) {
             unknown[k] = 1;
-        } else if (const auto* compare = std::get_if<byte_compare_subsignature>(&variant)) {
-            const auto reference = compare->reference;
+        } else {
+            const auto reference = sub.compare->reference;
             if (reference < k && last_start[reference] &&
-                byte_compare_matches(*compare, object.bytes, *last_start[reference])) {
+                byte_compare_matches(*sub.compare, object.bytes, *last_start[reference])) {
                 counts[k] = 1;
             }
         }
@@ -764,23 +789,22 @@ bool signature_matches(const object_database& db, const object_signature& signat
     // PCREs last, in subsignature order (a trigger may count an earlier PCRE), and only
     // while their counts can still change the verdict: each is a pass over the object.
     for (std::size_t k = 0; k < n; ++k) {
-        const auto* pcre = std::get_if<pcre_subsignature>(&logic.subsignatures[k]);
-        if (pcre == nullptr) {
+        const object_subsig& sub = db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
+        if (sub.what != object_subsig::kind::pcre) {
             continue;
         }
-        if (!may_hold(logic.expression, counts, unknown)) {
+        if (!may_hold(signature.expression, counts, unknown)) {
             return false;
         }
-        if (pcre->trigger.nodes.empty() ||
-            evaluate(pcre->trigger, std::span<const std::uint32_t>(counts.data(), k))) {
-            const object_subsig& sub = db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
-            if (gate_open(db, sub, object, error)) {
-                counts[k] = pcre_count(*pcre, sub.regex.get(), object, error);
-            }
+        const logical_expression& trigger = sub.pcre->trigger;
+        if ((trigger.nodes.empty() ||
+             evaluate(trigger, std::span<const std::uint32_t>(counts.data(), k))) &&
+            gate_open(db, sub, object, error)) {
+            counts[k] = pcre_count(sub, object, error);
         }
         unknown[k] = 0;
     }
-    return evaluate(logic.expression, counts);
+    return evaluate(signature.expression, counts);
 }
 
 void hash_pe_parts(const object_database& db, const object_view& object,
@@ -896,8 +920,7 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
         const auto last = std::lower_bound(
             first, starts.end(),
             std::pair<std::uint32_t, std::uint64_t>{
-                signature.first_subsig +
-                    static_cast<std::uint32_t>(signature.logic->subsignatures.size()),
+                signature.first_subsig + signature.subsig_count,
                 0});
         if (signature_matches(db, signature,
                               std::span(starts).subspan(static_cast<std::size_t>(first - starts.begin()),

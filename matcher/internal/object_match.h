@@ -65,20 +65,35 @@ struct pattern_chain {
     bool needed_once = false;
 };
 
-/// A compiled subsignature: where its matches may start, and for PCRE the compiled regex.
-struct object_subsig {
-    body_offset offset;
-    pcre2_code_ptr regex;  ///< PCRE subsignatures only
-    /// PCRE: the regex can only match an object holding one of these literals
+/// What evaluating a PCRE subsignature needs.
+struct pcre_runtime {
+    pcre2_code_ptr regex;
+    logical_expression trigger;  ///< over earlier subsignatures; empty: always run
+    pcre_flags flags;
+    /// The regex can only match an object holding one of these literals
     /// (object_database::pcre_gates ids, see pcre_literals.h); empty when unknown.
     std::vector<std::uint32_t> gate_literals;
+};
+
+/// A compiled subsignature: its kind, where its matches may start, and what a PCRE or a
+/// byte compare needs (the parsed .ldb text itself is not kept).
+struct object_subsig {
+    enum class kind : std::uint8_t { hex, pcre, byte_compare };
+    kind what = kind::hex;
+    body_offset offset;
+    std::unique_ptr<const pcre_runtime> pcre;                   ///< kind::pcre
+    std::unique_ptr<const byte_compare_subsignature> compare;  ///< kind::byte_compare
 };
 
 struct object_signature {
     name_pool::ref name;
     std::uint8_t target = 0;
-    std::shared_ptr<const logical_signature> logic;
+    logical_expression expression;  ///< the expression's text is not kept
+    /// The target-description fields checked per object; null when there are none
+    /// beyond Target (most signatures).
+    std::unique_ptr<const target_description> description;
     std::uint32_t first_subsig = 0;  ///< into object_database::subsigs
+    std::uint32_t subsig_count = 0;
     bool boyer_moore = false;        ///< .ndb line held by ClamAV's BM matcher (SEx rule)
     /// True when the signature can match without any pattern hit (PCRE-only, or an
     /// expression true with every count 0): evaluated on every object of its type.
