@@ -332,13 +332,13 @@ void compile_bodies(const std::vector<body_signature>& bodies, compile_context& 
                 factor_members.emplace_back();
             }
             factor_info& factor = state.factors[placed.id];
-            factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max);
+            factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max());
             factor_members[placed.id].push_back(static_cast<std::uint32_t>(i));
             if (!plan->trivial()) {
-                state.history = std::max(state.history, plan->prefix_max +
-                                                            static_cast<std::uint32_t>(
-                                                                plan->factor.size()) +
-                                                            plan->suffix_max);
+                state.history = std::max(
+                    state.history, plan->prefix_max() +
+                                       static_cast<std::uint32_t>(plan->factor().size()) +
+                                       plan->suffix_max());
             }
             state.programs.push_back(std::move(*plan));
         } else {

@@ -8,7 +8,7 @@ namespace ringscan::matcher::detail {
 
 factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id,
                                           bool single_match) {
-    return add_literal(program.factor, program.caseless, next_id, single_match);
+    return add_literal(std::string(program.factor()), program.caseless(), next_id, single_match);
 }
 
 factor_batch::placement factor_batch::add_literal(const std::string& literal, bool caseless,

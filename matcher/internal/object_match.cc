@@ -335,7 +335,7 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
             state.factor_members.emplace_back();
         }
         factor_info& factor = db.factors[placed.id];
-        factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max);
+        factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max());
         state.factor_members[placed.id].push_back(id);
         db.programs.push_back(std::move(*plan));
     } else {

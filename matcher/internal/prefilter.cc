@@ -105,7 +105,7 @@ void normalize(position_set& set) {
 }
 
 // Applies `tokens` forward: from each position in `set` to where the tokens can end.
-position_set forward(const std::vector<hex_token>& tokens, position_set set,
+position_set forward(std::span<const hex_token> tokens, position_set set,
                      const byte_window& window) {
     for (const hex_token& t : tokens) {
         if (set.empty()) {
@@ -153,7 +153,7 @@ position_set forward(const std::vector<hex_token>& tokens, position_set set,
 
 // Applies `tokens` backward: from each position in `set` (where the tokens end) to where
 // they can start.
-position_set backward(const std::vector<hex_token>& tokens, position_set set,
+position_set backward(std::span<const hex_token> tokens, position_set set,
                       const byte_window& window, std::uint64_t floor) {
     for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) {
         const hex_token& t = *it;
@@ -354,10 +354,10 @@ bool bytes_at(const byte_window& window, std::uint64_t position, std::string_vie
 /// The fixed-width context of a program around a factor at [factor_start, factor_end).
 bool fixed_context_matches(const verify_program& program, const byte_window& window,
                            std::uint64_t factor_start, std::uint64_t factor_end) {
-    return factor_start >= program.prefix_bytes.size() &&
-           bytes_at(window, factor_start - program.prefix_bytes.size(), program.prefix_bytes,
-                    program.prefix_mask) &&
-           bytes_at(window, factor_end, program.suffix_bytes, program.suffix_mask);
+    const std::string_view prefix = program.prefix_bytes();
+    return factor_start >= prefix.size() &&
+           bytes_at(window, factor_start - prefix.size(), prefix, program.prefix_mask()) &&
+           bytes_at(window, factor_end, program.suffix_bytes(), program.suffix_mask());
 }
 
 }  // namespace
@@ -419,49 +419,59 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
         return std::nullopt;
     }
     verify_program program;
-    program.factor = bytes.substr(best_at, best_length);
-    program.caseless = caseless && std::any_of(program.factor.begin(), program.factor.end(),
-                                               [](char c) { return is_letter(c); });
-    program.prefix.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(best_at));
-    program.suffix.assign(tokens.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
-                          tokens.end());
-    program.prefix_max = max_width(program.prefix).value_or(0);
-    program.suffix_max = max_width(program.suffix).value_or(0);
-    if (auto prefix = masked_context(program.prefix), suffix = masked_context(program.suffix);
-        prefix && suffix) {
-        program.prefix_bytes = std::move(prefix->values);
-        program.prefix_mask = std::move(prefix->masks);
-        program.suffix_bytes = std::move(suffix->values);
-        program.suffix_mask = std::move(suffix->masks);
-        program.prefix.clear();
-        program.prefix.shrink_to_fit();
-        program.suffix.clear();
-        program.suffix.shrink_to_fit();
+    program.factor_length_ = static_cast<std::uint8_t>(best_length);
+    program.caseless_ = caseless && std::any_of(bytes.begin() + static_cast<std::ptrdiff_t>(best_at),
+                                                bytes.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
+                                                [](char c) { return is_letter(c); });
+    program.score_ = best_score;
+    std::vector<hex_token> prefix(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(best_at));
+    std::vector<hex_token> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
+                                  tokens.end());
+    program.prefix_max_ = max_width(prefix).value_or(0);
+    program.suffix_max_ = max_width(suffix).value_or(0);
+    program.bytes_ = bytes.substr(best_at, best_length);
+    if (auto before = masked_context(prefix), after = masked_context(suffix); before && after) {
+        program.prefix_length_ = static_cast<std::uint32_t>(before->values.size());
+        program.suffix_length_ = static_cast<std::uint32_t>(after->values.size());
+        program.bytes_ += before->values;
+        program.bytes_ += after->values;
+        if (!before->masks.empty() || !after->masks.empty()) {
+            program.masked_ = true;
+            program.bytes_ += before->masks.empty() ? std::string(before->values.size(), '\xff')
+                                                    : before->masks;
+            program.bytes_ += after->masks.empty() ? std::string(after->values.size(), '\xff')
+                                                   : after->masks;
+        }
+    } else {
+        program.tokens_ = std::make_unique<const verify_program::token_context>(
+            verify_program::token_context{std::move(prefix), std::move(suffix)});
     }
-    program.score = best_score;
+    program.bytes_.shrink_to_fit();
     return program;
 }
 
 std::optional<std::uint64_t> verify(const verify_program& program, const byte_window& window,
                                     std::uint64_t factor_end) {
-    const std::uint64_t factor_start = factor_end - program.factor.size();
-    if (program.prefix.empty() && program.suffix.empty()) {
+    const std::uint64_t factor_start = factor_end - program.factor().size();
+    const auto prefix = program.prefix_tokens();
+    const auto suffix = program.suffix_tokens();
+    if (prefix.empty() && suffix.empty()) {
         if (!fixed_context_matches(program, window, factor_start, factor_end)) {
             return std::nullopt;
         }
-        return factor_end + program.suffix_bytes.size();
+        return factor_end + program.suffix_bytes().size();
     }
-    if (!program.prefix.empty()) {
+    if (!prefix.empty()) {
         const std::uint64_t floor =
-            factor_start > program.prefix_max ? factor_start - program.prefix_max : 0;
-        if (backward(program.prefix, {{factor_start, factor_start}}, window, floor).empty()) {
+            factor_start > program.prefix_max() ? factor_start - program.prefix_max() : 0;
+        if (backward(prefix, {{factor_start, factor_start}}, window, floor).empty()) {
             return std::nullopt;
         }
     }
-    if (program.suffix.empty()) {
+    if (suffix.empty()) {
         return factor_end;
     }
-    const position_set ends = forward(program.suffix, {{factor_end, factor_end}}, window);
+    const position_set ends = forward(suffix, {{factor_end, factor_end}}, window);
     if (ends.empty()) {
         return std::nullopt;
     }
@@ -471,24 +481,25 @@ std::optional<std::uint64_t> verify(const verify_program& program, const byte_wi
 std::vector<std::pair<std::uint64_t, std::uint64_t>> verify_starts(const verify_program& program,
                                                                  const byte_window& window,
                                                                  std::uint64_t factor_end) {
-    const std::uint64_t factor_start = factor_end - program.factor.size();
-    if (program.prefix.empty() && program.suffix.empty()) {
+    const std::uint64_t factor_start = factor_end - program.factor().size();
+    const auto prefix = program.prefix_tokens();
+    const auto suffix = program.suffix_tokens();
+    if (prefix.empty() && suffix.empty()) {
         if (!fixed_context_matches(program, window, factor_start, factor_end)) {
             return {};
         }
-        const std::uint64_t start = factor_start - program.prefix_bytes.size();
+        const std::uint64_t start = factor_start - program.prefix_bytes().size();
         return {{start, start}};
     }
-    if (!program.suffix.empty() &&
-        forward(program.suffix, {{factor_end, factor_end}}, window).empty()) {
+    if (!suffix.empty() && forward(suffix, {{factor_end, factor_end}}, window).empty()) {
         return {};
     }
-    if (program.prefix.empty()) {
+    if (prefix.empty()) {
         return {{factor_start, factor_start}};
     }
     const std::uint64_t floor =
-        factor_start > program.prefix_max ? factor_start - program.prefix_max : 0;
-    return backward(program.prefix, {{factor_start, factor_start}}, window, floor);
+        factor_start > program.prefix_max() ? factor_start - program.prefix_max() : 0;
+    return backward(prefix, {{factor_start, factor_start}}, window, floor);
 }
 
 }  // namespace ringscan::matcher::detail

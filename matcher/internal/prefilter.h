@@ -10,6 +10,7 @@
 #include "matcher/internal/hexsig.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -34,31 +35,76 @@ inline constexpr unsigned weak_factor_score = 4 * 28;
 /// bit, each byte of a common word (http, www., function, ...) a quarter bit.
 [[nodiscard]] unsigned rarity(std::string_view bytes);
 
-/// How one pattern is found: `factor` through Hyperscan, then the tokens around it.
-struct verify_program {
-    std::string factor;
+/// How one pattern is found: `factor` through Hyperscan, then the context around it.
+/// Hundreds of thousands of these live in an engine, so the bytes share one string and
+/// token contexts (~70 bytes a token) are kept only where bytes cannot say it.
+class verify_program {
+public:
+    [[nodiscard]] std::string_view factor() const { return part(0, factor_length_); }
     /// The factor is matched ignoring case (its letters are lower case): the pattern
     /// allows both cases of each of them (`::i`).
-    bool caseless = false;
-    std::vector<hex_token> prefix;  ///< tokens before the factor, in pattern order
-    std::vector<hex_token> suffix;  ///< tokens after the factor
-    /// When every token around the factor is one byte out of a masked set (a fixed byte,
-    /// `??`, a nibble, a case pair) or a fixed gap -- most real signatures -- the bytes
-    /// and masks instead of `prefix`/`suffix` (then empty): tokens take ~70 bytes each,
-    /// which for all of ../shared/sigs would be over a hundred MB.
-    std::string prefix_bytes;
-    std::string suffix_bytes;
-    /// Per byte of prefix_bytes/suffix_bytes, the bits that must equal it (`??` is 00, a
-    /// nibble 0f or f0, a `::i` letter df); empty when every bit counts.
-    std::string prefix_mask;
-    std::string suffix_mask;
-    std::uint32_t prefix_max = 0;   ///< longest the prefix can be
-    std::uint32_t suffix_max = 0;   ///< longest the suffix can be
-    unsigned score = 0;             ///< rarity(factor)
+    [[nodiscard]] bool caseless() const { return caseless_; }
 
-    [[nodiscard]] bool trivial() const {
-        return prefix.empty() && suffix.empty() && prefix_bytes.empty() && suffix_bytes.empty();
+    /// When every token around the factor is one byte out of a masked set (a fixed byte,
+    /// `??`, a nibble, a case pair) or a fixed gap -- most real signatures -- the context
+    /// is these bytes; a position matches when (byte & mask) == value.
+    [[nodiscard]] std::string_view prefix_bytes() const {
+        return part(factor_length_, prefix_length_);
     }
+    [[nodiscard]] std::string_view suffix_bytes() const {
+        return part(factor_length_ + prefix_length_, suffix_length_);
+    }
+    /// Per context byte, the bits that must equal it (`??` is 00, a nibble 0f or f0, a
+    /// `::i` letter df); empty when every bit counts.
+    [[nodiscard]] std::string_view prefix_mask() const {
+        return masked_ ? part(factor_length_ + prefix_length_ + suffix_length_, prefix_length_)
+                       : std::string_view();
+    }
+    [[nodiscard]] std::string_view suffix_mask() const {
+        return masked_ ? part(factor_length_ + 2 * prefix_length_ + suffix_length_,
+                              suffix_length_)
+                       : std::string_view();
+    }
+    /// Otherwise the tokens before and after the factor, in pattern order.
+    [[nodiscard]] std::span<const hex_token> prefix_tokens() const {
+        return tokens_ ? std::span<const hex_token>(tokens_->prefix) : std::span<const hex_token>();
+    }
+    [[nodiscard]] std::span<const hex_token> suffix_tokens() const {
+        return tokens_ ? std::span<const hex_token>(tokens_->suffix) : std::span<const hex_token>();
+    }
+
+    [[nodiscard]] std::uint32_t prefix_max() const { return prefix_max_; }  ///< longest prefix
+    [[nodiscard]] std::uint32_t suffix_max() const { return suffix_max_; }  ///< longest suffix
+    [[nodiscard]] unsigned score() const { return score_; }                 ///< rarity(factor)
+
+    /// Nothing around the factor: a factor hit is a match.
+    [[nodiscard]] bool trivial() const {
+        return !tokens_ && prefix_length_ == 0 && suffix_length_ == 0;
+    }
+
+private:
+    friend std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& tokens,
+                                                        std::uint32_t widest);
+    struct token_context {
+        std::vector<hex_token> prefix;
+        std::vector<hex_token> suffix;
+    };
+
+    [[nodiscard]] std::string_view part(std::size_t from, std::size_t length) const {
+        return std::string_view(bytes_).substr(from, length);
+    }
+
+    /// factor, prefix values, suffix values, then (when masked_) prefix and suffix masks.
+    std::string bytes_;
+    std::unique_ptr<const token_context> tokens_;  ///< null when the bytes say it all
+    std::uint32_t prefix_length_ = 0;
+    std::uint32_t suffix_length_ = 0;
+    std::uint32_t prefix_max_ = 0;
+    std::uint32_t suffix_max_ = 0;
+    unsigned score_ = 0;
+    std::uint8_t factor_length_ = 0;
+    bool caseless_ = false;
+    bool masked_ = false;
 };
 
 /// The prefilter plan of a pattern, or nullopt when it has to stay a Hyperscan expression

@@ -215,7 +215,7 @@ TEST(Prefilter, FactorAvoidsZeroRunsAndCommonWords) {
     // 00000000 + "http://" + a rare run: the factor is the rare run.
     const auto plan = plan_of("0000000000000000??687474703a2f2f??e1f29a7c");
     ASSERT_TRUE(plan.has_value());
-    EXPECT_EQ(plan->factor, "\xe1\xf2\x9a\x7c");
+    EXPECT_EQ(plan->factor(), "\xe1\xf2\x9a\x7c");
     // Only zeros and a common word: no prefilter, the pattern stays a Hyperscan expression.
     EXPECT_FALSE(plan_of("00000000000000{2-4}66756e6374696f6e").has_value());
     // Unbounded: stays an expression.
@@ -230,9 +230,9 @@ TEST(Prefilter, LiteralContextIsKeptAsBytes) {
     const auto plan = detail::plan_prefilter(translated->tokens);
     ASSERT_TRUE(plan.has_value());
     // Every token around the factor is one fixed byte: bytes, not ~70-byte tokens.
-    EXPECT_TRUE(plan->prefix.empty());
-    EXPECT_TRUE(plan->suffix.empty());
-    EXPECT_EQ(plan->prefix_bytes.size() + plan->factor.size() + plan->suffix_bytes.size(), 13U);
+    EXPECT_TRUE(plan->prefix_tokens().empty());
+    EXPECT_TRUE(plan->suffix_tokens().empty());
+    EXPECT_EQ(plan->prefix_bytes().size() + plan->factor().size() + plan->suffix_bytes().size(), 13U);
     const std::string data = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGHyy";
     const std::string broken = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGxyy";
     const auto window_of = [](const std::string& bytes) {
@@ -242,7 +242,7 @@ TEST(Prefilter, LiteralContextIsKeptAsBytes) {
         window.stream_ended = true;
         return window;
     };
-    const std::uint64_t factor_end = 2 + plan->prefix_bytes.size() + plan->factor.size();
+    const std::uint64_t factor_end = 2 + plan->prefix_bytes().size() + plan->factor().size();
     EXPECT_EQ(detail::verify(*plan, window_of(data), factor_end), std::optional<std::uint64_t>(15));
     EXPECT_EQ(detail::verify_starts(*plan, window_of(data), factor_end),
               (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 2}}));
@@ -256,11 +256,11 @@ TEST(Prefilter, WildcardContextIsKeptAsMaskedBytes) {
     ASSERT_TRUE(translated.has_value());
     const auto plan = detail::plan_prefilter(translated->tokens);
     ASSERT_TRUE(plan.has_value());
-    EXPECT_TRUE(plan->prefix.empty());
-    EXPECT_TRUE(plan->suffix.empty());
-    EXPECT_EQ(plan->factor, "\xe1\xf2\x9a\x7c\x6b");
-    EXPECT_EQ(plan->prefix_mask, std::string("\xff\x00\xf0\x00\x00", 5));
-    EXPECT_EQ(plan->suffix_mask, "\xf0");
+    EXPECT_TRUE(plan->prefix_tokens().empty());
+    EXPECT_TRUE(plan->suffix_tokens().empty());
+    EXPECT_EQ(plan->factor(), "\xe1\xf2\x9a\x7c\x6b");
+    EXPECT_EQ(plan->prefix_mask(), std::string("\xff\x00\xf0\x00\x00", 5));
+    EXPECT_EQ(plan->suffix_mask(), "\xf0");
     const auto window_of = [](const std::string& bytes) {
         detail::byte_window window;
         window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
@@ -300,9 +300,9 @@ TEST(Prefilter, CasePairsGiveACaselessFactor) {
     }
     const auto plan = detail::plan_prefilter(tokens);
     ASSERT_TRUE(plan.has_value());
-    EXPECT_TRUE(plan->caseless);
-    EXPECT_EQ(plan->factor.size(), detail::max_factor_length);
-    EXPECT_TRUE(std::all_of(plan->factor.begin(), plan->factor.end(),
+    EXPECT_TRUE(plan->caseless());
+    EXPECT_EQ(plan->factor().size(), detail::max_factor_length);
+    EXPECT_TRUE(std::all_of(plan->factor().begin(), plan->factor().end(),
                             [](char c) { return std::islower(static_cast<unsigned char>(c)) != 0; }));
 }
 
