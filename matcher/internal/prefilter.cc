@@ -289,15 +289,15 @@ std::optional<std::pair<unsigned char, unsigned char>> mask_of(const hex_token& 
     int first = -1;
     unsigned varying = 0;
     unsigned members = 0;
-    for (unsigned b = 0; b < 256; ++b) {
-        if (!t.allows(static_cast<unsigned char>(b))) {
-            continue;
+    for (unsigned word = 0; word < t.bytes.size(); ++word) {
+        for (std::uint64_t bits = t.bytes[word]; bits != 0; bits &= bits - 1) {
+            const unsigned b = word * 64 + static_cast<unsigned>(std::countr_zero(bits));
+            if (first < 0) {
+                first = static_cast<int>(b);
+            }
+            varying |= b ^ static_cast<unsigned>(first);
+            ++members;
         }
-        if (first < 0) {
-            first = static_cast<int>(b);
-        }
-        varying |= b ^ static_cast<unsigned>(first);
-        ++members;
     }
     if (first < 0 || members != 1U << static_cast<unsigned>(std::popcount(varying))) {
         return std::nullopt;
