@@ -29,6 +29,8 @@ name_pool::ref name_pool::add(std::string_view name) {
     return r;
 }
 
+void name_pool::shrink_to_fit() { text_.shrink_to_fit(); }
+
 namespace {
 
 bool key_less(const hash_table::entry& a, const hash_table::entry& b) {
@@ -438,10 +440,20 @@ std::shared_ptr<const engine> engine::compile(const signature_set& signatures,
     detail::build_tables(signatures.section_hashes, *state, pe_hashes.sections);
     detail::build_tables(signatures.import_hashes, *state, pe_hashes.imports);
     pe_hashes.any = !signatures.section_hashes.empty() || !signatures.import_hashes.empty();
+    state->shrink_to_fit();
     return std::shared_ptr<const engine>(new engine(std::move(state)));
 }
 
 engine::impl::~impl() = default;
+
+void engine::impl::shrink_to_fit() {
+    names.shrink_to_fit();
+    bodies.shrink_to_fit();
+    programs.shrink_to_fit();
+    factors.shrink_to_fit();
+    factor_bodies.shrink_to_fit();
+    objects->shrink_to_fit();
+}
 
 engine::engine(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
 engine::~engine() = default;

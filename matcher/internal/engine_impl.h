@@ -68,6 +68,7 @@ public:
 
     ref add(std::string_view name);
     [[nodiscard]] std::string_view get(ref r) const { return {text_.data() + r.offset, r.length}; }
+    void shrink_to_fit();
 
 private:
     std::string text_;
@@ -200,6 +201,9 @@ struct engine::impl {
     ~impl();
     impl(const impl&) = delete;
     impl& operator=(const impl&) = delete;
+
+    /// Drops the spare capacity the compile left in the tables (growth by doubling).
+    void shrink_to_fit();
 
     /// Distinguishes engines for scratch sizing; never reused (addresses can be).
     std::uint64_t id = 0;

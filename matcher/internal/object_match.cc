@@ -22,6 +22,16 @@ bool object_database::applies_to(std::uint8_t type) const {
     return type == target::pe && pe_hashes.any;
 }
 
+void object_database::shrink_to_fit() {
+    signatures.shrink_to_fit();
+    subsigs.shrink_to_fit();
+    patterns.shrink_to_fit();
+    programs.shrink_to_fit();
+    chains.shrink_to_fit();
+    factors.shrink_to_fit();
+    factor_patterns.shrink_to_fit();
+}
+
 namespace {
 
 // Hyperscan takes at most UINT_MAX bytes per call; objects are capped far below (scan

@@ -137,6 +137,7 @@ struct object_database {
     std::uint32_t pcre_gate_count = 0;
 
     [[nodiscard]] bool empty() const { return signatures.empty() && !pe_hashes.any; }
+    void shrink_to_fit();
     /// Whether an object of `type` has anything to evaluate here.
     [[nodiscard]] bool applies_to(std::uint8_t type) const;
 };

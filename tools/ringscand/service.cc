@@ -2,12 +2,33 @@
 
 #include "proto/clamd_reply.h"
 
+#if defined(RINGSCAN_WITH_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#else
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdexcept>
 #include <thread>
 #include <unistd.h>
 
 namespace ringscan::daemon {
+
+namespace {
+
+/// Returns the pages freed by a database load (parsed lines, compile buffers: more than
+/// the engine itself) to the system. jemalloc would keep them dirty until allocations
+/// resume, and an idle daemon has none.
+void give_back_free_memory() {
+#if defined(RINGSCAN_WITH_JEMALLOC)
+    const std::string every_arena = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
+    mallctl(every_arena.c_str(), nullptr, nullptr, nullptr, 0);
+#else
+    malloc_trim(0);
+#endif
+}
+
+}  // namespace
 
 void shard_context::set_activity(std::string_view command, std::string_view path) {
     const std::lock_guard lock(activity.mutex);
@@ -89,6 +110,8 @@ void service::load_database() {
                    std::memory_order_release);
     engine.store(std::move(fresh), std::memory_order_release);
     engine_generation.fetch_add(1, std::memory_order_acq_rel);
+    signatures = matcher::signature_set{};
+    give_back_free_memory();
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
     log.info("Loaded " + std::to_string(count) + " signatures from " +
