@@ -13,7 +13,11 @@ factor_batch::placement factor_batch::add(const verify_program& program, std::ui
 
 factor_batch::placement factor_batch::add_literal(const std::string& literal, bool caseless,
                                                   std::uint32_t next_id, bool single_match) {
-    auto [it, added] = index_.try_emplace(std::tuple(literal, caseless, single_match), next_id);
+    std::string key;
+    key.reserve(literal.size() + 1);
+    key.append(literal);
+    key += static_cast<char>((caseless ? 1 : 0) | (single_match ? 2 : 0));
+    auto [it, added] = index_.try_emplace(std::move(key), next_id);
     if (added) {
         literals_.push_back(literal);
         flags_.push_back((caseless ? HS_FLAG_CASELESS : 0U) |

@@ -13,10 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <unordered_map>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -56,7 +55,8 @@ private:
     std::vector<std::string> literals_;
     std::vector<unsigned> flags_;
     std::vector<unsigned> ids_;
-    std::map<std::tuple<std::string, bool, bool>, std::uint32_t, std::less<>> index_;
+    /// literal + one byte of flags -> id
+    std::unordered_map<std::string, std::uint32_t> index_;
 };
 
 /// Full Hyperscan expressions of one database.

@@ -237,22 +237,21 @@ bool is_letter(int b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
 /// The lower-case letter a byte set allows in exactly both cases (a `::i` subsignature's
 /// letter), else -1.
 int case_pair(const hex_token& t) {
-    if (t.what != hex_token::kind::byte_set) {
+    // Both cases of an ASCII letter sit in the second 64-byte word, 32 apart; anything
+    // else makes it no pair (checked without counting bits: this runs for every token).
+    if (t.what != hex_token::kind::byte_set || t.bytes[0] != 0 || t.bytes[2] != 0 ||
+        t.bytes[3] != 0) {
         return -1;
     }
-    unsigned allowed = 0;
-    for (const std::uint64_t word : t.bytes) {
-        allowed += static_cast<unsigned>(std::popcount(word));
-    }
-    if (allowed != 2) {
+    const std::uint64_t word = t.bytes[1];
+    const std::uint64_t upper_bit = word & (~word + 1);
+    const std::uint64_t rest = word ^ upper_bit;
+    if (upper_bit == 0 || rest == 0 || (rest & (rest - 1)) != 0) {
         return -1;
     }
-    for (int c = 'a'; c <= 'z'; ++c) {
-        if (t.allows(static_cast<unsigned char>(c)) && t.allows(static_cast<unsigned char>(c - 32))) {
-            return c;
-        }
-    }
-    return -1;
+    const int upper = 64 + std::countr_zero(upper_bit);
+    const int lower = 64 + std::countr_zero(rest);
+    return upper >= 'A' && upper <= 'Z' && lower == upper + 32 ? lower : -1;
 }
 
 /// The byte a token contributes to a factor, or -1 when it cannot be part of one. A
