@@ -6,6 +6,7 @@
 // two come from ../shared/sigs (or $RINGSCAN_SHARED_DIR/sigs) and are skipped with an error
 // naming the path when absent.
 
+#include "base/memory.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "matcher/internal/engine_impl.h"
@@ -393,6 +394,7 @@ const all_sets& all_signatures() {
             db.signatures = set.size();
             db.skipped = set.skipped.size() + db.compiled->skipped().size();
             set = signature_set{};
+            ringscan::give_back_free_memory();  // as ringscand does after a load
             db.resident_mb = static_cast<double>(resident_kb() - before) / 1024.0;
         } catch (const load_error& e) {
             db.error = e.what();
@@ -584,34 +586,36 @@ BENCHMARK_CAPTURE(BM_Target, 7_text, 7)->Unit(benchmark::kMillisecond)->UseRealT
 BENCHMARK_CAPTURE(BM_Target, 9_macho, 9)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK_CAPTURE(BM_Target, 10_pdf, 10)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
-// A private clamd on loopback, started on first use and stopped (by its pid) at exit.
-class clamd_process {
+// A private clamd (or ringscand) on loopback over every signature set, started on first
+// use and stopped (by its pid) at exit. Startup is timed up to the first PONG.
+class daemon_process {
 public:
-    clamd_process() {
+    explicit daemon_process(const std::filesystem::path& binary) {
         namespace fs = std::filesystem;
-        const fs::path clamd = "/usr/sbin/clamd";
-        if (!fs::exists(clamd)) {
-            error_ = "missing " + clamd.string();
+        if (!fs::exists(binary)) {
+            error_ = "missing " + binary.string();
             return;
         }
         if (all_signature_files().files() == 0) {
             error_ = "no signature files under " + shared_sigs().string();
             return;
         }
-        dir_ = fs::temp_directory_path() / ("ringscan-bench-clamd-" + std::to_string(::getpid()));
+        dir_ = fs::temp_directory_path() /
+               ("ringscan-bench-" + binary.filename().string() + "-" + std::to_string(::getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_);
         port_ = free_port();
         std::ofstream(dir_ / "clamd.conf")
             << "Foreground yes\nTCPSocket " << port_ << "\nTCPAddr 127.0.0.1\n"
             << "DatabaseDirectory " << all_signature_files().path().string() << "\nLogFile "
-            << (dir_ / "clamd.log").string() << "\nDisableCache yes\nMaxThreads 4\n"
+            << (dir_ / "daemon.log").string() << "\nDisableCache yes\nMaxThreads 4\n"
             << "StreamMaxLength 300M\nMaxFileSize 300M\nMaxScanSize 400M\n";
-        const std::string config = (dir_ / "clamd.conf").string();
+        const std::string config = "--config-file=" + (dir_ / "clamd.conf").string();
+        const std::string name = binary.filename().string();
         pid_ = ::fork();
         if (pid_ == 0) {
             ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            ::execl(clamd.c_str(), "clamd", "-c", config.c_str(), static_cast<char*>(nullptr));
+            ::execl(binary.c_str(), name.c_str(), config.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         const auto start = std::chrono::steady_clock::now();
@@ -626,14 +630,14 @@ public:
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                error_ = "clamd exited during startup, see " + (dir_ / "clamd.log").string();
+                error_ = name + " exited during startup, see " + (dir_ / "daemon.log").string();
                 return;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        error_ = "clamd did not answer PING";
+        error_ = name + " did not answer PING";
     }
-    ~clamd_process() {
+    ~daemon_process() {
         if (pid_ > 0) {
             ::kill(pid_, SIGTERM);
             int status = 0;
@@ -642,12 +646,12 @@ public:
         std::error_code ignored;
         std::filesystem::remove_all(dir_, ignored);
     }
-    clamd_process(const clamd_process&) = delete;
-    clamd_process& operator=(const clamd_process&) = delete;
+    daemon_process(const daemon_process&) = delete;
+    daemon_process& operator=(const daemon_process&) = delete;
 
     [[nodiscard]] const std::string& error() const { return error_; }
     [[nodiscard]] double load_seconds() const { return load_seconds_; }
-    /// clamd's resident memory right after it loaded the signatures.
+    /// The daemon's resident memory right after it loaded the signatures.
     [[nodiscard]] double resident_mb() const { return resident_mb_; }
 
     /// Sends `command` (NUL-terminated, z-form), then `data` as INSTREAM chunks when the
@@ -726,8 +730,8 @@ private:
     std::string error_;
 };
 
-const clamd_process& clamd() {
-    static const clamd_process process;
+const daemon_process& clamd() {
+    static const daemon_process process("/usr/sbin/clamd");
     return process;
 }
 
@@ -735,7 +739,7 @@ void BM_ClamdCorpus(benchmark::State& state, corpus_kind kind) {
     if (!real_benchmarks_enabled(state)) {
         return;
     }
-    const clamd_process& server = clamd();
+    const daemon_process& server = clamd();
     if (!server.error().empty()) {
         state.SkipWithError(server.error().c_str());
         return;
@@ -769,6 +773,47 @@ BENCHMARK_CAPTURE(BM_ClamdCorpus, txt, corpus_kind::txt)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(1);
+
+// ringscand's own startup over every signature set (parse, compile with the user's
+// Hyperscan cache, serve) against clamd's, both timed to the first PONG, with each
+// daemon's resident memory right after. ringscand starts twice: the second start is the
+// warm one (the first fills the cache if it was empty).
+void BM_DaemonStart(benchmark::State& state) {
+    if (!real_benchmarks_enabled(state)) {
+        return;
+    }
+    const daemon_process& reference = clamd();
+    if (!reference.error().empty()) {
+        state.SkipWithError(reference.error().c_str());
+        return;
+    }
+    double first_load = 0;
+    double warm_load = 0;
+    double resident = 0;
+    for (auto _ : state) {
+        {
+            const daemon_process first(RINGSCAND_PATH);
+            if (!first.error().empty()) {
+                state.SkipWithError(first.error().c_str());
+                return;
+            }
+            first_load = first.load_seconds();
+        }
+        const daemon_process warm(RINGSCAND_PATH);
+        if (!warm.error().empty()) {
+            state.SkipWithError(warm.error().c_str());
+            return;
+        }
+        warm_load = warm.load_seconds();
+        resident = warm.resident_mb();
+    }
+    state.counters["ringscand_first_load_s"] = first_load;
+    state.counters["ringscand_warm_load_s"] = warm_load;
+    state.counters["ringscand_rss_MB"] = resident;
+    state.counters["clamd_load_s"] = reference.load_seconds();
+    state.counters["clamd_rss_MB"] = reference.resident_mb();
+}
+BENCHMARK(BM_DaemonStart)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
 
 // The machine's reference: one copy of the same 64 MiB.
 void BM_Memcpy(benchmark::State& state) {

@@ -1,34 +1,14 @@
 #include "tools/ringscand/service.h"
 
+#include "base/memory.h"
 #include "proto/clamd_reply.h"
 
-#if defined(RINGSCAN_WITH_JEMALLOC)
-#include <jemalloc/jemalloc.h>
-#else
-#include <malloc.h>
-#endif
 #include <signal.h>
 #include <stdexcept>
 #include <thread>
 #include <unistd.h>
 
 namespace ringscan::daemon {
-
-namespace {
-
-/// Returns the pages freed by a database load (parsed lines, compile buffers: more than
-/// the engine itself) to the system. jemalloc would keep them dirty until allocations
-/// resume, and an idle daemon has none.
-void give_back_free_memory() {
-#if defined(RINGSCAN_WITH_JEMALLOC)
-    const std::string every_arena = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
-    mallctl(every_arena.c_str(), nullptr, nullptr, nullptr, 0);
-#else
-    malloc_trim(0);
-#endif
-}
-
-}  // namespace
 
 void shard_context::set_activity(std::string_view command, std::string_view path) {
     const std::lock_guard lock(activity.mutex);
