@@ -174,29 +174,87 @@ std::optional<std::uint16_t> entity_value(std::string_view name) {
 
 /// A UTF-16 code unit as the normalizer writes it: bytes below 0xff as themselves, the
 /// ideographic/fullwidth full stops as '.', anything else as "&#xhhhh;"; 0 as nothing.
-void append_code_unit(std::vector<unsigned char>& out, std::uint16_t u16) {
+struct code_unit_text {
+    std::array<unsigned char, 8> bytes{};
+    std::size_t size = 0;
+};
+code_unit_text code_unit_bytes(std::uint16_t u16) {
+    code_unit_text text;
     if (u16 == 0) {
-        return;
+        return text;
     }
     if (u16 < 0xff) {
-        out.push_back(static_cast<unsigned char>(u16));
-        return;
+        text.bytes[0] = static_cast<unsigned char>(u16);
+        text.size = 1;
+        return text;
     }
     if (u16 == 0x3002 || u16 == 0xff0e || u16 == 0xfe52) {
-        out.push_back('.');
-        return;
+        text.bytes[0] = '.';
+        text.size = 1;
+        return text;
     }
     constexpr std::string_view hex = "0123456789abcdef";
-    const unsigned char text[8] = {'&',
-                                   '#',
-                                   'x',
-                                   static_cast<unsigned char>(hex[(u16 >> 12) & 0xf]),
-                                   static_cast<unsigned char>(hex[(u16 >> 8) & 0xf]),
-                                   static_cast<unsigned char>(hex[(u16 >> 4) & 0xf]),
-                                   static_cast<unsigned char>(hex[u16 & 0xf]),
-                                   ';'};
-    out.insert(out.end(), std::begin(text), std::end(text));
+    text.bytes = {'&',
+                  '#',
+                  'x',
+                  static_cast<unsigned char>(hex[(u16 >> 12) & 0xf]),
+                  static_cast<unsigned char>(hex[(u16 >> 8) & 0xf]),
+                  static_cast<unsigned char>(hex[(u16 >> 4) & 0xf]),
+                  static_cast<unsigned char>(hex[u16 & 0xf]),
+                  ';'};
+    text.size = 8;
+    return text;
 }
+
+/// An output buffer whose one-byte append inlines (std::vector::push_back does not at -O2,
+/// and the normalizer appends most of its output a byte at a time). Storage is reserved up
+/// front and zero-filled in steps as it is used, so a small output of a large input does not
+/// touch more memory than it needs.
+class byte_sink {
+public:
+    void reserve(std::size_t n) { buf_.reserve(n); }
+    void push(unsigned char c) {
+        if (size_ == buf_.size()) [[unlikely]] {
+            grow(1);
+        }
+        buf_[size_++] = c;
+    }
+    void append(const unsigned char* first, std::size_t n) {
+        if (n == 0) {
+            return;
+        }
+        std::memcpy(room(n), first, n);
+        size_ += n;
+    }
+    /// Where the next `n` bytes go when written directly; commit them with set_end().
+    unsigned char* room(std::size_t n) {
+        if (buf_.size() - size_ < n) [[unlikely]] {
+            grow(n);
+        }
+        return buf_.data() + size_;
+    }
+    void set_end(const unsigned char* end) { size_ = static_cast<std::size_t>(end - buf_.data()); }
+    [[nodiscard]] bool empty() const { return size_ == 0; }
+    void pop_back() { --size_; }
+    std::vector<unsigned char> release() {
+        buf_.resize(size_);
+        size_ = 0;
+        return std::move(buf_);
+    }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t n) {
+        constexpr std::size_t step = 64 * 1024;
+        std::size_t want = size_ + std::max(n, step);
+        if (want > buf_.capacity()) {
+            want = std::max(want, 2 * buf_.capacity());
+        }
+        buf_.resize(want);
+    }
+
+    std::vector<unsigned char> buf_;  ///< bytes [0, size_) are the output, the rest spare room
+    std::size_t size_ = 0;
+};
 
 /// Cuts the input the way ClamAV's reader does (htmlnorm.c cli_readchunk): pieces of at
 /// most 8191 bytes with NUL bytes dropped, a piece that would end inside a word pulled back
@@ -291,14 +349,61 @@ constexpr std::size_t max_html_string = 1024;
 
 struct tag_argument {
     std::vector<unsigned char> name;
-    std::optional<std::vector<unsigned char>> value;
+    std::vector<unsigned char> value;
+    bool has_value = false;
 };
+
+// How the text fast path (html_normalizer::scan_text) treats a byte in states norm/trim_ws.
+enum class text_byte : std::uint8_t {
+    special,  ///< left to step(): '<', '&', bytes >= 0x80, the line's NUL terminator
+    plain,    ///< written lowercased to both outputs
+    control,  ///< written as is; a space in notags
+    space,    ///< whitespace (LF included: outside binary data it reads as a space)
+    cr,       ///< dropped outside binary data
+};
+
+constexpr std::array<text_byte, 256> text_bytes = [] {
+    std::array<text_byte, 256> t{};
+    for (std::size_t c = 1; c < 0x20; ++c) {
+        t[c] = text_byte::control;
+    }
+    for (std::size_t c = 0x21; c < 0x80; ++c) {
+        t[c] = text_byte::plain;
+    }
+    for (const char c : {' ', '\t', '\n', '\v', '\f'}) {
+        t[static_cast<unsigned char>(c)] = text_byte::space;
+    }
+    t['\r'] = text_byte::cr;
+    t['<'] = text_byte::special;
+    t['&'] = text_byte::special;
+    return t;
+}();
+
+// to_lower as a table; in scripts a single quote is also written as a double quote.
+constexpr std::array<unsigned char, 256> make_lower_table(bool script) {
+    std::array<unsigned char, 256> t{};
+    for (std::size_t c = 0; c < t.size(); ++c) {
+        t[c] = to_lower(static_cast<unsigned char>(c));
+    }
+    if (script) {
+        t['\''] = '"';
+    }
+    return t;
+}
+constexpr std::array<unsigned char, 256> lower_text = make_lower_table(false);
+constexpr std::array<unsigned char, 256> lower_script = make_lower_table(true);
 
 /// The HTML normalizer state machine (htmlnorm.c cli_html_normalise with no URL collection,
 /// as cli_scanhtml runs it). Kept byte-compatible, odd corners included.
 class html_normalizer {
 public:
     normalized_html run(std::span<const unsigned char> in) {
+        // Text comes out about as long as it went in (tags and comments shrink it).
+        nocomment_.reserve(in.size() + 16);
+        notags_.reserve(in.size() + 16);
+        tag_.reserve(max_html_string);
+        tag_arg_.reserve(max_html_string);
+        tag_val_.reserve(max_html_string);
         chunk_reader reader(in);
         std::vector<unsigned char> line;
         while (reader.next(line)) {
@@ -320,6 +425,12 @@ private:
             ++p;
         }
         while (line[p] != 0) {
+            if (!binary_) {
+                scan_run(line, p);
+                if (line[p] == 0) {
+                    break;
+                }
+            }
             if (!binary_ && line[p] == '\n') {
                 line[p] = ' ';
                 continue;
@@ -335,8 +446,256 @@ private:
         return true;
     }
 
-    void out(unsigned char c) { nocomment_.push_back(c); }
-    void text(unsigned char c) { notags_.push_back(c); }
+    // Runs of bytes that step() would handle one at a time the same way, in the states
+    // most input is spent in (outside binary data, where LF and CR are special), and the
+    // commonest moves between them (a tag opened, named, its arguments, closed). Leaves p
+    // at the line's end or at a byte step() must see, with the state as step() would have
+    // left it. Each turn of the loop consumes a byte or moves on to a state that does.
+    void scan_run(const std::vector<unsigned char>& line, std::size_t& p) {
+        const unsigned char* const s = line.data();
+        for (;;) {
+            switch (state_) {
+                case html_state::norm:
+                    scan_text(line, p);
+                    if (s[p] != '<') {
+                        return;
+                    }
+                    out('<');
+                    text_space_once();
+                    ++p;
+                    tag_.clear();
+                    enter(html_state::skip_ws, html_state::tag);
+                    break;
+                case html_state::trim_ws:
+                    if (next_state_ != html_state::norm) {
+                        return;
+                    }
+                    scan_text(line, p);
+                    break;
+                case html_state::skip_ws:
+                    // LF and CR are whitespace too, and step() would consume them alike.
+                    while (is_space(s[p])) {
+                        ++p;
+                    }
+                    if (s[p] == 0) {
+                        return;
+                    }
+                    enter(next_state_, html_state::bad);
+                    break;
+                case html_state::process_tag:
+                    // step() runs at a byte other than CR: the tag is processed only when
+                    // such a byte follows in this piece.
+                    if (s[p] == '\r') {
+                        return;
+                    }
+                    process_tag();
+                    break;
+                case html_state::tag:
+                    if (in_script_) {
+                        return;
+                    }
+                    scan_tag_name(s, p);
+                    if (s[p] != '>') {
+                        return;
+                    }
+                    out('>');
+                    ++p;
+                    enter(html_state::skip_ws, html_state::process_tag);
+                    break;
+                case html_state::tag_arg:
+                    scan_argument_name(s, p);
+                    if (s[p] != '=') {
+                        return;
+                    }
+                    out('=');
+                    ++p;
+                    escape_ = false;
+                    quoted_ = quoting::not_quoted;
+                    tag_val_.clear();
+                    enter(html_state::skip_ws, html_state::tag_arg_val);
+                    break;
+                case html_state::tag_arg_val:
+                    if (mbchar2_ == 0) {
+                        scan_argument_value(s, p);
+                    }
+                    return;
+                case html_state::comment: {
+                    if (in_script_) {
+                        return;
+                    }
+                    // Outside scripts a comment is skipped up to the first '>'.
+                    const std::size_t end = line.size() - 1;  // the NUL terminator
+                    const auto* gt =
+                        static_cast<const unsigned char*>(std::memchr(s + p, '>', end - p));
+                    if (gt == nullptr) {
+                        p = end;
+                        return;
+                    }
+                    p = static_cast<std::size_t>(gt - s) + 1;
+                    enter(html_state::skip_ws, html_state::norm);
+                    break;
+                }
+                default:
+                    return;
+            }
+            if (s[p] == 0) {
+                return;
+            }
+        }
+    }
+
+    // A tag name outside scripts: up to whitespace or '>' ("<!" is left to step()).
+    void scan_tag_name(const unsigned char* s, std::size_t& p) {
+        std::size_t i = p;
+        for (;;) {
+            const unsigned char c = s[i];
+            if (c == 0 || c == '>' || is_space(c) || (c == '!' && tag_.empty())) {
+                break;
+            }
+            const unsigned char lower = to_lower(c);
+            out(lower);
+            if (tag_.size() < max_html_string) {
+                tag_.push_back(lower);
+            }
+            ++i;
+        }
+        p = i;
+    }
+
+    // An attribute name: up to whitespace, '=' or '>'.
+    void scan_argument_name(const unsigned char* s, std::size_t& p) {
+        std::size_t i = p;
+        for (;;) {
+            const unsigned char c = s[i];
+            if (c == 0 || c == '=' || c == '>' || is_space(c)) {
+                break;
+            }
+            if (tag_arg_.empty()) {
+                out(' ');
+            }
+            const unsigned char lower = to_lower(c);
+            out(lower);
+            if (tag_arg_.size() < max_html_string) {
+                tag_arg_.push_back(lower);
+            }
+            ++i;
+        }
+        p = i;
+    }
+
+    // The plain ASCII bytes of an attribute value (no multi-byte sequence pending).
+    void scan_argument_value(const unsigned char* s, std::size_t& p) {
+        std::size_t i = p;
+        for (;;) {
+            const unsigned char c = s[i];
+            if (c == 0 || c >= 0x80 || c == '&' || c == '\'' || c == '"' || c == '>' ||
+                is_space(c) || tag_val_is_data()) {
+                break;
+            }
+            out(to_lower(c));
+            tag_val_push(c);
+            ++i;
+        }
+        if (i != p) {
+            escape_ = s[i] == '\\';  // as step() leaves it after the last byte
+            p = i;
+        }
+    }
+    bool tag_val_is_data() const {
+        const std::string_view val(reinterpret_cast<const char*>(tag_val_.data()), tag_val_.size());
+        return val == "data:" || val == "\"data:";
+    }
+
+    // step() for states norm and trim_ws (trim_ws always returns to norm) over a run of
+    // text, where most of the input is spent. Leaves p at the line's end or at a byte of
+    // text_byte::special with the state at norm; each byte consumed adds at most one byte
+    // to each output, plus the space that ends a whitespace run begun on an earlier line.
+    void scan_text(const std::vector<unsigned char>& line, std::size_t& p) {
+        const unsigned char* const s = line.data();
+        const std::size_t room = line.size() - p + 1;
+        unsigned char* o = nocomment_.room(room);
+        unsigned char* t = notags_.room(room);
+        const bool script = in_script_;
+        const auto& lower = script ? lower_script : lower_text;
+        bool trimming = state_ == html_state::trim_ws;
+        bool changed_state = false;
+        bool space_written = text_space_written_;
+        std::size_t i = p;
+        for (;;) {
+            const unsigned char c = s[i];
+            const text_byte kind = text_bytes[c];
+            if (kind == text_byte::plain && !trimming) {
+                unsigned char b = c;
+                if (script) {
+                    do {
+                        *o++ = lower[b];
+                        b = s[++i];
+                    } while (text_bytes[b] == text_byte::plain);
+                } else {
+                    do {
+                        const unsigned char l = lower[b];
+                        *o++ = l;
+                        *t++ = l;
+                        b = s[++i];
+                    } while (text_bytes[b] == text_byte::plain);
+                    space_written = false;
+                }
+                continue;
+            }
+            if (kind == text_byte::cr) {
+                ++i;
+                continue;
+            }
+            if (kind == text_byte::space) {
+                if (!trimming) {
+                    if (!space_written && !script) {
+                        *t++ = ' ';
+                        space_written = true;
+                    }
+                    trimming = true;
+                    changed_state = true;
+                }
+                ++i;
+                continue;
+            }
+            if (c == 0) {
+                break;  // the line ends, in whichever state
+            }
+            if (trimming) {
+                if (!script) {
+                    *o++ = ' ';
+                }
+                trimming = false;
+                changed_state = true;
+            }
+            if (kind == text_byte::special) {
+                break;
+            }
+            if (kind == text_byte::plain) {
+                continue;  // handled above, now out of the whitespace run
+            }
+            *o++ = c;  // a control byte
+            if (!script && !space_written) {
+                *t++ = ' ';
+                space_written = true;
+            }
+            ++i;
+        }
+        p = i;
+        nocomment_.set_end(o);
+        notags_.set_end(t);
+        text_space_written_ = space_written;
+        if (changed_state) {
+            if (trimming) {
+                enter(html_state::trim_ws, html_state::norm);
+            } else {
+                enter(html_state::norm, html_state::bad);
+            }
+        }
+    }
+
+    void out(unsigned char c) { nocomment_.push(c); }
+    void text(unsigned char c) { notags_.push(c); }
     void text_space_once() {
         if (!text_space_written_ && !in_script_) {
             text(' ');
@@ -358,27 +717,31 @@ private:
         next_state_ = next;
     }
     void add_argument(bool with_value) {
-        tag_argument arg;
-        arg.name = tag_arg_;
+        // The slots of earlier tags are reused, buffers and all.
+        if (tag_arg_count_ == tag_args_.size()) {
+            tag_args_.emplace_back();
+        }
+        tag_argument& arg = tag_args_[tag_arg_count_++];
+        arg.name.assign(tag_arg_.begin(), tag_arg_.end());
+        arg.has_value = with_value;
+        arg.value.clear();
         if (with_value) {
             // A value that starts with a quote loses its first and last byte.
             if (!tag_val_.empty() && tag_val_.front() == '"') {
-                std::vector<unsigned char> v(tag_val_.begin() + 1, tag_val_.end());
-                if (!v.empty()) {
-                    v.pop_back();
+                if (tag_val_.size() >= 2) {
+                    arg.value.assign(tag_val_.begin() + 1, tag_val_.end() - 1);
                 }
-                arg.value = std::move(v);
             } else {
-                arg.value = tag_val_;
+                arg.value.assign(tag_val_.begin(), tag_val_.end());
             }
         }
-        tag_args_.push_back(std::move(arg));
     }
     const std::vector<unsigned char>* argument(std::string_view name) const {
-        for (const auto& arg : tag_args_) {
+        for (std::size_t i = 0; i < tag_arg_count_; ++i) {
+            const tag_argument& arg = tag_args_[i];
             if (std::string_view(reinterpret_cast<const char*>(arg.name.data()),
                                  arg.name.size()) == name) {
-                return arg.value ? &*arg.value : nullptr;
+                return arg.has_value ? &arg.value : nullptr;
             }
         }
         return nullptr;
@@ -417,7 +780,8 @@ private:
             const std::string_view name(reinterpret_cast<const char*>(entity_.data()),
                                         entity_.size());
             if (const auto value = entity_value(name)) {
-                append_code_unit(nocomment_, *value);
+                const code_unit_text unit = code_unit_bytes(*value);
+                nocomment_.append(unit.bytes.data(), unit.size);
             } else {
                 out('&');
                 for (const unsigned char c : entity_) {
@@ -429,8 +793,8 @@ private:
             rfc2397_.push_back(std::move(rfc2397_current_));
         }
         normalized_html result;
-        result.nocomment = std::move(nocomment_);
-        result.notags = std::move(notags_);
+        result.nocomment = nocomment_.release();
+        result.notags = notags_.release();
         result.rfc2397 = std::move(rfc2397_);
         result.exact = exact_;
         return result;
@@ -454,9 +818,10 @@ private:
     std::vector<unsigned char> tag_arg_;
     std::vector<unsigned char> tag_val_;
     std::vector<unsigned char> entity_;
-    std::vector<tag_argument> tag_args_;
-    std::vector<unsigned char> nocomment_;
-    std::vector<unsigned char> notags_;
+    std::vector<tag_argument> tag_args_;  ///< the first tag_arg_count_ are the current tag's
+    std::size_t tag_arg_count_ = 0;
+    byte_sink nocomment_;
+    byte_sink notags_;
     std::vector<std::vector<unsigned char>> rfc2397_;
     std::vector<unsigned char> rfc2397_current_;
     bool rfc2397_open_ = false;
@@ -617,9 +982,7 @@ bool html_normalizer::step(std::vector<unsigned char>& line, std::size_t& p) {
             }
             break;
         case html_state::tag_arg_val: {
-            const std::string_view val(reinterpret_cast<const char*>(tag_val_.data()),
-                                       tag_val_.size());
-            if (val == "data:" || val == "\"data:") {
+            if (tag_val_is_data()) {
                 // RFC 2397 inline data: its payload goes to a file of its own.
                 if (!nocomment_.empty()) {
                     nocomment_.pop_back();
@@ -725,11 +1088,10 @@ bool html_normalizer::step(std::vector<unsigned char>& line, std::size_t& p) {
                 const std::string_view name(reinterpret_cast<const char*>(entity_.data()),
                                             entity_.size());
                 if (const auto value = entity_value(name)) {
-                    std::vector<unsigned char> bytes;
-                    append_code_unit(bytes, *value);
-                    for (const unsigned char b : bytes) {
-                        out(b);
-                        tag_val_push_if_value(b);
+                    const code_unit_text unit = code_unit_bytes(*value);
+                    for (std::size_t i = 0; i < unit.size; ++i) {
+                        out(unit.bytes[i]);
+                        tag_val_push_if_value(unit.bytes[i]);
                     }
                 } else {
                     out('&');
@@ -769,7 +1131,9 @@ bool html_normalizer::step(std::vector<unsigned char>& line, std::size_t& p) {
                 if (value_ < 0x80) {
                     out(to_lower(static_cast<unsigned char>(value_)));
                 } else {
-                    append_code_unit(nocomment_, static_cast<std::uint16_t>(value_));
+                    const code_unit_text unit =
+                        code_unit_bytes(static_cast<std::uint16_t>(value_));
+                    nocomment_.append(unit.bytes.data(), unit.size);
                 }
                 enter(next_state_, html_state::bad);
                 ++p;
@@ -964,12 +1328,12 @@ void html_normalizer::process_tag() {
         // The link target goes to the text, as a word of its own.
         const auto* target = argument(tag == "a" ? "href" : "src");
         if (target != nullptr && !target->empty()) {
-            notags_.insert(notags_.end(), target->begin(), target->end());
+            notags_.append(target->data(), target->size());
             text(' ');
             text_space_written_ = true;
         }
     }
-    tag_args_.clear();
+    tag_arg_count_ = 0;
 }
 
 }  // namespace

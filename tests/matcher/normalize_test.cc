@@ -176,6 +176,86 @@ TEST(NormalizeHtml, ScriptEncoderIsFlaggedInexact) {
     EXPECT_FALSE(html->exact);
 }
 
+TEST(NormalizeHtml, RunsOfTextAndMarkupMatchClamscan) {
+    // clamscan 1.4.6 nocomment.html / notags.html (--leave-temps) for these inputs, which
+    // end runs of text, tag names and attribute values in every way the normalizer's
+    // fast paths must hand back to the byte-at-a-time machine: CR inside markup (dropped),
+    // an attribute value that becomes "data:" only in lower case, a backslash before a
+    // closing quote or at the end of a value, control bytes in text and in scripts,
+    // whitespace runs mixing CR, LF, VT and FF, and CRs after a tag's '>'.
+    constexpr html_case cases[] = {
+        {"<html><ta\rble bor\rder=1 ti\rtle=ab\rcd>x</ta\rble>\r\n<b\r>y\r</b>"sv,
+         "<html><table border=1 title=abcd>x</table><b>y</b>"sv,
+         " x y "sv},
+        {"<html><img src=DATA:,abc> <img src=xdata:,q> <img src=data:,zz>t"sv,
+         "<html><img src=data:,abc><img src=xdata:,q><img src=datat"sv,
+         " DATA:,abc xdata:,q "sv},
+        {"<html><x y='a\\'b' z=\"c\\\\\" w='q\\\\'>s</x><v u=ab\\>t"sv,
+         "<html><x y=\"a\\\" b' z=\"c\\\\\" w=\"q\\\\\">s</x><v u=ab\\>t"sv,
+         " s t"sv},
+        {"<html>a\x01\x02""b \x03 c\x7f\x1f""d<script>x\x01 'y'\x02\tz</script>e\x1b"sv,
+         "<html>a\x01\x02""b \x03 c\x7f\x1f""d<script>x\x01\"y\"\x02z</script>e\x1b"sv,
+         " a b c\x7f d e "sv},
+        {"<html>a \t\x0b\x0c\r\n b\r\r\rc\n\n\nd   <b>  e  </b>  f"sv,
+         "<html>a bc d <b>e </b>f"sv,
+         " a bc d e f"sv},
+        // A tag is processed at the byte after its '>', and CR is never such a byte: with
+        // only CRs left, <img src> and <a href> put nothing in notags.
+        {"<html><img src=x>\r"sv, "<html><img src=x>"sv, " "sv},
+        {"<html><img src=x>\r\r\nq<a href=y>\r\r"sv, "<html><img src=x>q<a href=y>"sv, " x q "sv},
+    };
+    for (const auto& c : cases) {
+        const std::span<const unsigned char> in(
+            reinterpret_cast<const unsigned char*>(c.input.data()), c.input.size());
+        const auto html = normalize_html(in);
+        ASSERT_TRUE(html);
+        EXPECT_EQ(str(html->nocomment), c.nocomment) << c.input;
+        ASSERT_TRUE(html->notags);
+        EXPECT_EQ(str(*html->notags), c.notags) << c.input;
+    }
+    const auto data = normalize_html(bytes("<html><img src=DATA:,abc> <img src=data:,zz>t"));
+    ASSERT_TRUE(data);
+    ASSERT_EQ(data->rfc2397.size(), 1U);  // only the lower-case "data:" is cut out
+    EXPECT_EQ(str(data->rfc2397[0]), "From html-normalise\nContent-type: \n\nzz");
+}
+
+TEST(NormalizeHtml, StatesCarriedAcrossPiecesMatchClamscan) {
+    // 6 + 8180 bytes of words, so what follows straddles the first 8191-byte piece:
+    // a whitespace run, a comment and a tag cut by the boundary, and a script whose
+    // dropped whitespace spans many pieces. Outputs as clamscan 1.4.6 kept them.
+    std::string words;
+    for (int i = 0; i < 1636; ++i) {
+        words += "word ";
+    }
+    const std::string crlf5 = "\r\n\r\n\r\n\r\n\r\n";
+    struct piece_case {
+        std::string input, nocomment, notags;
+    };
+    std::string script = "<html><script>";
+    std::string script_out = "<html><script>";
+    for (int i = 0; i < 700; ++i) {
+        script += "var  x = 'a';\n";
+        script_out += "varx=\"a\";";
+    }
+    const piece_case cases[] = {
+        {"<html>" + words + "xy" + std::string(20, ' ') + crlf5 + "tail  end",
+         "<html>" + words + "xy tail end", " " + words + "xy tail end"},
+        {"<html>" + words + "<!-- c " + std::string(40, 'z') + " --> after <b>bold</b>",
+         "<html>" + words + "after <b>bold</b>", " " + words + "after bold "},
+        {"<html>" + words + "a<table border=1 class=\"wide one\">cell</table>",
+         "<html>" + words + "a<table border=1 class=\"wide one\">cell</table>",
+         " " + words + "a cell "},
+        {script + "</script> done", script_out + "</script>done", " done"},
+    };
+    for (const auto& c : cases) {
+        const auto html = normalize_html(bytes(c.input));
+        ASSERT_TRUE(html);
+        EXPECT_EQ(str(html->nocomment), c.nocomment);
+        ASSERT_TRUE(html->notags);
+        EXPECT_EQ(str(*html->notags), c.notags);
+    }
+}
+
 TEST(NormalizeText, MatchesClamscanOutputs) {
     // cli_scanscript's kept normalized file (clamscan 1.4.6 --leave-temps) for a text file.
     auto text = normalize_text(bytes("Some TEXT here\tand\r\n  HELLO   World  \n"));
