@@ -2,6 +2,7 @@
 
 #include "matcher/internal/text.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -87,11 +88,67 @@ quantifier quantifier_at(std::string_view p, std::size_t at) {
     return q;
 }
 
-/// Reads one alternative after another, keeping per alternative the longest run of bytes
-/// every match must contain in order.
+// Groups inside groups are read up to this depth; a deeper one is just not a literal.
+constexpr int deepest_group = 8;
+// A set of literals larger than this gates too little to be worth a group's place.
+constexpr std::size_t widest_literal_set = 32;
+
+/// Literals one of which must occur: a single run of bytes, or what a group requires.
+/// Scored by its shortest literal (the weakest way to satisfy it).
+struct literal_set {
+    std::vector<std::string> literals;
+
+    [[nodiscard]] std::size_t score() const {
+        std::size_t shortest = literals.empty() ? 0 : literals.front().size();
+        for (const std::string& literal : literals) {
+            shortest = std::min(shortest, literal.size());
+        }
+        return shortest;
+    }
+    [[nodiscard]] bool better_than(const literal_set& other) const {
+        return score() > other.score() ||
+               (score() == other.score() && literals.size() < other.literals.size());
+    }
+};
+
+/// Where a group's alternatives begin, when the group consumes what it matches (plain,
+/// non-capturing, named, atomic, branch-reset and option groups); npos for lookarounds,
+/// conditionals, comments and verbs, whose content need not be in the match.
+std::size_t consuming_group_body(std::string_view p, std::size_t open) {
+    const std::string_view rest = p.substr(open + 1);
+    if (rest.empty() || rest.front() == '*') {
+        return std::string_view::npos;  // (*VERB)
+    }
+    if (rest.front() != '?') {
+        return open + 1;
+    }
+    if (rest.starts_with("?:") || rest.starts_with("?>") || rest.starts_with("?|")) {
+        return open + 3;
+    }
+    if (rest.starts_with("?P<") || rest.starts_with("?<") || rest.starts_with("?'")) {
+        if (rest.starts_with("?<=") || rest.starts_with("?<!")) {
+            return std::string_view::npos;
+        }
+        const char close = rest[1] == '\'' ? '\'' : '>';
+        const std::size_t end = p.find(close, open + 3);
+        return end == std::string_view::npos ? end : end + 1;
+    }
+    // (?i:...) and other option letters before ':'
+    std::size_t k = open + 2;
+    while (k < p.size() && (std::isalpha(static_cast<unsigned char>(p[k])) != 0 || p[k] == '-' ||
+                            p[k] == '^')) {
+        ++k;
+    }
+    return k > open + 2 && k < p.size() && p[k] == ':' ? k + 1 : std::string_view::npos;
+}
+
+/// Reads one alternative after another, keeping per alternative the best literal set
+/// every match must satisfy: the longest run of bytes it contains in order, or a group
+/// whose every alternative has one.
 class literal_finder {
 public:
-    explicit literal_finder(std::string_view pattern) : p_(pattern) {}
+    explicit literal_finder(std::string_view pattern, int depth = 0)
+        : p_(pattern), depth_(depth) {}
 
     std::optional<std::vector<std::string>> run() {
         while (at_ < p_.size()) {
@@ -113,7 +170,7 @@ private:
                 ++at_;
                 return end_alternative();
             case '(':
-                return skip_atom(group_end(at_));
+                return group();
             case '[':
                 return skip_atom(class_end(at_));
             case '.':
@@ -196,6 +253,26 @@ private:
         }
     }
 
+    /// A group: not a run of bytes, but what it requires may serve as the alternative's
+    /// literal set when it must match at least once.
+    bool group() {
+        const std::size_t end = group_end(at_);
+        if (end == std::string_view::npos) {
+            return false;
+        }
+        const std::size_t body = consuming_group_body(p_, at_);
+        const quantifier q = quantifier_at(p_, end);
+        if (body != std::string_view::npos && body < end && !q.optional &&
+            depth_ < deepest_group) {
+            auto inner = literal_finder(p_.substr(body, end - 1 - body), depth_ + 1).run();
+            if (inner && inner->size() <= widest_literal_set) {
+                end_run();
+                consider(literal_set{std::move(*inner)});
+            }
+        }
+        return skip_atom(end);
+    }
+
     /// A literal byte ending at `next`; its quantifier decides whether it is required.
     bool literal_byte(char byte, std::size_t next) {
         const quantifier q = quantifier_at(p_, next);
@@ -222,19 +299,29 @@ private:
     }
 
     void end_run() {
-        if (run_.size() > best_.size()) {
-            best_ = run_;
+        if (!run_.empty()) {
+            consider(literal_set{{run_}});
         }
         run_.clear();
     }
 
+    void consider(literal_set candidate) {
+        if (candidate.score() >= min_required_literal && candidate.better_than(best_)) {
+            best_ = std::move(candidate);
+        }
+    }
+
     bool end_alternative() {
         end_run();
-        if (best_.size() < min_required_literal) {
+        if (best_.literals.empty()) {
             return false;
         }
-        literals_.push_back(std::move(best_));
-        best_.clear();
+        for (std::string& literal : best_.literals) {
+            if (std::find(literals_.begin(), literals_.end(), literal) == literals_.end()) {
+                literals_.push_back(std::move(literal));
+            }
+        }
+        best_ = {};
         return true;
     }
 
@@ -297,9 +384,10 @@ private:
     }
 
     std::string_view p_;
+    int depth_ = 0;
     std::size_t at_ = 0;
     std::string run_;
-    std::string best_;
+    literal_set best_;  ///< of the current alternative
     std::vector<std::string> literals_;
 };
 

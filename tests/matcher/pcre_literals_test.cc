@@ -42,9 +42,19 @@ TEST(PcreLiterals, QuantifiersAndEscapes) {
     EXPECT_TRUE(literals_of("(?i)ABCD")->caseless);
 }
 
+TEST(PcreLiterals, GroupsGiveLiteralSets) {
+    EXPECT_EQ(literals_of("x(?:abcd|efgh)y")->literals, (std::vector<std::string>{"abcd", "efgh"}));
+    EXPECT_EQ(literals_of("(?:evil|bad)payload")->literals, std::vector<std::string>{"payload"});
+    EXPECT_EQ(literals_of("(?:abcd|efgh)?xyz")->literals, std::vector<std::string>{"xyz"});
+    EXPECT_EQ(literals_of("(?<name>abcd|efgh)+|(?i:wxyz)")->literals,
+              (std::vector<std::string>{"abcd", "efgh", "wxyz"}));
+    EXPECT_FALSE(literals_of("(?=abcd)ab"));  // lookahead content is not consumed
+    EXPECT_FALSE(literals_of("(?:abcd|ef)x"));
+}
+
 TEST(PcreLiterals, GivesUpWhenUnsure) {
     EXPECT_FALSE(literals_of("abc|de"));              // an alternative without 3 bytes
-    EXPECT_FALSE(literals_of("(abc|def)"));           // only inside a group
+    EXPECT_FALSE(literals_of("(ab|cdef)"));           // a group alternative under 3 bytes
     EXPECT_FALSE(literals_of(R"(\Qabc\E)"));
     EXPECT_FALSE(literals_of(R"(\x{41}bcd)") && literals_of(R"(\x{41}bcd)")->literals.front() == "Abcd");
     EXPECT_FALSE(literals_of("(?x) a b c d"));
@@ -79,6 +89,7 @@ TEST(PcreLiterals, EveryMatchContainsALiteral) {
         {R"(abc(d|e)+fgh|x?yzw\d)", {"abcdedfgh", "xyzw7"}},
         {R"(abc+de*fgh)", {"abcccdeefgh"}},
         {R"(abcd?efg)", {"abcdefg"}},
+        {R"(zz(?:evil|wick)ed\d|(?:alpha|beta)+gamma?)", {"zzeviled1", "zzwicked2", "betagamm"}},
         {R"(pay(load)?\.exe|ru[nm]mex)", {"payload.exe", "runmex"}},
         {R"(\bpower\w*shell\b.{0,5}down)", {"powerXshell   down"}},
         {R"(a{2}bcd|e{0,2}fghi)", {"aabcd", "eefghi"}},
