@@ -356,9 +356,15 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
 }
 
 /// The pattern cut at its top-level unbounded gaps (each segment non-empty), with the
-/// least gap before each segment; a single segment when there is nothing to cut.
+/// least gap before each segment; nothing when there is nothing to cut.
 std::pair<std::vector<std::vector<hex_token>>, std::vector<std::uint32_t>> split_at_unbounded(
     const std::vector<hex_token>& tokens) {
+    const bool unbounded_gap = std::any_of(tokens.begin(), tokens.end(), [](const hex_token& t) {
+        return t.what == hex_token::kind::gap && t.unbounded;
+    });
+    if (!unbounded_gap) {
+        return {};
+    }
     std::vector<std::vector<hex_token>> segments(1);
     std::vector<std::uint32_t> gaps{0};
     for (const hex_token& t : tokens) {
@@ -372,7 +378,7 @@ std::pair<std::vector<std::vector<hex_token>>, std::vector<std::uint32_t>> split
     const bool all_present = std::none_of(segments.begin(), segments.end(),
                                           [](const auto& segment) { return segment.empty(); });
     if (segments.size() == 1 || !all_present) {
-        return {{tokens}, {0}};
+        return {};
     }
     return {std::move(segments), std::move(gaps)};
 }
@@ -414,7 +420,7 @@ void add_object_pattern(object_database& db, const logical_signature& logic,
                         const std::vector<hex_token>& tokens, compile_state& state) {
     const bool once = needed_once(logic, subsig);
     auto [segments, gaps] = split_at_unbounded(tokens);
-    if (segments.size() == 1) {
+    if (segments.empty()) {
         add_object_segment(db, signature, subsig, tokens, state, object_pattern::no_chain, 0, once);
         return;
     }

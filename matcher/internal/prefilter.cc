@@ -43,7 +43,7 @@ constexpr std::array<std::string_view, 30> common_words = {
 constexpr unsigned repeated_byte_cost = 2;  // half a bit
 constexpr unsigned common_word_byte_cost = 1;  // a quarter bit
 
-std::optional<std::uint32_t> max_width(const std::vector<hex_token>& tokens) {
+std::optional<std::uint32_t> max_width(std::span<const hex_token> tokens) {
     std::uint64_t total = 0;
     for (const hex_token& t : tokens) {
         switch (t.what) {
@@ -306,7 +306,7 @@ std::optional<std::pair<unsigned char, unsigned char>> mask_of(const hex_token& 
 }
 
 /// `tokens` as masked bytes, when each is such a byte set or a fixed gap.
-std::optional<masked_bytes> masked_context(const std::vector<hex_token>& tokens) {
+std::optional<masked_bytes> masked_context(std::span<const hex_token> tokens) {
     masked_bytes out;
     bool all_exact = true;
     for (const hex_token& t : tokens) {
@@ -423,9 +423,10 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
                                                 bytes.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
                                                 [](char c) { return is_letter(c); });
     program.score_ = best_score;
-    std::vector<hex_token> prefix(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(best_at));
-    std::vector<hex_token> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
-                                  tokens.end());
+    // Views first: most contexts become bytes, and copying their tokens would be wasted.
+    const std::span<const hex_token> all(tokens);
+    const auto prefix = all.first(best_at);
+    const auto suffix = all.subspan(best_at + best_length);
     program.prefix_max_ = max_width(prefix).value_or(0);
     program.suffix_max_ = max_width(suffix).value_or(0);
     program.bytes_ = bytes.substr(best_at, best_length);
@@ -443,7 +444,8 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
         }
     } else {
         program.tokens_ = std::make_unique<const verify_program::token_context>(
-            verify_program::token_context{std::move(prefix), std::move(suffix)});
+            verify_program::token_context{{prefix.begin(), prefix.end()},
+                                          {suffix.begin(), suffix.end()}});
     }
     program.bytes_.shrink_to_fit();
     return program;
