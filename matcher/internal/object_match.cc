@@ -73,11 +73,12 @@ int on_direct(unsigned int id, unsigned long long /*from*/, unsigned long long t
     const std::uint64_t start = to > pattern.min_length ? to - pattern.min_length : 0;
     try {
         if (pattern.chain != object_pattern::no_chain) {
-            c->lists.segment_hits.push_back(segment_hit{pattern.chain, pattern.segment, start, start, to});
+            c->lists.segment_hits.push_back(
+                segment_hit{pattern.chain, pattern.segment, start, start, to});
             return 0;
         }
-        c->lists.starts.emplace_back(c->db.signatures[pattern.signature].first_subsig + pattern.subsig,
-                               start);
+        c->lists.starts.emplace_back(
+            c->db.signatures[pattern.signature].first_subsig + pattern.subsig, start);
     } catch (...) {
         c->error = true;
         return 1;
@@ -805,7 +806,8 @@ bool signature_matches(const object_database& db, const object_signature& signat
     // PCREs last, in subsignature order (a trigger may count an earlier PCRE), and only
     // while their counts can still change the verdict: each is a pass over the object.
     for (std::size_t k = 0; k < n; ++k) {
-        const object_subsig& sub = db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
+        const object_subsig& sub =
+            db.subsigs[signature.first_subsig + static_cast<std::uint32_t>(k)];
         if (sub.what != object_subsig::kind::pcre) {
             continue;
         }

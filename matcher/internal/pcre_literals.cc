@@ -10,9 +10,7 @@
 namespace ringscan::matcher::detail {
 namespace {
 
-bool is_word_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0;
-}
+bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
 /// Inline option groups anywhere in the pattern: `(?i)` / `(?i:` make every literal
 /// caseless for the gate (a superset is still a gate); extended mode cannot be read here.
@@ -135,8 +133,8 @@ std::size_t consuming_group_body(std::string_view p, std::size_t open) {
     }
     // (?i:...) and other option letters before ':'
     std::size_t k = open + 2;
-    while (k < p.size() && (std::isalpha(static_cast<unsigned char>(p[k])) != 0 || p[k] == '-' ||
-                            p[k] == '^')) {
+    while (k < p.size() &&
+           (std::isalpha(static_cast<unsigned char>(p[k])) != 0 || p[k] == '-' || p[k] == '^')) {
         ++k;
     }
     return k > open + 2 && k < p.size() && p[k] == ':' ? k + 1 : std::string_view::npos;
@@ -147,8 +145,7 @@ std::size_t consuming_group_body(std::string_view p, std::size_t open) {
 /// whose every alternative has one.
 class literal_finder {
 public:
-    explicit literal_finder(std::string_view pattern, int depth = 0)
-        : p_(pattern), depth_(depth) {}
+    explicit literal_finder(std::string_view pattern, int depth = 0) : p_(pattern), depth_(depth) {}
 
     std::optional<std::vector<std::string>> run() {
         while (at_ < p_.size()) {
@@ -234,10 +231,27 @@ private:
                 }
                 return skip_atom(k);
             }
-            case 'd': case 'D': case 'w': case 'W': case 's': case 'S':
-            case 'h': case 'H': case 'v': case 'V': case 'R': case 'X': case 'C':
+            case 'd':
+            case 'D':
+            case 'w':
+            case 'W':
+            case 's':
+            case 'S':
+            case 'h':
+            case 'H':
+            case 'v':
+            case 'V':
+            case 'R':
+            case 'X':
+            case 'C':
                 return skip_atom(after);
-            case 'b': case 'B': case 'A': case 'z': case 'Z': case 'G': case 'K':
+            case 'b':
+            case 'B':
+            case 'A':
+            case 'z':
+            case 'Z':
+            case 'G':
+            case 'K':
                 at_ = after;  // zero-width: ends the run
                 end_run();
                 return true;
@@ -262,8 +276,7 @@ private:
         }
         const std::size_t body = consuming_group_body(p_, at_);
         const quantifier q = quantifier_at(p_, end);
-        if (body != std::string_view::npos && body < end && !q.optional &&
-            depth_ < deepest_group) {
+        if (body != std::string_view::npos && body < end && !q.optional && depth_ < deepest_group) {
             auto inner = literal_finder(p_.substr(body, end - 1 - body), depth_ + 1).run();
             if (inner && inner->size() <= widest_literal_set) {
                 end_run();

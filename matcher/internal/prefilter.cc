@@ -419,9 +419,9 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     }
     verify_program program;
     program.factor_length_ = static_cast<std::uint8_t>(best_length);
-    program.caseless_ = caseless && std::any_of(bytes.begin() + static_cast<std::ptrdiff_t>(best_at),
-                                                bytes.begin() + static_cast<std::ptrdiff_t>(best_at + best_length),
-                                                [](char c) { return is_letter(c); });
+    const std::string_view factor = std::string_view(bytes).substr(best_at, best_length);
+    program.caseless_ =
+        caseless && std::any_of(factor.begin(), factor.end(), [](char c) { return is_letter(c); });
     program.score_ = best_score;
     // Views first: most contexts become bytes, and copying their tokens would be wasted.
     const std::span<const hex_token> all(tokens);
@@ -429,7 +429,7 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     const auto suffix = all.subspan(best_at + best_length);
     program.prefix_max_ = max_width(prefix).value_or(0);
     program.suffix_max_ = max_width(suffix).value_or(0);
-    program.bytes_ = bytes.substr(best_at, best_length);
+    program.bytes_ = factor;
     if (auto before = masked_context(prefix), after = masked_context(suffix); before && after) {
         program.prefix_length_ = static_cast<std::uint32_t>(before->values.size());
         program.suffix_length_ = static_cast<std::uint32_t>(after->values.size());

@@ -1,11 +1,10 @@
 #include "matcher/internal/pcre_literals.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <pcre2.h>
 #include <random>
 #include <string>
 #include <vector>
@@ -53,10 +52,11 @@ TEST(PcreLiterals, GroupsGiveLiteralSets) {
 }
 
 TEST(PcreLiterals, GivesUpWhenUnsure) {
-    EXPECT_FALSE(literals_of("abc|de"));              // an alternative without 3 bytes
-    EXPECT_FALSE(literals_of("(ab|cdef)"));           // a group alternative under 3 bytes
+    EXPECT_FALSE(literals_of("abc|de"));     // an alternative without 3 bytes
+    EXPECT_FALSE(literals_of("(ab|cdef)"));  // a group alternative under 3 bytes
     EXPECT_FALSE(literals_of(R"(\Qabc\E)"));
-    EXPECT_FALSE(literals_of(R"(\x{41}bcd)") && literals_of(R"(\x{41}bcd)")->literals.front() == "Abcd");
+    EXPECT_FALSE(literals_of(R"(\x{41}bcd)") &&
+                 literals_of(R"(\x{41}bcd)")->literals.front() == "Abcd");
     EXPECT_FALSE(literals_of("(?x) a b c d"));
     pcre_flags extended;
     extended.extended = true;
@@ -72,8 +72,9 @@ bool contains_literal(const std::string& subject, const required_literals& gate)
         return s;
     };
     const std::string folded = fold(subject);
-    return std::any_of(gate.literals.begin(), gate.literals.end(),
-                       [&](const std::string& l) { return folded.find(fold(l)) != std::string::npos; });
+    return std::any_of(gate.literals.begin(), gate.literals.end(), [&](const std::string& l) {
+        return folded.find(fold(l)) != std::string::npos;
+    });
 }
 
 // The gate may only skip a run that cannot match: whenever PCRE2 finds a match in a

@@ -224,6 +224,15 @@ TEST(Prefilter, FactorAvoidsZeroRunsAndCommonWords) {
 }
 
 
+/// All of `bytes` as a verification window, the data ending there.
+detail::byte_window window_of(const std::string& bytes) {
+    detail::byte_window window;
+    window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    window.end = bytes.size();
+    window.stream_ended = true;
+    return window;
+}
+
 TEST(Prefilter, LiteralContextIsKeptAsBytes) {
     auto translated = detail::translate_hex("41424344e1f29a7c6b45464748");
     ASSERT_TRUE(translated.has_value());
@@ -232,16 +241,10 @@ TEST(Prefilter, LiteralContextIsKeptAsBytes) {
     // Every token around the factor is one fixed byte: bytes, not ~70-byte tokens.
     EXPECT_TRUE(plan->prefix_tokens().empty());
     EXPECT_TRUE(plan->suffix_tokens().empty());
-    EXPECT_EQ(plan->prefix_bytes().size() + plan->factor().size() + plan->suffix_bytes().size(), 13U);
+    EXPECT_EQ(plan->prefix_bytes().size() + plan->factor().size() + plan->suffix_bytes().size(),
+              13U);
     const std::string data = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGHyy";
     const std::string broken = "xxABCD\xe1\xf2\x9a\x7c\x6b" "EFGxyy";
-    const auto window_of = [](const std::string& bytes) {
-        detail::byte_window window;
-        window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-        window.end = bytes.size();
-        window.stream_ended = true;
-        return window;
-    };
     const std::uint64_t factor_end = 2 + plan->prefix_bytes().size() + plan->factor().size();
     EXPECT_EQ(detail::verify(*plan, window_of(data), factor_end), std::optional<std::uint64_t>(15));
     EXPECT_EQ(detail::verify_starts(*plan, window_of(data), factor_end),
@@ -261,13 +264,6 @@ TEST(Prefilter, WildcardContextIsKeptAsMaskedBytes) {
     EXPECT_EQ(plan->factor(), "\xe1\xf2\x9a\x7c\x6b");
     EXPECT_EQ(plan->prefix_mask(), std::string("\xff\x00\xf0\x00\x00", 5));
     EXPECT_EQ(plan->suffix_mask(), "\xf0");
-    const auto window_of = [](const std::string& bytes) {
-        detail::byte_window window;
-        window.chunk = std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-        window.end = bytes.size();
-        window.stream_ended = true;
-        return window;
-    };
     const std::uint64_t factor_end = 1 + 5 + 5;  // one byte of noise, prefix, factor
     const std::string factor = "\xe1\xf2\x9a\x7c\x6b";
     for (const std::string& match :
