@@ -3,9 +3,6 @@
 #include "matcher/internal/text.h"
 #include "matcher/signatures.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -685,7 +682,7 @@ subsig_result parse_pcre(std::string_view text, unsigned target, std::size_t ind
                             std::to_string(at) + ": " +
                             reinterpret_cast<const char*>(message.data()));
     }
-    pcre2_code_free(compiled);
+    pcre.compiled = std::shared_ptr<pcre2_code>(compiled, pcre2_code_free);
     subsig_result r;
     r.value = std::move(pcre);
     return r;

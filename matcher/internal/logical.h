@@ -36,9 +36,14 @@
 #include "matcher/internal/hexsig.h"
 #include "matcher/internal/offset.h"
 
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
 #include <tl/expected.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -202,6 +207,9 @@ struct pcre_subsignature {
     std::string pattern;
     std::string flags_text;
     pcre_flags flags;
+    /// The regex as the loader compiled it to validate the line (ClamAV refuses a
+    /// database whose regex does not compile), kept so the engine does not compile again.
+    std::shared_ptr<pcre2_code> compiled;
 };
 
 /// `N(<<off|>>off#[h|d|a|i][l|b][e]len#<v|>v|=v[,<v|>v|=v])`.

@@ -480,18 +480,25 @@ namespace {
 constexpr std::uint32_t pcre_match_limit = 100000;
 constexpr std::uint32_t pcre_depth_limit = 2000;
 
-tl::expected<pcre2_code_ptr, std::string> compile_pcre(const pcre_subsignature& sub) {
-    int code = 0;
-    PCRE2_SIZE at = 0;
-    pcre2_code_ptr regex(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()),
-                                       sub.pattern.size(), pcre2_compile_options(sub.flags),
-                                       &code, &at, nullptr));
+/// The regex of `sub`, JIT-compiled: the loader's when it kept one, else compiled here
+/// (YARA rules and hand-built signatures come without).
+tl::expected<std::shared_ptr<pcre2_code>, std::string> compile_pcre(const pcre_subsignature& sub) {
+    std::shared_ptr<pcre2_code> regex = sub.compiled;
     if (!regex) {
-        std::array<PCRE2_UCHAR, 256> message{};
-        pcre2_get_error_message(code, message.data(), message.size());
-        return tl::unexpected(std::string(reinterpret_cast<const char*>(message.data())));
+        int code = 0;
+        PCRE2_SIZE at = 0;
+        pcre2_code* compiled =
+            pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()), sub.pattern.size(),
+                          pcre2_compile_options(sub.flags), &code, &at, nullptr);
+        if (compiled == nullptr) {
+            std::array<PCRE2_UCHAR, 256> message{};
+            pcre2_get_error_message(code, message.data(), message.size());
+            return tl::unexpected(std::string(reinterpret_cast<const char*>(message.data())));
+        }
+        regex = std::shared_ptr<pcre2_code>(compiled, pcre2_code_free);
     }
-    static_cast<void>(pcre2_jit_compile(regex.get(), PCRE2_JIT_COMPLETE));  // best effort
+    // Best effort; compiling happens before the engine is shared between threads.
+    static_cast<void>(pcre2_jit_compile(regex.get(), PCRE2_JIT_COMPLETE));
     return regex;
 }
 

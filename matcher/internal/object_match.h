@@ -20,9 +20,6 @@
 #include "matcher/internal/logical.h"
 #include "matcher/internal/pcre_literals.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -31,11 +28,6 @@
 #include <vector>
 
 namespace ringscan::matcher::detail {
-
-struct pcre2_code_deleter {
-    void operator()(pcre2_code* code) const noexcept { pcre2_code_free(code); }
-};
-using pcre2_code_ptr = std::unique_ptr<pcre2_code, pcre2_code_deleter>;
 
 /// One pattern Hyperscan looks for: a variant (modifiers make several) of one subsignature.
 struct object_pattern {
@@ -67,7 +59,7 @@ struct pattern_chain {
 
 /// What evaluating a PCRE subsignature needs.
 struct pcre_runtime {
-    pcre2_code_ptr regex;
+    std::shared_ptr<pcre2_code> regex;  ///< shared with the parsed line until it is freed
     logical_expression trigger;  ///< over earlier subsignatures; empty: always run
     pcre_flags flags;
     /// The regex can only match an object holding one of these literals

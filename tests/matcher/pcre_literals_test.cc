@@ -1,10 +1,8 @@
 #include "matcher/internal/pcre_literals.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <pcre2.h>
 #include <random>
 #include <string>
 #include <vector>
