@@ -268,7 +268,7 @@ struct content_scan::impl {
             typing != detail::mail_typing::mail) {
             kind_needs_copy = false;
             text_norm.emplace([this] { return longest_text_pattern(); });
-            text_scan.emplace(compiled, context, stream_options{mode, target::text, false});
+            text_scan.emplace(compiled, context, stream_options{mode, target::text, false, std::nullopt});
         }
     }
 
@@ -460,7 +460,9 @@ struct content_scan::impl {
         if (stop) {
             return;
         }
-        stream_scan part(compiled, context, options);
+        stream_options whole_buffer = options;
+        whole_buffer.length = bytes.size();
+        stream_scan part(compiled, context, whole_buffer);
         part.feed(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
         const verdict v = part.finish();
         take(part, v);
@@ -483,7 +485,7 @@ struct content_scan::impl {
     /// signatures: body (and, for HTML, hash) signatures, then whole-object ones.
     void scan_derived(std::span<const unsigned char> bytes, std::uint8_t type, bool hashes,
                       std::string_view container) {
-        scan_buffer(as_chars(bytes), stream_options{mode, type, hashes});
+        scan_buffer(as_chars(bytes), stream_options{mode, type, hashes, std::nullopt});
         match_whole(as_chars(bytes), container, type);
     }
 
@@ -579,7 +581,7 @@ struct content_scan::impl {
             scan_html(bytes, object_kind, depth, container);
             return;
         }
-        scan_buffer(bytes, stream_options{mode, std::nullopt, true});
+        scan_buffer(bytes, stream_options{mode, std::nullopt, true, std::nullopt});
         match_whole(
             bytes, container,
             detail::target_of(as_unsigned(bytes).first(std::min<std::size_t>(bytes.size(), 4096))));

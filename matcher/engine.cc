@@ -57,8 +57,12 @@ void hash_table::build(std::vector<entry> entries) {
             has_any_size_ = true;
         } else {
             max_size_ = std::max(max_size_, e.size);
+            sizes_.push_back(e.size);
         }
     }
+    std::sort(sizes_.begin(), sizes_.end());
+    sizes_.erase(std::unique(sizes_.begin(), sizes_.end()), sizes_.end());
+    sizes_.shrink_to_fit();
 }
 
 const hash_table::entry* hash_table::find(std::span<const std::uint8_t> digest,
@@ -549,10 +553,15 @@ stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::
             static_cast<void>(open_streams(compiled.shards[static_cast<std::size_t>(slot)], 2));
         }
     }
+    expected_length = options.length;
     for (const hash_kind kind : detail::all_hash_kinds) {
         const std::size_t k = detail::index_of(kind);
         if (!compiled.digests[k] || !options.hashes) {
             continue;
+        }
+        if (expected_length && !compiled.hashes[k].has_length(*expected_length) &&
+            !compiled.allowed[k].has_length(*expected_length)) {
+            continue;  // no signature of this kind has that size: skip the whole pass
         }
         hashing[k].reset(EVP_MD_CTX_new());
         if (!hashing[k] ||
@@ -922,6 +931,9 @@ verdict stream_scan::impl::finish() noexcept {
         }
     }
     resolve_pending({}, length, true);
+    if (expected_length && *expected_length != length) {
+        error = true;  // hashes may have been skipped for a length the stream did not have
+    }
     try {
         finish_bodies();
         const bool detect = mode == scan_mode::all_matches || names.empty();
@@ -958,7 +970,7 @@ verdict stream_scan::impl::finish() noexcept {
 }
 
 stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context, scan_mode mode)
-    : stream_scan(std::move(compiled), context, stream_options{mode, std::nullopt, true}) {}
+    : stream_scan(std::move(compiled), context, stream_options{mode, std::nullopt, true, std::nullopt}) {}
 
 stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
                          const stream_options& options) {

@@ -110,6 +110,10 @@ struct stream_options {
     /// Match hash signatures (and the allow list) against the whole stream. ClamAV does for
     /// the normalized HTML files, not for normalized text.
     bool hashes = true;
+    /// The stream's total length, when the caller knows it (a buffer, a file): a hash kind
+    /// no signature of that size can match is then not computed at all, as ClamAV checks
+    /// sizes before hashing. A stream that ends at another length reports scan_error().
+    std::optional<std::uint64_t> length;
 };
 
 /// One stream being scanned. Keeps the engine alive (a reload may swap engines while a

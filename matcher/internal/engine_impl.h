@@ -10,6 +10,7 @@
 #include <hs/hs.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -110,9 +111,14 @@ public:
     [[nodiscard]] bool accepts_length(std::uint64_t length) const {
         return has_any_size_ || length <= max_size_;
     }
+    /// Whether a stream of exactly `length` bytes can match an entry.
+    [[nodiscard]] bool has_length(std::uint64_t length) const {
+        return has_any_size_ || std::binary_search(sizes_.begin(), sizes_.end(), length);
+    }
 
 private:
     std::vector<entry> entries_;
+    std::vector<std::uint64_t> sizes_;  ///< distinct sizes of the sized entries, sorted
     std::uint64_t max_size_ = 0;
     bool has_any_size_ = false;
 };
@@ -282,6 +288,7 @@ struct stream_scan::impl {
     std::vector<bool> verified;  ///< bodies already matched through the prefilter
     std::array<detail::evp_md_ctx_ptr, detail::hash_kind_count> hashing;  ///< null: not needed
     std::uint64_t length = 0;                                             ///< bytes fed so far
+    std::optional<std::uint64_t> expected_length;  ///< stream_options::length
 
     // Best body match so far, in ClamAV's report order (see detail::bm_place).
     bool matched = false;

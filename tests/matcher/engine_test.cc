@@ -256,6 +256,33 @@ TEST(StreamScan, HashOfLongerStreamStopsBeingComputed) {
     EXPECT_FALSE(scan_chunked(compiled, context, sample + sample, 56).infected);
 }
 
+// A known length skips hash kinds no signature of that size can match (ClamAV checks
+// sizes first); the verdicts stay those of the plain stream.
+TEST(StreamScan, KnownLengthKeepsHashVerdicts) {
+    const auto compiled = compile_text(
+        {}, hdb_line(sample_md5, "56", "H") + hdb_line(sample_sha256, "999", "Other"));
+    scanner context;
+    const auto scan_with_length = [&](std::string_view data, std::uint64_t length) {
+        stream_options options;
+        options.length = length;
+        stream_scan scan(compiled, context, options);
+        scan.feed(as_bytes(data));
+        const verdict v = scan.finish();
+        return std::pair(v, scan.scan_error());
+    };
+    const auto [found, found_error] = scan_with_length(sample, sample.size());
+    EXPECT_TRUE(found.infected);
+    EXPECT_EQ(found.name, "H.UNOFFICIAL");
+    EXPECT_FALSE(found_error);
+    const auto [longer, longer_error] = scan_with_length(sample + "x", sample.size() + 1);
+    EXPECT_FALSE(longer.infected);
+    EXPECT_FALSE(longer_error);
+    // A wrong length is the caller's bug: the clean verdict is flagged as untrustworthy.
+    const auto [wrong, wrong_error] = scan_with_length(sample, sample.size() + 1);
+    EXPECT_FALSE(wrong.infected);
+    EXPECT_TRUE(wrong_error);
+}
+
 TEST(StreamScan, FinishIsIdempotentAndLaterFeedsAreIgnored) {
     const auto compiled = compile_text(ndb_line("M", "MAGIC"));
     scanner context;
