@@ -35,9 +35,10 @@ struct object_scratch {
     bool gates_scanned = false;
 
     /// Empties every list; gives memory back after an object that needed a lot of it, so
-    /// one hostile object does not pin it for the shard's lifetime.
+    /// one hostile object does not pin it for the shard's lifetime (a list keeps at most
+    /// 64 Ki entries, 1-2.5 MiB).
     void reset() {
-        constexpr std::size_t kept_entries = std::size_t{1} << 20;
+        constexpr std::size_t kept_entries = std::size_t{1} << 16;
         const auto clear = [](auto& list) {
             if (list.capacity() > kept_entries) {
                 std::remove_reference_t<decltype(list)>().swap(list);
