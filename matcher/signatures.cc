@@ -14,12 +14,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <exception>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 namespace ringscan::matcher {
@@ -653,8 +656,10 @@ void parse_ignore_line(std::string_view line, const line_ref& where, ignore_list
     }
 }
 
+/// Parses one database file. Lines named by `ignores` are dropped; the lines of an ignore
+/// file (.ign/.ign2) are added to `*added_ignores`, which must then be given.
 signature_set parse_into(std::string_view text, std::string_view file_name, bool official,
-                         ignore_list& ignores) {
+                         const ignore_list& ignores, ignore_list* added_ignores) {
     const auto format = format_of(file_name);
     if (!format) {
         throw load_error(std::string(file_name) +
@@ -687,7 +692,8 @@ signature_set parse_into(std::string_view text, std::string_view file_name, bool
             continue;
         }
         if (*format == db_format::ignore) {
-            parse_ignore_line(line, where, ignores);
+            RINGSCAN_ASSERT(added_ignores != nullptr);
+            parse_ignore_line(line, where, *added_ignores);
             continue;
         }
         if (!ignores.empty() && ignores.drops(raw_name(*format, line), line)) {
@@ -716,7 +722,7 @@ signature_set parse_into(std::string_view text, std::string_view file_name, bool
 
 signature_set parse_signatures(std::string_view text, std::string_view file_name, bool official) {
     ignore_list ignores;
-    return parse_into(text, file_name, official, ignores);
+    return parse_into(text, file_name, official, ignores, &ignores);
 }
 
 namespace {
@@ -741,7 +747,7 @@ void load_container(const std::filesystem::path& path, const std::string& bytes,
         if (member.data.empty()) {
             continue;  // official containers carry empty databases now and then
         }
-        all.append(parse_into(member.data, name, official, ignores));
+        all.append(parse_into(member.data, name, official, ignores, &ignores));
     }
     if (path.stem() == "daily") {
         all.daily_version = database_version{header.version, detail::ctime_text(header.stime)};
@@ -754,7 +760,45 @@ void load_into(const std::filesystem::path& path, ignore_list& ignores, signatur
         load_container(path, bytes, detail::parse_cvd_header(bytes, path.string()), ignores, all);
         return;
     }
-    all.append(parse_into(bytes, path.string(), false, ignores));
+    all.append(parse_into(bytes, path.string(), false, ignores, &ignores));
+}
+
+/// Parses `files` (no containers, no ignore files) on up to every core and appends them to
+/// `all` in the order given: the result, and the first load error in that order, are the
+/// same as one by one.
+void parse_plain_files(const std::vector<std::filesystem::path>& files, const ignore_list& ignores,
+                       signature_set& all) {
+    if (files.empty()) {
+        return;
+    }
+    std::vector<signature_set> parsed(files.size());
+    std::vector<std::exception_ptr> failed(files.size());
+    std::atomic<std::size_t> next{0};
+    const auto work = [&] {
+        for (std::size_t i = next++; i < files.size(); i = next++) {
+            try {
+                parsed[i] =
+                    parse_into(read_file(files[i]), files[i].string(), false, ignores, nullptr);
+            } catch (...) {
+                failed[i] = std::current_exception();
+            }
+        }
+    };
+    const std::size_t helpers =
+        std::min<std::size_t>(files.size(), std::max(1U, std::thread::hardware_concurrency())) - 1;
+    std::vector<std::jthread> threads;
+    threads.reserve(helpers);
+    for (std::size_t t = 0; t < helpers; ++t) {
+        threads.emplace_back(work);
+    }
+    work();
+    threads.clear();  // joins
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        if (failed[i]) {
+            std::rethrow_exception(failed[i]);
+        }
+        all.append(std::move(parsed[i]));
+    }
 }
 
 // Of x.cvd and x.cld, ClamAV loads only one: the .cld when its version is >= the .cvd's.
@@ -831,9 +875,21 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
         return a.filename().native() < b.filename().native();
     });
     drop_older_containers(files);
+    // Containers (their .ign2 members change the ignore list for later files) and ignore
+    // files load one by one; the plain files between them only read the list, so each run
+    // of them is parsed on every core and appended in file order.
+    std::vector<fs::path> plain_run;
     for (const auto& path : files) {
-        load_into(path, ignores, all);
+        const std::string name = path.filename().native();
+        if (container_of(name) || format_of(name) == db_format::ignore) {
+            parse_plain_files(plain_run, ignores, all);
+            plain_run.clear();
+            load_into(path, ignores, all);
+        } else {
+            plain_run.push_back(path);
+        }
     }
+    parse_plain_files(plain_run, ignores, all);
     return all;
 }
 

@@ -418,6 +418,36 @@ TEST(LoadSignatures, ErrorsNameFileAndLine) {
     }
 }
 
+// Plain files are parsed on every core: the set, the ignore list's effect and the error
+// reported must be those of loading the files one by one in name order.
+TEST(LoadSignatures, ManyFilesLoadInNameOrderWithIgnoresAndTheFirstError) {
+    TempDir dir;
+    const auto file_name = [](int i) {
+        return std::string(i < 10 ? "f0" : "f") + std::to_string(i) + ".ndb";
+    };
+    for (int i = 0; i < 40; ++i) {
+        dir.write(file_name(i), cat({"Sig", std::to_string(i), ":0:*:", magic_hex, "\n"}));
+    }
+    dir.write("z.ign2", "Sig5\nSig33\n");
+    auto set = load_signatures(dir.path());
+    ASSERT_EQ(set.bodies.size(), 38U);
+    std::size_t at = 0;
+    for (int i = 0; i < 40; ++i) {
+        if (i != 5 && i != 33) {
+            EXPECT_EQ(set.bodies[at++].name, "Sig" + std::to_string(i) + ".UNOFFICIAL");
+        }
+    }
+    dir.write(file_name(31), "Broken31:0:*:4d4\n");
+    dir.write(file_name(7), "Broken7:0:*:4d4\n");
+    try {
+        static_cast<void>(load_signatures(dir.path()));
+        FAIL() << "expected load_error";
+    } catch (const load_error& e) {
+        EXPECT_EQ(std::string(e.what()), (dir.path() / file_name(7)).string() +
+                                             ":1: hex signature has an odd number of digits");
+    }
+}
+
 TEST(LoadSignatures, FailsOnDirectoryWithoutDatabases) {
     TempDir dir;
     dir.write("readme.txt", "nothing here\n");
