@@ -268,7 +268,11 @@ struct content_scan::impl {
             typing != detail::mail_typing::mail) {
             kind_needs_copy = false;
             text_norm.emplace([this] { return longest_text_pattern(); });
-            text_scan.emplace(compiled, context, stream_options{mode, target::text, false, std::nullopt});
+            stream_options normalized_text;
+            normalized_text.mode = mode;
+            normalized_text.as_type = target::text;
+            normalized_text.hashes = false;
+            text_scan.emplace(compiled, context, normalized_text);
         }
     }
 
@@ -455,14 +459,18 @@ struct content_scan::impl {
         }
     }
 
-    /// Scans one buffer through the engine and takes its names (in report order).
-    void scan_buffer(std::string_view bytes, const stream_options& options) {
+    /// Scans one buffer through the engine (typed as `as_type`, else from its bytes) and
+    /// takes its names (in report order).
+    void scan_buffer(std::string_view bytes, std::optional<std::uint8_t> as_type, bool hashes) {
         if (stop) {
             return;
         }
-        stream_options whole_buffer = options;
-        whole_buffer.length = bytes.size();
-        stream_scan part(compiled, context, whole_buffer);
+        stream_options options;
+        options.mode = mode;
+        options.as_type = as_type;
+        options.hashes = hashes;
+        options.length = bytes.size();
+        stream_scan part(compiled, context, options);
         part.feed(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
         const verdict v = part.finish();
         take(part, v);
@@ -485,7 +493,7 @@ struct content_scan::impl {
     /// signatures: body (and, for HTML, hash) signatures, then whole-object ones.
     void scan_derived(std::span<const unsigned char> bytes, std::uint8_t type, bool hashes,
                       std::string_view container) {
-        scan_buffer(as_chars(bytes), stream_options{mode, type, hashes, std::nullopt});
+        scan_buffer(as_chars(bytes), type, hashes);
         match_whole(as_chars(bytes), container, type);
     }
 
@@ -581,7 +589,7 @@ struct content_scan::impl {
             scan_html(bytes, object_kind, depth, container);
             return;
         }
-        scan_buffer(bytes, stream_options{mode, std::nullopt, true, std::nullopt});
+        scan_buffer(bytes, std::nullopt, true);
         match_whole(
             bytes, container,
             detail::target_of(as_unsigned(bytes).first(std::min<std::size_t>(bytes.size(), 4096))));

@@ -969,8 +969,18 @@ verdict stream_scan::impl::finish() noexcept {
     return result;
 }
 
+namespace {
+
+stream_options options_with(scan_mode mode) {
+    stream_options options;
+    options.mode = mode;
+    return options;
+}
+
+}  // namespace
+
 stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context, scan_mode mode)
-    : stream_scan(std::move(compiled), context, stream_options{mode, std::nullopt, true, std::nullopt}) {}
+    : stream_scan(std::move(compiled), context, options_with(mode)) {}
 
 stream_scan::stream_scan(std::shared_ptr<const engine> compiled, scanner& context,
                          const stream_options& options) {

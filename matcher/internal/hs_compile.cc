@@ -8,10 +8,10 @@ namespace ringscan::matcher::detail {
 
 factor_batch::placement factor_batch::add(const verify_program& program, std::uint32_t next_id,
                                           bool single_match) {
-    return add_literal(std::string(program.factor()), program.caseless(), next_id, single_match);
+    return add_literal(program.factor(), program.caseless(), next_id, single_match);
 }
 
-factor_batch::placement factor_batch::add_literal(const std::string& literal, bool caseless,
+factor_batch::placement factor_batch::add_literal(std::string_view literal, bool caseless,
                                                   std::uint32_t next_id, bool single_match) {
     std::string key;
     key.reserve(literal.size() + 1);
@@ -19,7 +19,7 @@ factor_batch::placement factor_batch::add_literal(const std::string& literal, bo
     key += static_cast<char>((caseless ? 1 : 0) | (single_match ? 2 : 0));
     auto [it, added] = index_.try_emplace(std::move(key), next_id);
     if (added) {
-        literals_.push_back(literal);
+        literals_.emplace_back(literal);
         flags_.push_back((caseless ? HS_FLAG_CASELESS : 0U) |
                          (single_match ? HS_FLAG_SINGLEMATCH : 0U));
         ids_.push_back(next_id);

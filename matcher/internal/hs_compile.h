@@ -41,7 +41,7 @@ public:
     /// only for factors whose every hit is a whole match needed once.
     placement add(const verify_program& program, std::uint32_t next_id, bool single_match = false);
     /// The same for a bare literal.
-    placement add_literal(const std::string& literal, bool caseless, std::uint32_t next_id,
+    placement add_literal(std::string_view literal, bool caseless, std::uint32_t next_id,
                           bool single_match);
 
     [[nodiscard]] std::size_t size() const { return literals_.size(); }

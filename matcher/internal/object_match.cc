@@ -774,9 +774,12 @@ bool signature_matches(const object_database& db, const object_signature& signat
         return false;
     }
     const std::size_t n = signature.subsig_count;
-    std::vector<std::uint32_t> counts(n, 0);
-    std::vector<std::optional<std::uint64_t>> last_start(n);
-    std::vector<std::uint8_t> unknown(n, 0);  ///< PCRE subsignatures not run yet
+    auto& counts = object.lists->counts;
+    auto& last_start = object.lists->last_start;
+    auto& unknown = object.lists->pcre_pending;
+    counts.assign(n, 0);
+    last_start.assign(n, std::nullopt);
+    unknown.assign(n, 0);
     // `starts` holds this signature's (subsig, start) pairs, sorted.
     std::size_t at = 0;
     for (std::size_t k = 0; k < n; ++k) {

@@ -5,6 +5,7 @@
 /// pages for every object. Owned by scanner::impl, like the Hyperscan scratch.
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,11 @@ struct object_scratch {
     std::vector<std::uint32_t> group_begin;
     std::vector<std::uint32_t> group_next;
     std::vector<std::uint32_t> candidates;  ///< signatures to evaluate
+    /// Of the signature being evaluated: each subsignature's count and last match start,
+    /// and which PCRE subsignatures have not run yet.
+    std::vector<std::uint32_t> counts;
+    std::vector<std::optional<std::uint64_t>> last_start;
+    std::vector<std::uint8_t> pcre_pending;
     /// Which PCRE gate literals the object holds; filled when the first PCRE needs it.
     std::vector<std::uint8_t> gate_present;
     bool gates_scanned = false;

@@ -32,27 +32,14 @@ namespace ringscan::matcher {
 namespace {
 
 using testing::as_bytes;
+using testing::hex_of;
+using testing::md5_hex;
 using testing::eicar;
 using testing::random_bytes;
 using testing::text_like;
 
-std::string hex_of(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const char c : bytes) {
-        const auto b = static_cast<unsigned char>(c);
-        out += digits[b >> 4U];
-        out += digits[b & 0xFU];
-    }
-    return out;
-}
-
 std::string md5_of(std::span<const std::byte> bytes) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_md5(), nullptr),
-              1);
-    return hex_of(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
+    return md5_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 std::string base64(std::string_view data, std::size_t line = 76) {

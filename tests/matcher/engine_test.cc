@@ -25,6 +25,7 @@ namespace {
 using testing::as_bytes;
 using testing::eicar;
 using testing::random_bytes;
+using testing::hex_of;
 using testing::shared_dir;
 using testing::text_like;
 
@@ -37,17 +38,6 @@ std::shared_ptr<const engine> compile_text(std::string_view ndb, std::string_vie
         set.append(parse_signatures(hdb, "t.hdb"));
     }
     return engine::compile(set);
-}
-
-std::string hex_of(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const char c : bytes) {
-        const auto b = static_cast<unsigned char>(c);
-        out += digits[b >> 4U];
-        out += digits[b & 0xFU];
-    }
-    return out;
 }
 
 std::string ndb_line(std::string_view name, std::string_view literal) {

@@ -34,25 +34,11 @@ namespace ringscan::matcher {
 namespace {
 
 using testing::as_bytes;
-
-std::string hex_of(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const char c : bytes) {
-        const auto b = static_cast<unsigned char>(c);
-        out += digits[b >> 4U];
-        out += digits[b & 0xFU];
-    }
-    return out;
-}
+using testing::hex_of;
+using testing::md5_hex;
 
 std::string md5_line(std::string_view bytes, std::string_view name) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_md5(), nullptr),
-              1);
-    return hex_of(std::string_view(reinterpret_cast<const char*>(digest.data()), length)) + ":" +
-           std::to_string(bytes.size()) + ":" + std::string(name) + "\n";
+    return md5_hex(bytes) + ":" + std::to_string(bytes.size()) + ":" + std::string(name) + "\n";
 }
 
 std::string utf16le(std::string_view ascii) {

@@ -3,6 +3,7 @@
 // Helpers shared by the matcher tests: test data locations and byte-buffer builders.
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -52,6 +53,27 @@ inline std::string eicar() {
 
 inline std::span<const std::byte> as_bytes(std::string_view text) {
     return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+/// Lower-case hex digits of `bytes` (signature lines are written with it).
+inline std::string hex_of(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (const char c : bytes) {
+        const auto b = static_cast<unsigned char>(c);
+        out += digits[b >> 4U];
+        out += digits[b & 0xFU];
+    }
+    return out;
+}
+
+/// MD5 of `bytes` in lower-case hex, as .hdb lines write it.
+inline std::string md5_hex(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_md5(), nullptr),
+              1);
+    return hex_of(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
 }
 
 inline std::string random_bytes(std::size_t size, std::uint64_t seed) {
