@@ -682,7 +682,8 @@ subsig_result parse_pcre(std::string_view text, unsigned target, std::size_t ind
                             std::to_string(at) + ": " +
                             reinterpret_cast<const char*>(message.data()));
     }
-    pcre.compiled = std::shared_ptr<pcre2_code>(compiled, pcre2_code_free);
+    pcre2_code_free(compiled);
+    pcre.validated = true;
     subsig_result r;
     r.value = std::move(pcre);
     return r;

@@ -207,9 +207,9 @@ struct pcre_subsignature {
     std::string pattern;
     std::string flags_text;
     pcre_flags flags;
-    /// The regex as the loader compiled it to validate the line (ClamAV refuses a
-    /// database whose regex does not compile), kept so the engine does not compile again.
-    std::shared_ptr<pcre2_code> compiled;
+    /// The loader compiled the regex (ClamAV refuses a database whose regex does not
+    /// compile); the engine need not check again.
+    bool validated = false;
 };
 
 /// `N(<<off|>>off#[h|d|a|i][l|b][e]len#<v|>v|=v[,<v|>v|=v])`.

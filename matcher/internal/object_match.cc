@@ -15,6 +15,22 @@
 
 namespace ringscan::matcher::detail {
 
+const pcre2_code* lazy_regex::get() const {
+    std::call_once(ready_, [this] {
+        int code = 0;
+        PCRE2_SIZE at = 0;
+        pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern_.data()),
+                                             pattern_.size(), options_, &code, &at, nullptr);
+        if (compiled == nullptr) {
+            return;
+        }
+        code_.reset(compiled);
+        // Best effort: without JIT pcre2_match interprets the same code.
+        static_cast<void>(pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE));
+    });
+    return code_.get();
+}
+
 bool object_database::applies_to(std::uint8_t type) const {
     if (group_of[target::any] >= 0 || group_of[type] >= 0) {
         return true;
@@ -480,26 +496,25 @@ namespace {
 constexpr std::uint32_t pcre_match_limit = 100000;
 constexpr std::uint32_t pcre_depth_limit = 2000;
 
-/// The regex of `sub`, JIT-compiled: the loader's when it kept one, else compiled here
-/// (YARA rules and hand-built signatures come without).
-tl::expected<std::shared_ptr<pcre2_code>, std::string> compile_pcre(const pcre_subsignature& sub) {
-    std::shared_ptr<pcre2_code> regex = sub.compiled;
-    if (!regex) {
+/// The regex of `sub`, once it is known to compile: the loader checked .ldb lines; YARA
+/// rules and hand-built signatures are checked here. Compiling for matching waits for the
+/// first use.
+tl::expected<std::unique_ptr<pcre_runtime>, std::string> validated_pcre(
+    const pcre_subsignature& sub) {
+    const std::uint32_t options = pcre2_compile_options(sub.flags);
+    if (!sub.validated) {
         int code = 0;
         PCRE2_SIZE at = 0;
-        pcre2_code* compiled =
-            pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()), sub.pattern.size(),
-                          pcre2_compile_options(sub.flags), &code, &at, nullptr);
+        pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(sub.pattern.data()),
+                                             sub.pattern.size(), options, &code, &at, nullptr);
         if (compiled == nullptr) {
             std::array<PCRE2_UCHAR, 256> message{};
             pcre2_get_error_message(code, message.data(), message.size());
             return tl::unexpected(std::string(reinterpret_cast<const char*>(message.data())));
         }
-        regex = std::shared_ptr<pcre2_code>(compiled, pcre2_code_free);
+        pcre2_code_free(compiled);
     }
-    // Best effort; compiling happens before the engine is shared between threads.
-    static_cast<void>(pcre2_jit_compile(regex.get(), PCRE2_JIT_COMPLETE));
-    return regex;
+    return std::make_unique<pcre_runtime>(sub.pattern, options);
 }
 
 /// The fields of `tdb` description_holds() checks per object, or null when it has none.
@@ -558,13 +573,12 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                 hex_present = true;
             } else if (const auto* pcre = std::get_if<pcre_subsignature>(&variant)) {
                 sub.offset = pcre->offset;
-                auto regex = compile_pcre(*pcre);
-                if (!regex) {
-                    problem = "PCRE subsignature " + std::to_string(k) + ": " + regex.error();
+                auto validated = validated_pcre(*pcre);
+                if (!validated) {
+                    problem = "PCRE subsignature " + std::to_string(k) + ": " + validated.error();
                     break;
                 }
-                auto runtime = std::make_unique<pcre_runtime>();
-                runtime->regex = std::move(*regex);
+                auto runtime = std::move(*validated);
                 runtime->trigger.nodes = pcre->trigger.nodes;
                 runtime->trigger.root = pcre->trigger.root;
                 runtime->trigger.highest_subsig = pcre->trigger.highest_subsig;
@@ -723,6 +737,10 @@ struct match_context_deleter {
 /// ClamAV's PCRE subsignature: matches counted from the offset window on, one unless `g`.
 std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bool& error) {
     const pcre2_code* regex = sub.pcre->regex.get();
+    if (regex == nullptr) {
+        error = true;
+        return 0;
+    }
     const pcre_flags& flags = sub.pcre->flags;
     const auto window = start_window(sub.offset, object.info, object.bytes.size(),
                                      object.header_failed);

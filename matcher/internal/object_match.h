@@ -23,8 +23,11 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringscan::matcher::detail {
@@ -57,9 +60,39 @@ struct pattern_chain {
     bool needed_once = false;
 };
 
+/// A PCRE2 regex compiled and JIT-compiled on first use, once, by whichever shard gets
+/// there first: most of an engine's regexes are never reached (their gates or triggers
+/// fail), and an engine read back from a snapshot (engine_snapshot.h) starts without
+/// compiling any of them.
+class lazy_regex {
+public:
+    /// `pattern` must be known to compile with `options` (the loader validated it). Each
+    /// engine compiles its own code: PCRE2's JIT step writes to the code, so it must not be
+    /// shared with another engine built from the same parsed signatures.
+    lazy_regex(std::string pattern, std::uint32_t options)
+        : pattern_(std::move(pattern)), options_(options) {}
+
+    /// The code, ready for pcre2_match; null when PCRE2 refuses the pattern (it compiled
+    /// when the engine was built, so only out of memory gets here).
+    [[nodiscard]] const pcre2_code* get() const;
+    [[nodiscard]] const std::string& pattern() const { return pattern_; }
+    [[nodiscard]] std::uint32_t options() const { return options_; }
+
+private:
+    std::string pattern_;
+    std::uint32_t options_ = 0;
+    mutable std::once_flag ready_;
+    struct code_deleter {
+        void operator()(pcre2_code* code) const noexcept { pcre2_code_free(code); }
+    };
+    mutable std::unique_ptr<pcre2_code, code_deleter> code_;
+};
+
 /// What evaluating a PCRE subsignature needs.
 struct pcre_runtime {
-    std::shared_ptr<pcre2_code> regex;  ///< shared with the parsed line until it is freed
+    pcre_runtime(std::string pattern, std::uint32_t options)
+        : regex(std::move(pattern), options) {}
+    lazy_regex regex;
     logical_expression trigger;  ///< over earlier subsignatures; empty: always run
     pcre_flags flags;
     /// The regex can only match an object holding one of these literals
