@@ -20,6 +20,8 @@
 namespace ringscan::matcher {
 namespace detail {
 
+std::atomic<std::uint64_t> next_engine_id{1};
+
 name_pool::ref name_pool::add(std::string_view name) {
     if (text_.size() + name.size() > std::numeric_limits<std::uint32_t>::max()) {
         throw load_error("signature names exceed 4 GiB");
@@ -178,8 +180,6 @@ constexpr const char* digest_algorithm(hash_kind kind) {
 
 constexpr std::array<hash_kind, hash_kind_count> all_hash_kinds = {hash_kind::md5, hash_kind::sha1,
                                                                    hash_kind::sha256};
-
-std::atomic<std::uint64_t> next_engine_id{1};
 
 // Hyperscan takes at most UINT_MAX bytes per call.
 constexpr std::size_t max_scan_call = 1U << 30;
@@ -406,6 +406,15 @@ void compile_hashes(const signature_set& signatures, engine::impl& state) {
     build_tables(signatures.hashes, state, state.hashes);
     build_tables(signatures.allow_hashes, state, state.allowed);
     state.has_allowed = !signatures.allow_hashes.empty();
+    if (const char* missing = fetch_digests(state)) {
+        throw load_error(std::string("OpenSSL does not provide ") + missing +
+                         ", needed by the hash signatures");
+    }
+}
+
+}  // namespace
+
+const char* fetch_digests(engine::impl& state) {
     for (const hash_kind kind : all_hash_kinds) {
         const std::size_t k = index_of(kind);
         if (state.hashes[k].empty() && state.allowed[k].empty()) {
@@ -413,13 +422,11 @@ void compile_hashes(const signature_set& signatures, engine::impl& state) {
         }
         state.digests[k].reset(EVP_MD_fetch(nullptr, digest_algorithm(kind), nullptr));
         if (!state.digests[k]) {
-            throw load_error(std::string("OpenSSL does not provide ") + digest_algorithm(kind) +
-                             ", needed by the hash signatures");
+            return digest_algorithm(kind);
         }
     }
+    return nullptr;
 }
-
-}  // namespace
 }  // namespace detail
 
 // --- engine ------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ struct compile_options {
     /// skips compilation. Created (0700) if missing; used only when owned by this user and
     /// not writable by others. Empty: no cache.
     std::filesystem::path cache_directory;
+    /// load_database(): read an engine snapshot from cache_directory when one matches. False
+    /// compiles anyway (and replaces the snapshot), to compare the two.
+    bool read_snapshot = true;
 };
 
 /// What the compiled-database cache did during one compile.
@@ -48,11 +51,34 @@ struct compile_report {
     std::uint64_t cache_misses = 0;  ///< databases compiled (all of them without a cache)
     std::uint64_t cache_bytes_read = 0;
     std::uint64_t cache_bytes_written = 0;
+    /// The whole engine was read from a snapshot (load_database): nothing was parsed or
+    /// compiled, and cache_bytes_read is the snapshot's size.
+    bool from_snapshot = false;
 };
 
 /// $RINGSCAN_CACHE_DIR if set, else $XDG_CACHE_HOME/ringscan, else ~/.cache/ringscan
 /// (empty when none is known): the cache the daemon and tools use unless told otherwise.
 [[nodiscard]] std::filesystem::path default_cache_directory();
+
+class engine;
+
+/// A database as ringscand and ringscan load it: the compiled engine and what loading its
+/// files reported.
+struct loaded_database {
+    std::shared_ptr<const engine> compiled;
+    /// signature_set::skipped of the load: lines ClamAV accepts that this engine cannot
+    /// match yet, each naming file:line.
+    std::vector<std::string> skipped;
+    std::optional<database_version> daily_version;  ///< signature_set::daily_version
+};
+
+/// load_signatures() of every path, merged in order, then engine::compile() -- unless
+/// options.cache_directory holds a snapshot (internal/engine_snapshot.h) of the engine this
+/// same build compiled from files of the same names and contents: that engine is read back
+/// without parsing or compiling anything (compile_stats().from_snapshot). A fresh compile
+/// stores its snapshot there (best effort). Throws load_error as those two do.
+[[nodiscard]] loaded_database load_database(std::span<const std::filesystem::path> paths,
+                                            const compile_options& options = {});
 
 class engine {
 public:
@@ -80,6 +106,8 @@ public:
     [[nodiscard]] const impl& internals() const { return *impl_; }
 
 private:
+    friend loaded_database load_database(std::span<const std::filesystem::path> paths,
+                                         const compile_options& options);
     explicit engine(std::unique_ptr<impl> state);
     std::unique_ptr<impl> impl_;
 };

@@ -830,6 +830,10 @@ void drop_older_containers(std::vector<std::filesystem::path>& files) {
 
 }  // namespace
 
+bool is_database_file_name(std::string_view file_name) {
+    return format_of(file_name).has_value() || container_of(file_name).has_value();
+}
+
 signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     namespace fs = std::filesystem;
     std::error_code error;
@@ -853,7 +857,7 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
         const auto& path = it->path();
         std::error_code type_error;
         const std::string name = path.filename().native();
-        if ((format_of(name) || container_of(name)) && it->is_regular_file(type_error)) {
+        if (is_database_file_name(name) && it->is_regular_file(type_error)) {
             files.push_back(path);
         }
     }

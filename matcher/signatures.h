@@ -144,6 +144,10 @@ struct signature_set {
 /// digital signature (ClamAV's RSA key); .cld and .cud are not signature-checked.
 [[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory);
 
+/// Whether load_signatures() of a directory considers a file of this name (a database or
+/// container extension it knows).
+[[nodiscard]] bool is_database_file_name(std::string_view file_name);
+
 /// Parses the text of one database file; `file_name` decides the format by extension and
 /// names the file in errors. `official` suppresses the ".UNOFFICIAL" suffix. .ign/.ign2
 /// text parses to an empty set (their names only act inside load_signatures()).

@@ -10,6 +10,7 @@ packages=(
     liburing-dev libhyperscan-dev libjemalloc-dev libexpected-dev libssl-dev zlib1g-dev
     libbz2-dev  # bzip2 archives and zip members
     libpcre2-dev  # .ldb PCRE subsignatures Hyperscan cannot match exactly
+    libxxhash-dev  # engine snapshot keys and checksums
     libgtest-dev libgmock-dev libbenchmark-dev
     # peers used by the tests
     python3 clamav clamav-daemon clamdscan clamav-testfiles

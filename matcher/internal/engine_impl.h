@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -23,6 +24,8 @@
 #include <vector>
 
 namespace ringscan::matcher::detail {
+
+struct snapshot_codec;  // internal/engine_snapshot.cc
 
 struct object_database;  // internal/object_match.h
 
@@ -72,6 +75,7 @@ public:
     void shrink_to_fit();
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
     std::string text_;
 };
 
@@ -117,6 +121,7 @@ public:
     }
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
     std::vector<entry> entries_;
     std::vector<std::uint64_t> sizes_;  ///< distinct sizes of the sized entries, sorted
     std::uint64_t max_size_ = 0;
@@ -192,6 +197,13 @@ struct factor_info {
     std::uint32_t count = 0;
     std::uint32_t suffix_max = 0;  ///< longest suffix of its bodies: bytes needed after a hit
 };
+
+/// Engine ids, never reused (engine::impl::id).
+extern std::atomic<std::uint64_t> next_engine_id;
+
+/// Fetches the OpenSSL digest of every hash kind the engine's tables use
+/// (engine::impl::digests). Returns the algorithm OpenSSL lacks, or null.
+[[nodiscard]] const char* fetch_digests(engine::impl& state);
 
 /// Replays cli_bm_addpatt for `patterns` (in load order, each >= 3 bytes).
 [[nodiscard]] std::vector<bm_place> place_like_clamav_bm(

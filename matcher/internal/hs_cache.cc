@@ -294,9 +294,9 @@ bool write_exactly(int fd, const char* data, std::size_t length) {
     return true;
 }
 
-/// Creates `directory` (0700) when missing and says whether it may be trusted: a directory
-/// owned by us that nobody else can write to, so every entry in it was written by us.
-bool prepare_directory(const fs::path& directory) {
+}  // namespace
+
+bool prepare_cache_directory(const fs::path& directory) {
     std::error_code ec;
     if (directory.has_parent_path()) {
         fs::create_directories(directory.parent_path(), ec);
@@ -310,6 +310,28 @@ bool prepare_directory(const fs::path& directory) {
     }
     return info.st_uid == ::geteuid() && (info.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
+
+bool write_cache_file(const fs::path& directory, const std::string& name,
+                      std::span<const std::string_view> parts) {
+    std::string temp_path = (directory / (std::string(temp_prefix) + name + ".XXXXXX")).string();
+    unique_fd file(::mkostemp(temp_path.data(), O_CLOEXEC));  // mode 0600
+    if (file.get() < 0) {
+        return false;
+    }
+    const fs::path final_path = directory / name;
+    bool written = true;
+    for (const std::string_view part : parts) {
+        written = written && write_exactly(file.get(), part.data(), part.size());
+    }
+    written = written && ::fsync(file.get()) == 0 && file.close() &&
+              ::rename(temp_path.c_str(), final_path.c_str()) == 0;
+    if (!written) {
+        ::unlink(temp_path.c_str());
+    }
+    return written;
+}
+
+namespace {
 
 /// A loaded entry: a database, or a refusal remembered from an earlier compile.
 struct loaded_entry {
@@ -379,8 +401,7 @@ load_status load_entry(const fs::path& path, const digest& key, std::size_t patt
     return load_status::loaded;
 }
 
-/// Writes `payload` as the entry `name` in `directory`, atomically: a temp file in the same
-/// directory, flushed, then renamed over the final name.
+/// Writes `payload` as the entry `name` in `directory`, atomically (write_cache_file).
 bool store_entry(const fs::path& directory, const std::string& name, const digest& key,
                  payload_kind kind, std::string_view payload, hs_cache_stats& stats) {
     const std::optional<digest> payload_digest = sha256(payload.data(), payload.size());
@@ -395,19 +416,8 @@ bool store_entry(const fs::path& directory, const std::string& name, const diges
     header.append(reinterpret_cast<const char*>(key.data()), key.size());
     put_u64(header, payload.size());
     header.append(reinterpret_cast<const char*>(payload_digest->data()), payload_digest->size());
-
-    std::string temp_path = (directory / (std::string(temp_prefix) + name + ".XXXXXX")).string();
-    unique_fd file(::mkostemp(temp_path.data(), O_CLOEXEC));  // mode 0600
-    if (file.get() < 0) {
-        return false;
-    }
-    const fs::path final_path = directory / name;
-    const bool written = write_exactly(file.get(), header.data(), header.size()) &&
-                         write_exactly(file.get(), payload.data(), payload.size()) &&
-                         ::fsync(file.get()) == 0 && file.close() &&
-                         ::rename(temp_path.c_str(), final_path.c_str()) == 0;
-    if (!written) {
-        ::unlink(temp_path.c_str());
+    const std::array<std::string_view, 2> parts{header, payload};
+    if (!write_cache_file(directory, name, parts)) {
         return false;
     }
     stats.bytes_written += header.size() + payload.size();
@@ -530,7 +540,7 @@ tl::expected<hs_database_t*, compile_failure> compile_with_cache(
     }
     std::optional<digest> key;
     const bool caching = !config.directory.empty();
-    if (caching && prepare_directory(config.directory)) {
+    if (caching && prepare_cache_directory(config.directory)) {
         key = request_key(request);
     }
     const std::string name = key ? hex(*key) + std::string(entry_suffix) : std::string();

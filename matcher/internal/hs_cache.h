@@ -34,6 +34,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace ringscan::matcher::detail {
 
@@ -92,6 +93,16 @@ struct hs_cache_stats {
 /// The cache file name of `request` ("<64 hex digits>.hsdb"), or empty when the request
 /// is malformed (array sizes disagree). Exposed for tests and tooling.
 [[nodiscard]] std::string hs_cache_file_name(const hs_compile_request& request);
+
+/// Creates `directory` (0700) when missing and says whether it may be trusted: owned by
+/// this user and writable by nobody else, so every file in it was written by this user.
+[[nodiscard]] bool prepare_cache_directory(const std::filesystem::path& directory);
+
+/// Writes `parts` one after another as `directory/name`, atomically: a temporary file in
+/// the same directory (mode 0600; abandoned ones are removed by later trims), flushed,
+/// then renamed over `name`. False when any step fails (nothing is left behind).
+bool write_cache_file(const std::filesystem::path& directory, const std::string& name,
+                      std::span<const std::string_view> parts);
 
 /// $RINGSCAN_CACHE_DIR if set and non-empty, else $XDG_CACHE_HOME/ringscan (absolute
 /// only, per the XDG spec), else $HOME/.cache/ringscan; empty when none is known.

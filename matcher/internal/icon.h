@@ -28,6 +28,8 @@
 
 namespace ringscan::matcher::detail {
 
+struct snapshot_codec;  // internal/engine_snapshot.cc
+
 /// The fields of an icon hash, in hash order (ClamAV's struct icomtr).
 struct icon_metrics {
     using triple = std::array<std::uint32_t, 3>;
@@ -86,6 +88,7 @@ public:
     }
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
     std::array<std::vector<std::string>, 2> group_names_;
     std::array<std::vector<stored_icon>, 3> icons_;
 };

@@ -20,6 +20,8 @@
 
 namespace ringscan::matcher::detail {
 
+struct snapshot_codec;  // internal/engine_snapshot.cc
+
 /// Patterns longer than this stay full Hyperscan expressions (the stream keeps this many
 /// bytes of history for verification).
 inline constexpr std::uint32_t max_verified_length = 4096;
@@ -83,6 +85,7 @@ public:
     }
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
     friend std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& tokens,
                                                         std::uint32_t widest);
     struct token_context {

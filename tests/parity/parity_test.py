@@ -401,14 +401,17 @@ def scan_set(set_name, dirs, corpus, args):
     clam = scan(args.clamscan, dirs, corpus, ["-r"])
     log("== %s: clamscan rc=%d in %.1f s; scanning with ringscan ..." % (set_name, clam[2],
                                                                         clam[4]))
-    ring = scan(args.ringscan, dirs, corpus, ["-r"])
-    log("== %s: ringscan rc=%d in %.1f s" % (set_name, ring[2], ring[4]))
-    return clam, ring
+    ring = scan(args.ringscan, dirs, corpus, ["-r", "--no-snapshot"])
+    log("== %s: ringscan rc=%d in %.1f s; again from the engine snapshot ..." % (
+        set_name, ring[2], ring[4]))
+    again = scan(args.ringscan, dirs, corpus, ["-r"])
+    log("== %s: ringscan (snapshot) rc=%d in %.1f s" % (set_name, again[2], again[4]))
+    return clam, ring, again
 
 
 def compare_set(set_name, dirs, corpus, scans, args, divergences, report, diff_rows):
     """Compares one set's two scans; appends to the report; returns (ok, counts)."""
-    (c_names, c_status, c_rc, c_err, c_time), (r_names, r_status, r_rc, r_err, r_time) = scans
+    (c_names, c_status, c_rc, c_err, c_time), (r_names, r_status, r_rc, r_err, r_time), again = scans
     origins = name_origins(dirs)
 
     def rel(path):
@@ -419,6 +422,14 @@ def compare_set(set_name, dirs, corpus, scans, args, divergences, report, diff_r
         problems.append("clamscan exited %d: %s" % (c_rc, c_err.strip()[-2000:]))
     if r_rc not in (0, 1):
         problems.append("ringscan exited %d: %s" % (r_rc, r_err.strip()[-2000:]))
+    # The engine read back from its snapshot must answer exactly as the fresh compile.
+    a_names, a_status, a_rc = again[0], again[1], again[2]
+    if (a_rc, dict(a_names), a_status) != (r_rc, dict(r_names), r_status):
+        changed = sorted(p for p in set(a_names) | set(r_names)
+                         if a_names.get(p) != r_names.get(p) or a_status.get(p) != r_status.get(p))
+        problems.append("ringscan from its engine snapshot differs from the fresh compile "
+                        "(rc %d vs %d) on %d files, e.g. %s" % (a_rc, r_rc, len(changed),
+                                                                changed[:3]))
 
     only_c, only_r, allowed_n = [], [], []
     by_origin = collections.Counter()

@@ -97,6 +97,8 @@ struct options {
     pattern_list include_dir;
     /// Compiled-database cache (ringscan's own option; clamscan has none).
     std::filesystem::path cache_directory = matcher::default_cache_directory();
+    /// Compile even when the cache holds a snapshot of the compiled databases.
+    bool read_snapshot = true;
 };
 
 struct scan_stats {
@@ -125,6 +127,8 @@ void print_help() {
         "    --cache-dir=DIR                      Keep compiled databases in DIR (default:\n"
         "                                         $RINGSCAN_CACHE_DIR or ~/.cache/ringscan)\n"
         "    --no-cache                           Always compile the databases\n"
+        "    --no-snapshot                        Compile the databases even when their compiled\n"
+        "                                         engine is cached (the cache is refreshed)\n"
         "    --infected            -i             Only print infected files\n"
         "    --suppress-ok-results -o             Skip printing OK files\n"
         "    --database=FILE/DIR   -d FILE/DIR    Load virus database from FILE or load all\n"
@@ -219,6 +223,7 @@ enum option_id : int {
     opt_max_dir_recursion,
     opt_cache_dir,
     opt_no_cache,
+    opt_no_snapshot,
     opt_ignored_with_argument,
     opt_ignored_optional_argument,
     opt_ignored_flag,
@@ -236,6 +241,7 @@ std::optional<options> parse_command_line(int argc, char** argv) {
         {"no-summary", no_argument, nullptr, opt_no_summary},
         {"cache-dir", required_argument, nullptr, opt_cache_dir},
         {"no-cache", no_argument, nullptr, opt_no_cache},
+        {"no-snapshot", no_argument, nullptr, opt_no_snapshot},
         {"infected", no_argument, nullptr, 'i'},
         {"suppress-ok-results", no_argument, nullptr, 'o'},
         {"database", required_argument, nullptr, 'd'},
@@ -348,6 +354,7 @@ std::optional<options> parse_command_line(int argc, char** argv) {
             case opt_scan_archive: set_flag("--scan-archive", opts.limits.scan_archive); break;
             case opt_cache_dir: opts.cache_directory = optarg; break;
             case opt_no_cache: opts.cache_directory.clear(); break;
+            case opt_no_snapshot: opts.read_snapshot = false; break;
             case opt_max_filesize: set_size("--max-filesize", opts.limits.max_file_size); break;
             case opt_max_scansize: set_size("--max-scansize", opts.limits.max_scan_size); break;
             case opt_max_files: {
@@ -393,13 +400,13 @@ std::optional<options> parse_command_line(int argc, char** argv) {
 
 /// Loads and merges every database, printing errors the way clamscan does. Returns nullopt
 /// on failure (the caller exits 2, after the summary as clamscan does).
-std::optional<matcher::signature_set> load_databases(const options& opts) {
-    std::vector<std::string> paths = opts.databases;
+std::optional<matcher::loaded_database> load_databases(const options& opts) {
+    std::vector<std::filesystem::path> paths(opts.databases.begin(), opts.databases.end());
     if (paths.empty()) {
         paths.emplace_back(default_database_directory);
     }
-    matcher::signature_set merged;
-    for (const std::string& path : paths) {
+    bool any_directory = false;
+    for (const std::filesystem::path& path : paths) {
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0) {
             std::fprintf(stderr, "LibClamAV Error: cl_load(): %s: %s\n", std::strerror(errno),
@@ -407,21 +414,24 @@ std::optional<matcher::signature_set> load_databases(const options& opts) {
             std::fprintf(stderr, "ERROR: Can't get file status\n");
             return std::nullopt;
         }
-        try {
-            merged.append(matcher::load_signatures(path));
-        } catch (const matcher::load_error& error) {
-            const std::string_view message = error.what();
-            std::fprintf(stderr, "LibClamAV Error: %s\n", error.what());
-            // The loader's one "nothing to load" message maps to clamscan's own wording.
-            const bool empty_directory = S_ISDIR(st.st_mode) &&
-                                         message.find("no supported database files") !=
-                                             std::string_view::npos;
-            std::fprintf(stderr, "ERROR: %s\n",
-                         empty_directory ? "Can't open file or directory" : "Malformed database");
-            return std::nullopt;
-        }
+        any_directory = any_directory || S_ISDIR(st.st_mode);
     }
-    return merged;
+    matcher::compile_options compile;
+    compile.cache_directory = opts.cache_directory;
+    compile.read_snapshot = opts.read_snapshot;
+    try {
+        return matcher::load_database(paths, compile);
+    } catch (const matcher::load_error& error) {
+        const std::string_view message = error.what();
+        std::fprintf(stderr, "LibClamAV Error: %s\n", error.what());
+        // The loader's one "nothing to load" message (directories only) maps to clamscan's
+        // own wording.
+        const bool empty_directory =
+            any_directory && message.find("no supported database files") != std::string_view::npos;
+        std::fprintf(stderr, "ERROR: %s\n",
+                     empty_directory ? "Can't open file or directory" : "Malformed database");
+        return std::nullopt;
+    }
 }
 
 /// One scanning run: the engine, the shard-less scanner and the counters.
@@ -705,41 +715,36 @@ int run(const options& opts) {
         return code;
     };
 
-    std::optional<matcher::signature_set> signatures = load_databases(opts);
-    if (!signatures) {
+    std::optional<matcher::loaded_database> loaded = load_databases(opts);
+    if (!loaded) {
         return finish(0, {}, 2);
     }
     if (opts.verbose || opts.debug) {
-        for (const std::string& line : signatures->skipped) {
+        for (const std::string& line : loaded->skipped) {
             std::fprintf(stderr, "LibClamAV debug: skipped (not supported yet): %s\n",
                          line.c_str());
         }
     }
-    std::shared_ptr<const matcher::engine> compiled;
-    try {
-        matcher::compile_options compile;
-        compile.cache_directory = opts.cache_directory;
-        compiled = matcher::engine::compile(*signatures, compile);
-    } catch (const matcher::load_error& error) {
-        std::fprintf(stderr, "LibClamAV Error: %s\n", error.what());
-        std::fprintf(stderr, "ERROR: Database initialization error: Malformed database\n");
-        return finish(0, {}, 2);
-    }
+    const std::shared_ptr<const matcher::engine> compiled = std::move(loaded->compiled);
     if (opts.verbose || opts.debug) {
         for (const std::string& line : compiled->skipped()) {
             std::fprintf(stderr, "LibClamAV debug: skipped (not supported yet): %s\n",
                          line.c_str());
         }
         const matcher::compile_report& report = compiled->compile_stats();
-        std::fprintf(stderr,
-                     "LibClamAV debug: compiled databases: %llu from the cache, %llu compiled "
-                     "(cache %s)\n",
-                     static_cast<unsigned long long>(report.cache_hits),
-                     static_cast<unsigned long long>(report.cache_misses),
-                     opts.cache_directory.empty() ? "off" : opts.cache_directory.c_str());
+        const char* cache = opts.cache_directory.empty() ? "off" : opts.cache_directory.c_str();
+        if (report.from_snapshot) {
+            std::fprintf(stderr, "LibClamAV debug: engine read from its snapshot (cache %s)\n",
+                         cache);
+        } else {
+            std::fprintf(stderr,
+                         "LibClamAV debug: compiled databases: %llu from the cache, %llu "
+                         "compiled (cache %s)\n",
+                         static_cast<unsigned long long>(report.cache_hits),
+                         static_cast<unsigned long long>(report.cache_misses), cache);
+        }
     }
-    const std::uint64_t known = signatures->size();
-    signatures.reset();  // the engine holds what it needs; free the parsed set
+    const std::uint64_t known = compiled->signature_count();
 
     file_scanner scanner(opts, compiled);
     if (opts.file_list) {

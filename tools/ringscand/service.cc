@@ -4,6 +4,8 @@
 #include "proto/clamd_reply.h"
 
 #include <signal.h>
+#include <filesystem>
+#include <span>
 #include <stdexcept>
 #include <thread>
 #include <unistd.h>
@@ -63,34 +65,42 @@ const std::shared_ptr<const matcher::engine>& service::engine_for(shard_context&
 
 void service::load_database() {
     const auto started = std::chrono::steady_clock::now();
-    matcher::signature_set signatures = settings.database_directory
-                                            ? matcher::load_signatures(*settings.database_directory)
-                                            : matcher::embedded_default_signatures();
-    for (const std::string& skipped : signatures.skipped) {
-        log.verbose("Skipping signature not supported yet: " + skipped);
-    }
-    if (!signatures.skipped.empty()) {
-        log.warning(std::to_string(signatures.skipped.size()) +
-                    " signatures use features this build cannot match yet and were skipped");
-    }
     matcher::compile_options compile;
     compile.cache_directory = matcher::default_cache_directory();
-    std::shared_ptr<const matcher::engine> fresh = matcher::engine::compile(signatures, compile);
+    matcher::loaded_database loaded;
+    if (settings.database_directory) {
+        const std::filesystem::path directory(*settings.database_directory);
+        loaded = matcher::load_database(std::span(&directory, 1), compile);
+    } else {
+        loaded.compiled = matcher::engine::compile(matcher::embedded_default_signatures(), compile);
+    }
+    for (const std::string& skipped : loaded.skipped) {
+        log.verbose("Skipping signature not supported yet: " + skipped);
+    }
+    if (!loaded.skipped.empty()) {
+        log.warning(std::to_string(loaded.skipped.size()) +
+                    " signatures use features this build cannot match yet and were skipped");
+    }
+    std::shared_ptr<const matcher::engine> fresh = std::move(loaded.compiled);
     const matcher::compile_report& report = fresh->compile_stats();
-    log.verbose("Compiled databases: " + std::to_string(report.cache_hits) + " from the cache, " +
-                std::to_string(report.cache_misses) + " compiled (cache " +
-                (compile.cache_directory.empty() ? std::string("off")
-                                                 : compile.cache_directory.string()) +
-                ")");
+    const std::string cache = compile.cache_directory.empty() ? std::string("off")
+                                                              : compile.cache_directory.string();
+    if (report.from_snapshot) {
+        log.verbose("Read the compiled engine from its snapshot in " + cache + " (" +
+                    std::to_string(report.cache_bytes_read) + " bytes)");
+    } else {
+        log.verbose("Compiled databases: " + std::to_string(report.cache_hits) +
+                    " from the cache, " + std::to_string(report.cache_misses) +
+                    " compiled (cache " + cache + ")");
+    }
     const std::size_t count = fresh->signature_count();
-    const auto& daily = signatures.daily_version;
+    const auto& daily = loaded.daily_version;
     version_.store(std::make_shared<const std::string>(proto::version_string(
                        protocol_version, daily ? std::optional(daily->version) : std::nullopt,
                        daily ? daily->build_time : std::string())),
                    std::memory_order_release);
     engine.store(std::move(fresh), std::memory_order_release);
     engine_generation.fetch_add(1, std::memory_order_acq_rel);
-    signatures = matcher::signature_set{};
     give_back_free_memory();
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
