@@ -6,6 +6,9 @@
 #include "matcher/internal/object_match.h"
 #include "matcher/internal/filetype.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -32,6 +35,23 @@ name_pool::ref name_pool::add(std::string_view name) {
 }
 
 void name_pool::shrink_to_fit() { text_.shrink_to_fit(); }
+
+std::shared_ptr<const mapped_bytes> mapped_bytes::map(int fd, std::uint64_t offset,
+                                                      std::size_t length) {
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t start = offset - offset % page;
+    const std::size_t mapping_length = length + static_cast<std::size_t>(offset - start);
+    void* mapping = ::mmap(nullptr, mapping_length == 0 ? 1 : mapping_length, PROT_READ,
+                           MAP_PRIVATE, fd, static_cast<off_t>(start));
+    if (mapping == MAP_FAILED) {
+        return nullptr;
+    }
+    const char* data = static_cast<const char*>(mapping) + (offset - start);
+    return std::shared_ptr<const mapped_bytes>(
+        new mapped_bytes(mapping, mapping_length == 0 ? 1 : mapping_length, data, length));
+}
+
+mapped_bytes::~mapped_bytes() { ::munmap(mapping_, mapping_length_); }
 
 namespace {
 

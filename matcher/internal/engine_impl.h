@@ -62,7 +62,31 @@ using evp_md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, evp_md_ctx_deleter>;
 
 // --- Signature names ------------------------------------------------------------------
 
-/// Every signature name in one buffer; verdicts are views into it.
+/// Read-only bytes of a file mapped into memory, unmapped when the last owner lets go.
+/// Pages are read in when first touched, and count as resident memory only from then.
+class mapped_bytes {
+public:
+    /// Maps `length` bytes of `fd` from `offset` (any offset); null when mmap fails.
+    [[nodiscard]] static std::shared_ptr<const mapped_bytes> map(int fd, std::uint64_t offset,
+                                                                 std::size_t length);
+    ~mapped_bytes();
+    mapped_bytes(const mapped_bytes&) = delete;
+    mapped_bytes& operator=(const mapped_bytes&) = delete;
+
+    [[nodiscard]] std::string_view bytes() const { return {data_, length_}; }
+
+private:
+    mapped_bytes(void* mapping, std::size_t mapping_length, const char* data, std::size_t length)
+        : mapping_(mapping), mapping_length_(mapping_length), data_(data), length_(length) {}
+    void* mapping_;
+    std::size_t mapping_length_;
+    const char* data_;
+    std::size_t length_;
+};
+
+/// Every signature name in one buffer; verdicts are views into it. Names are only read
+/// when a verdict is reported, so an engine read from a snapshot leaves them in the
+/// snapshot file (mapped) instead of copying them into memory.
 class name_pool {
 public:
     struct ref {
@@ -71,12 +95,16 @@ public:
     };
 
     ref add(std::string_view name);
-    [[nodiscard]] std::string_view get(ref r) const { return {text_.data() + r.offset, r.length}; }
+    [[nodiscard]] std::string_view get(ref r) const {
+        const char* base = mapped_ ? mapped_->bytes().data() : text_.data();
+        return {base + r.offset, r.length};
+    }
     void shrink_to_fit();
 
 private:
     friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
     std::string text_;
+    std::shared_ptr<const mapped_bytes> mapped_;  ///< set instead of text_ by a snapshot
 };
 
 // --- Whole-file hashes ----------------------------------------------------------------

@@ -186,6 +186,13 @@ void visit_database(snapshot_reader& in, hs_database_ptr& database) {
     database.reset(loaded);
 }
 
+/// A snapshot_reader that can also map regions of the payload in place.
+struct engine_reader : snapshot_reader {
+    engine_reader(std::span<const std::byte> payload, region_mapper mapper)
+        : snapshot_reader(payload), map_region(std::move(mapper)) {}
+    region_mapper map_region;
+};
+
 }  // namespace
 
 /// The fields of every engine structure, in one order for both directions. `Codec` is
@@ -193,7 +200,18 @@ void visit_database(snapshot_reader& in, hs_database_ptr& database) {
 struct snapshot_codec {
     template <class Codec, class Pool>
     static void names(Codec& c, Pool& pool) {
-        c.text(pool.text_);
+        if constexpr (Codec::reading) {
+            // Left in the file when the caller can map it (see name_pool).
+            const std::span<const std::byte> text = c.raw();
+            if (c.map_region) {
+                pool.mapped_ = c.map_region(c.offset_of(text), text.size());
+            }
+            if (!pool.mapped_) {
+                pool.text_.assign(reinterpret_cast<const char*>(text.data()), text.size());
+            }
+        } else {
+            c.text(pool.text_);
+        }
     }
 
     template <class Codec, class Table>
@@ -228,7 +246,15 @@ struct snapshot_codec {
 
     template <class Codec, class Program>
     static void program(Codec& c, Program& p) {
-        c.text(p.bytes_);
+        std::span<const std::byte> bytes;
+        if constexpr (Codec::reading) {
+            bytes = c.raw();
+            p.bytes_ = std::make_unique_for_overwrite<char[]>(bytes.size());
+            std::memcpy(p.bytes_.get(), bytes.data(), bytes.size());
+        } else {
+            bytes = std::as_bytes(std::span(p.bytes_.get(), p.bytes_length()));
+            c.raw(bytes);
+        }
         bool has_tokens = p.tokens_ != nullptr;
         c.value(has_tokens);
         if constexpr (Codec::reading) {
@@ -250,6 +276,9 @@ struct snapshot_codec {
         c.value(p.factor_length_);
         c.value(p.caseless_);
         c.value(p.masked_);
+        if (bytes.size() != p.bytes_length()) {
+            c.fail();  // the accessors would read past the bytes
+        }
     }
 
     template <class Codec, class Programs>
@@ -516,10 +545,11 @@ std::string serialize_engine(const engine::impl& compiled, const snapshot_extras
 }
 
 std::unique_ptr<engine::impl> deserialize_engine(std::span<const std::byte> payload,
-                                                 snapshot_extras& extras) {
+                                                 snapshot_extras& extras,
+                                                 const region_mapper& map_region) {
     auto compiled = std::make_unique<engine::impl>();
     compiled->objects = std::make_unique<object_database>();
-    snapshot_reader in(payload);
+    engine_reader in(payload, map_region);
     snapshot_codec::engine(in, *compiled);
     snapshot_codec::extras(in, extras);
     if (!in.ok() || in.remaining() != 0 || fetch_digests(*compiled) != nullptr) {
@@ -622,12 +652,12 @@ std::unique_ptr<engine::impl> load_snapshot(const fs::path& directory, const sna
         size = static_cast<std::size_t>(info.st_size);
         mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     }
-    ::close(fd);
     if (mapping == MAP_FAILED) {
+        ::close(fd);
         return nullptr;
     }
     // Read once, front to back: ask for the pages ahead of time.
-    ::madvise(mapping, size, MADV_SEQUENTIAL | MADV_WILLNEED);
+    ::madvise(mapping, size, MADV_WILLNEED);
     const std::string_view file(static_cast<const char*>(mapping), size);
     std::unique_ptr<engine::impl> compiled;
     std::uint32_t version = 0;
@@ -641,10 +671,14 @@ std::unique_ptr<engine::impl> load_snapshot(const fs::path& directory, const sna
     if (file.starts_with(file_magic) && version == format_version &&
         std::memcmp(file.data() + 16, key.data(), key.size()) == 0 && length == payload.size() &&
         XXH128_isEqual(payload_hash(payload), stored) != 0) {
-        compiled =
-            deserialize_engine(std::as_bytes(std::span(payload.data(), payload.size())), extras);
+        compiled = deserialize_engine(std::as_bytes(std::span(payload.data(), payload.size())),
+                                      extras, [fd](std::size_t offset, std::size_t region_length) {
+                                          return mapped_bytes::map(fd, header_size + offset,
+                                                                   region_length);
+                                      });
     }
     ::munmap(mapping, size);
+    ::close(fd);
     if (compiled) {
         ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: trimmed last
     }

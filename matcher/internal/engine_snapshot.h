@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -52,10 +53,17 @@ struct snapshot_extras {
 [[nodiscard]] std::string serialize_engine(const engine::impl& compiled,
                                            const snapshot_extras& extras);
 
+/// Maps `length` bytes at `offset` of the payload from the snapshot file, so the engine
+/// can use them in place for as long as it lives; null: copy them instead.
+using region_mapper =
+    std::function<std::shared_ptr<const mapped_bytes>(std::size_t offset, std::size_t length)>;
+
 /// The engine in `payload` (its id is fresh, its compile_report says from_snapshot), or
-/// null when the payload is malformed or a Hyperscan database in it is refused.
-[[nodiscard]] std::unique_ptr<engine::impl> deserialize_engine(std::span<const std::byte> payload,
-                                                               snapshot_extras& extras);
+/// null when the payload is malformed or a Hyperscan database in it is refused. With a
+/// `map_region`, the signature names stay in the snapshot file (see name_pool).
+[[nodiscard]] std::unique_ptr<engine::impl> deserialize_engine(
+    std::span<const std::byte> payload, snapshot_extras& extras,
+    const region_mapper& map_region = {});
 
 /// Writes the snapshot of `compiled` under `key` into `directory`. Best effort: false
 /// when it could not be written (the directory is untrusted, full, read-only...).

@@ -429,25 +429,26 @@ std::optional<verify_program> plan_prefilter(const std::vector<hex_token>& token
     const auto suffix = all.subspan(best_at + best_length);
     program.prefix_max_ = max_width(prefix).value_or(0);
     program.suffix_max_ = max_width(suffix).value_or(0);
-    program.bytes_ = factor;
+    std::string program_bytes(factor);
     if (auto before = masked_context(prefix), after = masked_context(suffix); before && after) {
         program.prefix_length_ = static_cast<std::uint32_t>(before->values.size());
         program.suffix_length_ = static_cast<std::uint32_t>(after->values.size());
-        program.bytes_ += before->values;
-        program.bytes_ += after->values;
+        program_bytes += before->values;
+        program_bytes += after->values;
         if (!before->masks.empty() || !after->masks.empty()) {
             program.masked_ = true;
-            program.bytes_ += before->masks.empty() ? std::string(before->values.size(), '\xff')
-                                                    : before->masks;
-            program.bytes_ += after->masks.empty() ? std::string(after->values.size(), '\xff')
-                                                   : after->masks;
+            program_bytes += before->masks.empty()
+                                 ? std::string(before->values.size(), '\xff')
+                                 : before->masks;
+            program_bytes += after->masks.empty() ? std::string(after->values.size(), '\xff')
+                                                  : after->masks;
         }
     } else {
         program.tokens_ = std::make_unique<const verify_program::token_context>(
             verify_program::token_context{{prefix.begin(), prefix.end()},
                                           {suffix.begin(), suffix.end()}});
     }
-    program.bytes_.shrink_to_fit();
+    program.set_bytes(program_bytes);
     return program;
 }
 

@@ -94,11 +94,20 @@ private:
     };
 
     [[nodiscard]] std::string_view part(std::size_t from, std::size_t length) const {
-        return std::string_view(bytes_).substr(from, length);
+        return {bytes_.get() + from, length};
+    }
+    /// How many bytes bytes_ holds.
+    [[nodiscard]] std::size_t bytes_length() const {
+        return factor_length_ + std::size_t{prefix_length_ + suffix_length_} * (masked_ ? 2U : 1U);
+    }
+    void set_bytes(std::string_view bytes) {
+        bytes_ = std::make_unique_for_overwrite<char[]>(bytes.size());
+        std::copy(bytes.begin(), bytes.end(), bytes_.get());
     }
 
-    /// factor, prefix values, suffix values, then (when masked_) prefix and suffix masks.
-    std::string bytes_;
+    /// bytes_length() bytes: factor, prefix values, suffix values, then (when masked_)
+    /// prefix and suffix masks. Not a std::string: its 32 bytes per program add up.
+    std::unique_ptr<char[]> bytes_;
     std::unique_ptr<const token_context> tokens_;  ///< null when the bytes say it all
     std::uint32_t prefix_length_ = 0;
     std::uint32_t suffix_length_ = 0;

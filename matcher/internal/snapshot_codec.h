@@ -54,6 +54,8 @@ public:
         append(bytes.data(), bytes.size());
     }
 
+    void fail() {}  // the reader's check; what the writer writes is consistent
+
     [[nodiscard]] std::string& output() { return out_; }
 
 private:
@@ -113,6 +115,11 @@ public:
         const auto part = bytes_.subspan(at_, n);
         at_ += n;
         return part;
+    }
+
+    /// Where `part` (a span raw() returned) starts in the input.
+    [[nodiscard]] std::size_t offset_of(std::span<const std::byte> part) const {
+        return static_cast<std::size_t>(part.data() - bytes_.data());
     }
 
     [[nodiscard]] bool ok() const { return !failed_; }
