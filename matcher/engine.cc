@@ -65,15 +65,15 @@ bool same_key(const hash_table::entry& a, const hash_table::entry& b) {
 
 }  // namespace
 
-void hash_table::build(std::vector<entry> entries) {
+void hash_table::build(std::vector<entry> entries, std::size_t digest_length) {
     std::stable_sort(entries.begin(), entries.end(), key_less);
-    entries_.clear();
-    entries_.reserve(entries.size());
+    std::vector<entry> kept;
+    kept.reserve(entries.size());
     for (const entry& e : entries) {
-        if (!entries_.empty() && same_key(entries_.back(), e)) {
-            entries_.back() = e;  // later line wins
+        if (!kept.empty() && same_key(kept.back(), e)) {
+            kept.back() = e;  // later line wins
         } else {
-            entries_.push_back(e);
+            kept.push_back(e);
         }
         if (e.size == any_size) {
             has_any_size_ = true;
@@ -82,36 +82,63 @@ void hash_table::build(std::vector<entry> entries) {
             sizes_.push_back(e.size);
         }
     }
+    digest_length_ = digest_length;
+    digests_.clear();
+    digests_.reserve(kept.size() * digest_length);
+    values_.clear();
+    values_.reserve(kept.size());
+    for (const entry& e : kept) {
+        digests_.insert(digests_.end(), e.digest.begin(),
+                        e.digest.begin() + static_cast<std::ptrdiff_t>(digest_length));
+        values_.push_back({e.size, e.name});
+    }
     std::sort(sizes_.begin(), sizes_.end());
     sizes_.erase(std::unique(sizes_.begin(), sizes_.end()), sizes_.end());
     sizes_.shrink_to_fit();
 }
 
-const hash_table::entry* hash_table::find(std::span<const std::uint8_t> digest,
-                                          std::uint64_t length) const {
-    entry probe;
-    std::copy_n(digest.begin(), std::min(digest.size(), probe.digest.size()), probe.digest.begin());
+const hash_table::value* hash_table::lookup(std::span<const std::uint8_t> digest,
+                                            std::uint64_t size) const {
+    if (digest.size() < digest_length_) {
+        return nullptr;
+    }
+    // lower_bound over entry indexes, ordered by (digest, size)
+    std::size_t low = 0;
+    std::size_t high = values_.size();
+    while (low < high) {
+        const std::size_t middle = low + (high - low) / 2;
+        const int order = std::memcmp(digests_.data() + middle * digest_length_, digest.data(),
+                                      digest_length_);
+        if (order < 0 || (order == 0 && values_[middle].size < size)) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    if (low == values_.size() || values_[low].size != size ||
+        std::memcmp(digests_.data() + low * digest_length_, digest.data(), digest_length_) != 0) {
+        return nullptr;
+    }
+    return &values_[low];
+}
+
+const name_pool::ref* hash_table::find(std::span<const std::uint8_t> digest,
+                                       std::uint64_t length) const {
     for (const std::uint64_t size : {length, any_size}) {
-        probe.size = size;
-        const auto it = std::lower_bound(entries_.begin(), entries_.end(), probe, key_less);
-        if (it != entries_.end() && same_key(*it, probe)) {
-            return &*it;
+        if (const value* found = lookup(digest, size)) {
+            return &found->name;
         }
     }
     return nullptr;
 }
 
-std::array<const hash_table::entry*, 2> hash_table::find_each(std::span<const std::uint8_t> digest,
-                                                              std::uint64_t length) const {
-    entry probe;
-    std::copy_n(digest.begin(), std::min(digest.size(), probe.digest.size()), probe.digest.begin());
-    std::array<const entry*, 2> found{};
+std::array<const name_pool::ref*, 2> hash_table::find_each(std::span<const std::uint8_t> digest,
+                                                           std::uint64_t length) const {
+    std::array<const name_pool::ref*, 2> found{};
     const std::array<std::uint64_t, 2> sizes = {length, any_size};
     for (std::size_t i = 0; i < sizes.size(); ++i) {
-        probe.size = sizes[i];
-        const auto it = std::lower_bound(entries_.begin(), entries_.end(), probe, key_less);
-        if (it != entries_.end() && same_key(*it, probe)) {
-            found[i] = &*it;
+        if (const value* hit = lookup(digest, sizes[i])) {
+            found[i] = &hit->name;
         }
     }
     return found;
@@ -417,7 +444,7 @@ void build_tables(const std::vector<hash_signature>& hashes, engine::impl& state
     for (const hash_kind kind : all_hash_kinds) {
         const std::size_t k = index_of(kind);
         if (!entries[k].empty()) {
-            tables[k].build(std::move(entries[k]));
+            tables[k].build(std::move(entries[k]), digest_length(kind));
         }
     }
 }
@@ -873,14 +900,14 @@ void stream_scan::impl::finish_hashes(bool detect) noexcept {
         const std::span<const std::uint8_t> value(digests[k].data(), sizes[k]);
         if (mode == scan_mode::first_match) {
             if (const auto* hit = compiled.hashes[k].find(value, length); hit != nullptr) {
-                names.push_back(compiled.names.get(hit->name));
+                names.push_back(compiled.names.get(*hit));
                 break;
             }
             continue;
         }
         for (const auto* hit : compiled.hashes[k].find_each(value, length)) {
             if (hit != nullptr) {
-                names.push_back(compiled.names.get(hit->name));
+                names.push_back(compiled.names.get(*hit));
             }
         }
     }

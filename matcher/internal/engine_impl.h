@@ -115,30 +115,34 @@ inline constexpr std::size_t hash_kind_count = 3;
     return static_cast<std::size_t>(kind);
 }
 
-/// The hash signatures of one kind, sorted by (digest, size) for binary search.
+/// The hash signatures of one kind, sorted by (digest, size) for binary search. Digests
+/// are stored at their own length (16 bytes for MD5, most entries), apart from the sizes
+/// and names, so that a table costs its digest plus 16 bytes per signature.
 class hash_table {
 public:
     static constexpr std::uint64_t any_size = std::numeric_limits<std::uint64_t>::max();
 
+    /// One signature, as build() takes it.
     struct entry {
         std::array<std::uint8_t, 32> digest{};  ///< unused tail bytes are zero
         std::uint64_t size = any_size;
         name_pool::ref name;
     };
 
-    /// Takes the entries in load order. For one (digest, size) the last loaded wins, as in
-    /// ClamAV, where a later line replaces the name of an earlier one.
-    void build(std::vector<entry> entries);
+    /// Takes the entries in load order, digests of `digest_length` bytes. For one (digest,
+    /// size) the last loaded wins, as in ClamAV, where a later line replaces the name of an
+    /// earlier one.
+    void build(std::vector<entry> entries, std::size_t digest_length);
 
-    /// The match for a stream of `length` bytes: the entry with that exact size, else one
-    /// with size `*` (ClamAV prefers the sized one).
-    [[nodiscard]] const entry* find(std::span<const std::uint8_t> digest,
-                                    std::uint64_t length) const;
+    /// The name matching a stream of `length` bytes: the entry with that exact size, else
+    /// one with size `*` (ClamAV prefers the sized one); null when none.
+    [[nodiscard]] const name_pool::ref* find(std::span<const std::uint8_t> digest,
+                                             std::uint64_t length) const;
     /// Both matches, as --allmatch reports them: [0] the exact-size entry, [1] the `*` one.
-    [[nodiscard]] std::array<const entry*, 2> find_each(std::span<const std::uint8_t> digest,
-                                                        std::uint64_t length) const;
+    [[nodiscard]] std::array<const name_pool::ref*, 2> find_each(
+        std::span<const std::uint8_t> digest, std::uint64_t length) const;
 
-    [[nodiscard]] bool empty() const { return entries_.empty(); }
+    [[nodiscard]] bool empty() const { return values_.empty(); }
     /// False when no stream longer than this can match (no `*` sizes): hashing can stop.
     [[nodiscard]] bool accepts_length(std::uint64_t length) const {
         return has_any_size_ || length <= max_size_;
@@ -150,7 +154,17 @@ public:
 
 private:
     friend struct snapshot_codec;  // engine_snapshot.cc reads and writes the fields
-    std::vector<entry> entries_;
+    struct value {
+        std::uint64_t size = any_size;
+        name_pool::ref name;
+    };
+    /// The entry for exactly (digest, size), or null.
+    [[nodiscard]] const value* lookup(std::span<const std::uint8_t> digest,
+                                      std::uint64_t size) const;
+
+    std::size_t digest_length_ = 0;
+    std::vector<std::uint8_t> digests_;  ///< digest_length_ bytes per entry, in values_ order
+    std::vector<value> values_;
     std::vector<std::uint64_t> sizes_;  ///< distinct sizes of the sized entries, sorted
     std::uint64_t max_size_ = 0;
     bool has_any_size_ = false;

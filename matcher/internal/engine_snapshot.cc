@@ -216,7 +216,12 @@ struct snapshot_codec {
 
     template <class Codec, class Table>
     static void hashes(Codec& c, Table& table) {
-        c.values(table.entries_);
+        c.value(table.digest_length_);
+        c.values(table.digests_);
+        c.values(table.values_);
+        if (table.digests_.size() != table.values_.size() * table.digest_length_) {
+            c.fail();  // lookups would read past the digests
+        }
         c.values(table.sizes_);
         c.value(table.max_size_);
         c.value(table.has_any_size_);
@@ -291,7 +296,6 @@ struct snapshot_codec {
         c.values(e.nodes);
         c.value(e.root);
         c.value(e.highest_subsig);
-        c.text(e.text);
     }
 
     template <class Codec, class Text>

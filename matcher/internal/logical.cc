@@ -344,11 +344,15 @@ private:
         if (!right) {
             return std::nullopt;
         }
+        if (right->node >= logical_expression::max_nodes) {  // children come first
+            return fail("logical expression too long (more than " +
+                        std::to_string(logical_expression::max_nodes) + " parts)");
+        }
         node inner;
         inner.leaf = false;
         inner.op = op;
-        inner.left = left->node;
-        inner.right = right->node;
+        inner.left = static_cast<std::uint16_t>(left->node);
+        inner.right = static_cast<std::uint16_t>(right->node);
         if (block_mod != 0) {
             inner.compare = comparison_of(block_mod);
             inner.count = block_count;
@@ -385,7 +389,7 @@ bool compare(logical_expression::comparison how, std::uint32_t value, std::uint3
 }
 
 // NOLINTNEXTLINE(misc-no-recursion)
-evaluation evaluate_node(const logical_expression& e, std::uint32_t index,
+evaluation evaluate_node(const expression_tree& e, std::uint32_t index,
                          std::span<const std::uint32_t> counts) {
     using comparison = logical_expression::comparison;
     const auto& n = e.nodes[index];
@@ -936,7 +940,7 @@ tl::expected<logical_expression, std::string> parse_logical_expression(std::stri
     return expression_parser(text).run();
 }
 
-bool evaluate(const logical_expression& expression, std::span<const std::uint32_t> counts) {
+bool evaluate(const expression_tree& expression, std::span<const std::uint32_t> counts) {
     if (expression.nodes.empty()) {
         return false;
     }
@@ -987,7 +991,7 @@ std::pair<std::uint64_t, std::uint64_t> accepted_counts(logical_expression::comp
 }
 
 // NOLINTNEXTLINE(misc-no-recursion)
-possible_evaluation possible_node(const logical_expression& e, std::uint32_t index,
+possible_evaluation possible_node(const expression_tree& e, std::uint32_t index,
                                   std::span<const std::uint32_t> counts,
                                   std::span<const std::uint8_t> unknown) {
     const auto& n = e.nodes[index];
@@ -1047,7 +1051,7 @@ possible_evaluation possible_node(const logical_expression& e, std::uint32_t ind
 
 }  // namespace
 
-bool may_hold(const logical_expression& expression, std::span<const std::uint32_t> counts,
+bool may_hold(const expression_tree& expression, std::span<const std::uint32_t> counts,
               std::span<const std::uint8_t> unknown) {
     if (expression.nodes.empty()) {
         return false;

@@ -77,23 +77,31 @@ struct target_description {
     std::vector<std::string> intermediates;   ///< CL_TYPE_* chain as written (`A>B>C`)
 };
 
-/// A logical expression as ClamAV decomposes it (see the file comment).
-struct logical_expression {
+/// A logical expression as ClamAV decomposes it (see the file comment), without its text:
+/// what the engine keeps and evaluates.
+struct expression_tree {
     /// `never`: ClamAV parses the modifier but its switch cannot satisfy it (e.g. `0(1)5`).
     enum class comparison : std::uint8_t { none, equal, less, greater, never };
+    /// 20 bytes: an engine keeps hundreds of thousands of these.
     struct node {
-        bool leaf = true;
-        char op = 0;                 ///< '&' or '|' (inner nodes)
         std::uint32_t subsig = 0;    ///< leaf: subsignature index
-        std::uint32_t left = 0;      ///< inner: node indexes
-        std::uint32_t right = 0;
-        comparison compare = comparison::none;  ///< leaf modifier, or block modifier (inner)
         std::uint32_t count = 0;     ///< X
         std::uint32_t distinct = 0;  ///< Y (blocks only; 0 = not given)
+        std::uint16_t left = 0;      ///< inner: node indexes (max_expression_nodes)
+        std::uint16_t right = 0;
+        bool leaf = true;
+        char op = 0;                 ///< '&' or '|' (inner nodes)
+        comparison compare = comparison::none;  ///< leaf modifier, or block modifier (inner)
     };
+    /// Longer expressions are refused (ClamAV's are a few dozen nodes; 64 subsignatures).
+    static constexpr std::size_t max_nodes = 65535;
     std::vector<node> nodes;
     std::uint32_t root = 0;
     std::uint32_t highest_subsig = 0;  ///< largest index referenced
+};
+
+/// A parsed expression with its text.
+struct logical_expression : expression_tree {
     std::string text;
 };
 
@@ -102,14 +110,14 @@ struct logical_expression {
     std::string_view text);
 
 /// Evaluates with counts[i] = ClamAV's match count of subsignature i (missing entries = 0).
-[[nodiscard]] bool evaluate(const logical_expression& expression,
+[[nodiscard]] bool evaluate(const expression_tree& expression,
                             std::span<const std::uint32_t> counts);
 
 /// Whether `expression` can still be true when the counts of the subsignatures marked in
 /// `unknown` (index -> nonzero) may take any value and the others are `counts`. A false
 /// answer is exact: no value of the unknown counts makes the expression true, so the work
 /// that would find them (a PCRE run over the whole object) can be skipped.
-[[nodiscard]] bool may_hold(const logical_expression& expression,
+[[nodiscard]] bool may_hold(const expression_tree& expression,
                             std::span<const std::uint32_t> counts,
                             std::span<const std::uint8_t> unknown);
 

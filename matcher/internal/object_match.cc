@@ -528,7 +528,7 @@ std::unique_ptr<const target_description> checked_description(const target_descr
     return kept;
 }
 
-bool true_without_hits(const logical_expression& expression) {
+bool true_without_hits(const expression_tree& expression) {
     const std::vector<std::uint32_t> zeros(expression.highest_subsig + 1, 0);
     return evaluate(expression, zeros);
 }
@@ -842,7 +842,7 @@ bool signature_matches(const object_database& db, const object_signature& signat
         if (!may_hold(signature.expression, counts, unknown)) {
             return false;
         }
-        const logical_expression& trigger = sub.pcre->trigger;
+        const expression_tree& trigger = sub.pcre->trigger;
         if ((trigger.nodes.empty() ||
              evaluate(trigger, std::span<const std::uint32_t>(counts.data(), k))) &&
             gate_open(db, sub, object, error)) {
@@ -872,7 +872,7 @@ void hash_pe_parts(const object_database& db, const object_view& object,
             }
             for (const auto* hit : table[k].find_each(std::span(digest.data(), length), size)) {
                 if (hit != nullptr) {
-                    names.push_back(pool.get(hit->name));
+                    names.push_back(pool.get(*hit));
                     if (mode == scan_mode::first_match) {
                         return true;
                     }

@@ -93,7 +93,7 @@ struct pcre_runtime {
     pcre_runtime(std::string pattern, std::uint32_t options)
         : regex(std::move(pattern), options) {}
     lazy_regex regex;
-    logical_expression trigger;  ///< over earlier subsignatures; empty: always run
+    expression_tree trigger;  ///< over earlier subsignatures; empty: always run
     pcre_flags flags;
     /// The regex can only match an object holding one of these literals
     /// (object_database::pcre_gates ids, see pcre_literals.h); empty when unknown.
@@ -113,7 +113,7 @@ struct object_subsig {
 struct object_signature {
     name_pool::ref name;
     std::uint8_t target = 0;
-    logical_expression expression;  ///< the expression's text is not kept
+    expression_tree expression;
     /// The target-description fields checked per object; null when there are none
     /// beyond Target (most signatures).
     std::unique_ptr<const target_description> description;

@@ -26,10 +26,11 @@ struct body_offset {
         macro_group,    ///< `$n$` (n < 32)
     };
 
-    anchor from = anchor::any;
+    // Widest first: 24 bytes, kept once per subsignature.
     std::int64_t value = 0;       ///< n (negative for `EP-n`); the group for `$n$`
-    std::uint32_t section = 0;    ///< x in `Sx+n` and `SEx`
     std::uint64_t max_shift = 0;  ///< m in `...,m`
+    std::uint32_t section = 0;    ///< x in `Sx+n` and `SEx`
+    anchor from = anchor::any;
 };
 
 /// Parses `text` for a signature of `target` type. The error says what is wrong.
