@@ -296,11 +296,25 @@ private:
             parts.push_back(std::move(*part));
         }
         if (negated) {
+            // ClamAV negates only plain byte strings of one length (clamscan 1.4.6 refuses
+            // the database otherwise, with this message).
+            for (const auto& part : parts) {
+                if (!part.literal || part.bytes.size() != parts.front().bytes.size()) {
+                    return malformed(
+                        "ac_special_altstr: Can't apply negation operation to generic alternate "
+                        "strings");
+                }
+            }
+            if (parts.front().bytes.size() > 1) {
+                std::vector<std::string_view> excluded_strings;
+                for (const auto& part : parts) {
+                    excluded_strings.push_back(part.bytes);
+                }
+                negated_strings(f, excluded_strings);
+                return std::nullopt;
+            }
             std::array<bool, 256> excluded{};
             for (const auto& part : parts) {
-                if (!part.literal || part.bytes.size() != 1) {
-                    return unsupported("negated multi-byte or wildcard alternative");
-                }
                 excluded[static_cast<unsigned char>(part.bytes[0])] = true;
             }
             std::array<bool, 256> in_class{};
@@ -342,6 +356,90 @@ private:
             *f.max += high;
         }
         return std::nullopt;
+    }
+
+    /// `!(s1|s2|...)` with strings of one length L > 1: any L bytes but those. Written as
+    /// ordinary alternatives, from a trie of the strings: a first byte no string starts
+    /// with, then any L-1 bytes; or a first byte some do, then (recursively) anything but
+    /// their rests. `!(00000000)` becomes [^00]... | 00[^00].. | 0000[^00]. | 000000[^00].
+    static void negated_strings(fragment& f, const std::vector<std::string_view>& excluded) {
+        const std::size_t length = excluded.front().size();
+        hex_token choice;
+        choice.what = hex_token::kind::alternatives;
+        choice.choices = complement_of(excluded, length);
+        std::string e = "(?:";
+        for (std::size_t i = 0; i < choice.choices.size(); ++i) {
+            e += (i == 0 ? "" : "|") + expression_of(choice.choices[i]);
+        }
+        e += ')';
+        f.tokens.push_back(std::move(choice));
+        f.expression += e;
+        f.min += length;
+        if (f.max) {
+            *f.max += length;
+        }
+    }
+
+    /// Token sequences matching exactly the `length`-byte strings not in `excluded` (all of
+    /// that length; empty: nothing is excluded).
+    static std::vector<std::vector<hex_token>> complement_of(
+        const std::vector<std::string_view>& excluded, std::size_t length) {
+        std::vector<std::vector<hex_token>> out;
+        if (length == 0) {
+            if (excluded.empty()) {
+                out.emplace_back();  // the empty string is not excluded
+            }
+            return out;
+        }
+        const auto any_bytes = [](std::size_t count) {
+            std::vector<hex_token> tail;
+            if (count > 0) {
+                hex_token gap;
+                gap.what = hex_token::kind::gap;
+                gap.low = static_cast<std::uint32_t>(count);
+                gap.high = gap.low;
+                tail.push_back(gap);
+            }
+            return tail;
+        };
+        std::array<bool, 256> starts{};
+        for (const std::string_view s : excluded) {
+            starts[static_cast<unsigned char>(s.front())] = true;
+        }
+        std::array<bool, 256> others{};
+        bool any_other = false;
+        for (std::size_t b = 0; b < others.size(); ++b) {
+            others[b] = !starts[b];
+            any_other = any_other || others[b];
+        }
+        if (any_other) {
+            std::vector<hex_token> sequence{set_token(others)};
+            for (hex_token& t : any_bytes(length - 1)) {
+                sequence.push_back(std::move(t));
+            }
+            out.push_back(std::move(sequence));
+        }
+        for (std::size_t b = 0; b < starts.size(); ++b) {
+            if (!starts[b]) {
+                continue;
+            }
+            std::vector<std::string_view> rests;
+            for (const std::string_view s : excluded) {
+                if (static_cast<unsigned char>(s.front()) == b) {
+                    rests.push_back(s.substr(1));
+                }
+            }
+            std::array<bool, 256> only{};
+            only[b] = true;
+            for (auto& rest : complement_of(rests, length - 1)) {
+                std::vector<hex_token> sequence{set_token(only)};
+                for (hex_token& t : rest) {
+                    sequence.push_back(std::move(t));
+                }
+                out.push_back(std::move(sequence));
+            }
+        }
+        return out;
     }
 
     static void boundary(fragment& f, char kind, bool at_start, bool at_end) {

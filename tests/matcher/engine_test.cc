@@ -549,6 +549,8 @@ const std::string wild_ndb =
     "Nib:0:*:4d4?4749\n"
     "Alt:0:*:6869(6a|6b|20)776f\n"
     "NegAlt:0:*:6869!(6a|6b)776f\n"
+    "NegStr:0:*:41424344!(4546)47484950\n"
+    "NegStrs:0:*:41424344!(454647|515253)4849\n"
     "Gap:0:*:68656c6c6f{1-3}776f726c64\n"
     "GapExact:0:*:68656c6c6f{1}776f726c64\n"
     "GapMin:0:*:68656c6c6f{-4}776f726c64\n"
@@ -574,6 +576,11 @@ const std::map<std::string, std::string>& wild_files() {
          "\x7f"
          "ELFhello world this is a test file\n"},
         {"alts", "hi wo hiXwo hijwo"},
+        // clamscan 1.4.6: NegStr and NegStrs / neither / neither / NegStrs only
+        {"neg1", "ABCDXFGHIP"},
+        {"neg2", "ABCDEFGHIP"},
+        {"neg3", "ABCDQRSHI"},
+        {"neg4", "ABCDEFZHI"},
         {"clean", text_like(30000, 21)},
     };
     return files;
@@ -607,6 +614,12 @@ TEST(Wildcards, MatchTheSameNamesAsClamscan) {
                 names);
         }
     }
+    EXPECT_EQ(sorted_names(all_matches_chunked(compiled, context, wild_files().at("neg1"), 3)),
+              unofficial({"NegStr", "NegStrs"}));
+    EXPECT_TRUE(all_matches_chunked(compiled, context, wild_files().at("neg2"), 3).empty());
+    EXPECT_TRUE(all_matches_chunked(compiled, context, wild_files().at("neg3"), 3).empty());
+    EXPECT_EQ(all_matches_chunked(compiled, context, wild_files().at("neg4"), 3),
+              unofficial({"NegStrs"}));
     // The typed signature is reported first, as ClamAV scans the typed matcher first.
     EXPECT_EQ(scan_text(compiled, wild_files().at("pe")).name, "PeOnly.UNOFFICIAL");
 }

@@ -181,7 +181,7 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     const std::string m(magic_hex);
     const std::vector<std::string> lines = {
         "T12:12:*:" + m,              // 1: Java target, not routed
-        "Tneg:0:*:4d41!(4141|4242)",  // 2: negated multi-byte alternative
+        "Tgap:0:*:4d41{40000}4d41",   // 2: bounded gap above 32767
         "Tnew:0:*:" + m + ":300",     // 4: future FLEVEL
         "Told:0:*:" + m + ":1:100",   // 5: retired FLEVEL
         "Tunk:15:*:" + m,             // 5: unknown target
@@ -221,6 +221,21 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     EXPECT_EQ(set.skipped[2], "t.ndb:3: needs functionality level >= 300 (this engine has 216)");
     EXPECT_EQ(set.skipped[3], "t.ndb:4: needs functionality level <= 100 (this engine has 216)");
     EXPECT_EQ(set.skipped[4], "t.ndb:5: unknown target type 15 (ClamAV ignores it)");
+}
+
+TEST(NdbParser, NegatesOnlyPlainStringsOfOneLength) {
+    // clamscan 1.4.6 refuses these databases with this message; fixed-length byte strings
+    // load (Wildcards.MatchTheSameNamesAsClamscan matches them).
+    for (const char* hex : {"41424344!(45|5152)47484950", "41424344!(45\?\?)47484950",
+                            "41424344!(4?46)47484950"}) {
+        SCOPED_TRACE(hex);
+        EXPECT_EQ(load_error_message(std::string("N:0:*:") + hex),
+                  "t.ndb:1: hex signature: ac_special_altstr: Can't apply negation "
+                  "operation to generic alternate strings");
+    }
+    const auto set = parse_signatures("N:0:*:41424344!(4546|5152)47484950\n", "t.ndb");
+    ASSERT_EQ(set.bodies.size(), 1U);
+    EXPECT_TRUE(set.skipped.empty());
 }
 
 TEST(NdbParser, ChecksFlevelAndTargetBeforeTheRest) {
