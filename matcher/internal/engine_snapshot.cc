@@ -504,7 +504,12 @@ std::optional<snapshot_key> snapshot_key_of(std::span<const fs::path> paths) {
     if (hs_populate_platform(&platform) != HS_SUCCESS) {
         return std::nullopt;
     }
-    hasher.raw(&platform, sizeof platform);
+    // Field by field: the struct's padding is not guaranteed to be zero.
+    for (const std::uint64_t field :
+         {std::uint64_t{platform.tune}, std::uint64_t{platform.cpu_features},
+          std::uint64_t{platform.reserved1}, std::uint64_t{platform.reserved2}}) {
+        hasher.raw(&field, sizeof field);
+    }
     for (const fs::path& path : paths) {
         hasher.field(path.native());
         std::error_code error;

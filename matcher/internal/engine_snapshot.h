@@ -15,6 +15,10 @@
 /// compiles and stores a fresh one). Stores go to a temporary file renamed into place;
 /// afterwards the oldest snapshots are removed beyond `snapshot_budget` bytes. The
 /// directory must pass the same ownership check as the Hyperscan cache (hs_cache.h).
+///
+/// An engine read back keeps its signature names in a read-only mapping of the file. That
+/// is safe because snapshots are only ever replaced by rename or removed, never rewritten
+/// in place: the mapped inode keeps its bytes for as long as the engine lives.
 
 #include "matcher/internal/engine_impl.h"
 #include "matcher/signatures.h"
