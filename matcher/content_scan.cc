@@ -235,6 +235,8 @@ struct content_scan::impl {
     bool stop = false;  ///< first_match: a part matched, nothing more to scan
     unsigned files = 0;
     std::uint64_t scanned = 0;
+    /// CL_TYPE_* of the objects enclosing the one being scanned, outermost first.
+    std::vector<std::string_view> ancestors;
     std::vector<std::string_view> names;
     verdict result;
 
@@ -394,6 +396,7 @@ struct content_scan::impl {
         detail::object_context object;
         object.type = type;
         object.container = container;
+        object.ancestors = ancestors;
         std::vector<std::string_view> found;
         if (!detail::match_object(state, scratch_owner.scratch.get(), scratch_owner.objects,
                                   view, object, mode, found)) {
@@ -626,7 +629,9 @@ struct content_scan::impl {
             return false;
         }
         scanned += size;
+        ancestors.push_back(container);
         scan_object(bytes, depth + 1, container);
+        ancestors.pop_back();
         std::string().swap(bytes);
         return true;
     }

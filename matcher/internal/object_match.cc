@@ -517,6 +517,23 @@ tl::expected<std::unique_ptr<pcre_runtime>, std::string> validated_pcre(
     return std::make_unique<pcre_runtime>(sub.pattern, options);
 }
 
+/// ClamAV's Intermediates check (intermediates_eval): the last type listed is the
+/// object's container, the one before it that container's container, and so on; the object
+/// must be nested at least that deep; CL_TYPE_ANY stands for any type.
+bool intermediates_hold(std::span<const std::string> wanted,
+                        std::span<const std::string_view> ancestors) {
+    if (ancestors.size() < wanted.size()) {
+        return false;
+    }
+    const auto chain = ancestors.last(wanted.size());
+    for (std::size_t k = 0; k < wanted.size(); ++k) {
+        if (wanted[k] != "CL_TYPE_ANY" && wanted[k] != chain[k]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /// The fields of `tdb` description_holds() checks per object, or null when it has none.
 std::unique_ptr<const target_description> checked_description(const target_description& tdb) {
     if (!tdb.file_size && !tdb.entry_point && !tdb.number_of_sections && !tdb.container &&
@@ -693,8 +710,8 @@ bool description_holds(const target_description& tdb, const object_view& object,
     if (tdb.container && *tdb.container != object.context->container) {
         return false;
     }
-    if (!tdb.intermediates.empty()) {
-        return false;  // needs the whole container chain; only mail parts are unpacked
+    if (!intermediates_hold(tdb.intermediates, object.context->ancestors)) {
+        return false;
     }
     if (tdb.icon_group1 || tdb.icon_group2) {
         if (object.info == nullptr || !object.info->is_pe()) {

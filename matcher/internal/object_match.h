@@ -176,6 +176,9 @@ void compile_objects(const signature_set& signatures, compile_context& context,
 struct object_context {
     std::uint8_t type = 0;           ///< target type (matcher/signatures.h target::)
     std::string_view container;      ///< CL_TYPE_* of the enclosing object, empty at top level
+    /// CL_TYPE_* of every enclosing object, outermost first (the last one is `container`):
+    /// the chain an .ldb `Intermediates:` field names.
+    std::span<const std::string_view> ancestors;
 };
 
 /// Evaluates every object signature on `bytes`; appends the names of those that match,

@@ -12,7 +12,11 @@
 
 #include "matcher/internal/archive.h"
 
+#include "matcher/content_scan.h"
+#include "matcher/engine.h"
+
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -21,6 +25,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -613,6 +618,73 @@ TEST(ArchiveFuzz, RandomMutationsNeverCrash) {
             EXPECT_EQ(r.bytes, total);
         }
     }
+}
+
+// --- Intermediates: the chain of containers around an object ------------------------------
+
+std::set<std::string> all_names_of(const std::shared_ptr<const engine>& compiled,
+                                   std::string_view bytes) {
+    scanner context;
+    content_scan scan(compiled, context, scan_mode::all_matches);
+    scan.feed(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    static_cast<void>(scan.finish());
+    return {scan.matches().begin(), scan.matches().end()};
+}
+
+std::string base64_lines(std::string_view in) {
+    std::string encoded(4 * ((in.size() + 2) / 3) + 1, '\0');
+    const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                                       reinterpret_cast<const unsigned char*>(in.data()),
+                                       static_cast<int>(in.size()));
+    encoded.resize(static_cast<std::size_t>(length));
+    std::string out;
+    for (std::size_t at = 0; at < encoded.size(); at += 76) {
+        out += encoded.substr(at, 76) + "\r\n";
+    }
+    return out;
+}
+
+TEST(ContentScanIntermediates, MatchTheContainerChainAsClamscan) {
+    const std::string inner = "xxxxxxxxxx marker-for-intermediates-test yyyyyyyyyyyyyyyyyyyyyyy\n";
+    const std::string marker = "6d61726b65722d666f722d696e7465726d656469617465732d74657374";
+    std::string ldb;
+    for (const auto& [name, chain] : std::vector<std::pair<std::string, std::string>>{
+             {"I.Zip", "CL_TYPE_ZIP"},
+             {"I.ZipZip", "CL_TYPE_ZIP>CL_TYPE_ZIP"},
+             {"I.AnyZip", "CL_TYPE_ANY>CL_TYPE_ZIP"},
+             {"I.MailZip", "CL_TYPE_MAIL>CL_TYPE_ZIP"},
+             {"I.Gz", "CL_TYPE_GZ"},
+             {"I.GzTar", "CL_TYPE_GZ>CL_TYPE_POSIX_TAR"},
+             {"I.Tar", "CL_TYPE_POSIX_TAR"},
+             {"I.Mail", "CL_TYPE_MAIL"}}) {
+        ldb += name + ";Engine:81-255,Target:0,Intermediates:" + chain + ";0;" + marker + "\n";
+    }
+    ldb += "I.None;Engine:81-255,Target:0;0;" + marker + "\n";
+    const auto compiled = engine::compile(parse_signatures(ldb, "t.ldb"));
+
+    const std::string one_zip = make_zip({{"inner.txt", inner, 0, 0, {}}});
+    const std::string two_zip = make_zip({{"one.zip", one_zip, 0, 0, {}}});
+    const std::string tar_gz = gzip_of(tar_entry("inner.txt", inner) + tar_end());
+    const std::string mail =
+        "From: a@b\r\nTo: c@d\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+        "hello\r\n--XX\r\nContent-Type: application/zip; name=one.zip\r\n"
+        "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=one.zip"
+        "\r\n\r\n" +
+        base64_lines(one_zip) + "\r\n--XX--\r\n";
+    // What clamscan 1.4.6 --allmatch reported for the same files (names as a set).
+    using names = std::set<std::string>;
+    EXPECT_EQ(all_names_of(compiled, inner), names{"I.None.UNOFFICIAL"});
+    EXPECT_EQ(all_names_of(compiled, one_zip), (names{"I.Zip.UNOFFICIAL", "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, two_zip),
+              (names{"I.Zip.UNOFFICIAL", "I.ZipZip.UNOFFICIAL", "I.AnyZip.UNOFFICIAL",
+                     "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, tar_gz),
+              (names{"I.GzTar.UNOFFICIAL", "I.Tar.UNOFFICIAL", "I.Gz.UNOFFICIAL",
+                     "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, mail),
+              (names{"I.Zip.UNOFFICIAL", "I.AnyZip.UNOFFICIAL", "I.MailZip.UNOFFICIAL",
+                     "I.Mail.UNOFFICIAL", "I.None.UNOFFICIAL"}));
 }
 
 }  // namespace
