@@ -28,7 +28,10 @@ loaded_database load_database(std::span<const std::filesystem::path> paths,
     loaded.compiled = engine::compile(signatures, options);
     loaded.skipped = std::move(signatures.skipped);
     loaded.daily_version = std::move(signatures.daily_version);
-    if (key) {
+    signatures = signature_set{};  // not needed while the snapshot is written
+    // Stored only when the files still have the content the key was made from: an update
+    // that landed during the load must not be filed under the old content's key.
+    if (key && detail::snapshot_key_of(paths) == key) {
         const detail::snapshot_extras extras{loaded.skipped, loaded.daily_version};
         // Best effort: without a snapshot the next start compiles again.
         static_cast<void>(detail::store_snapshot(options.cache_directory, *key,
