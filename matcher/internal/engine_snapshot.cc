@@ -255,7 +255,9 @@ struct snapshot_codec {
         if constexpr (Codec::reading) {
             bytes = c.raw();
             p.bytes_ = std::make_unique_for_overwrite<char[]>(bytes.size());
-            std::memcpy(p.bytes_.get(), bytes.data(), bytes.size());
+            if (!bytes.empty()) {  // a failed read gives an empty span with no data
+                std::memcpy(p.bytes_.get(), bytes.data(), bytes.size());
+            }
         } else {
             bytes = std::as_bytes(std::span(p.bytes_.get(), p.bytes_length()));
             c.raw(bytes);

@@ -60,7 +60,9 @@ public:
 
 private:
     void append(const void* data, std::size_t size) {
-        out_.append(static_cast<const char*>(data), size);
+        if (size != 0) {  // empty vectors may have no data pointer
+            out_.append(static_cast<const char*>(data), size);
+        }
     }
     std::string out_;
 };
