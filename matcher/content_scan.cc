@@ -7,6 +7,8 @@
 #include "matcher/internal/normalize.h"
 #include "matcher/internal/object_match.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -163,6 +165,19 @@ std::string_view container_name(detail::archive_kind kind) {
     return {};
 }
 
+detail::archive_kind archive_of_type_name(std::string_view type_name) {
+    for (const auto kind :
+         {detail::archive_kind::gzip, detail::archive_kind::bzip2, detail::archive_kind::zip,
+          detail::archive_kind::tar_posix, detail::archive_kind::tar_old,
+          detail::archive_kind::cpio_newc, detail::archive_kind::cpio_crc,
+          detail::archive_kind::cpio_odc}) {
+        if (container_name(kind) == type_name) {
+            return kind;
+        }
+    }
+    return detail::archive_kind::none;
+}
+
 /// Kinds whose derived buffers need the whole object after the raw stream has ended. An
 /// image only when its head already shows HTML (an HTML signature further in is missed).
 bool needs_copy(detail::content_kind kind, std::span<const unsigned char> head) {
@@ -237,6 +252,9 @@ struct content_scan::impl {
     std::uint64_t scanned = 0;
     /// CL_TYPE_* of the objects enclosing the one being scanned, outermost first.
     std::vector<std::string_view> ancestors;
+    /// MD5 of the content last re-scanned for a HandlerType signature (ClamAV keeps one
+    /// per scan: ctx->handlertype_hash).
+    std::optional<std::array<unsigned char, 16>> retyped_digest;
     std::vector<std::string_view> names;
     verdict result;
 
@@ -380,8 +398,33 @@ struct content_scan::impl {
         copied += bytes.size();
     }
 
-    /// Evaluates the whole-object signatures on one object (or derived buffer) of `type`.
-    void match_whole(std::string_view bytes, std::string_view container, std::uint8_t type) {
+    /// An object's own bytes as match_whole sees them (a buffer derived from them has
+    /// none): what a HandlerType re-scan of it needs.
+    struct raw_layer {
+        unsigned depth = 0;
+        std::string_view type_name;  ///< the object's CL_TYPE_*: the re-scan's container
+    };
+
+    /// The CL_TYPE_* name of an object content_scan typed as mail / `archive_kind` /
+    /// `object_kind`.
+    static std::string_view type_name_of(bool mail, detail::archive_kind archive_kind,
+                                         std::string_view bytes,
+                                         detail::content_kind object_kind) {
+        if (mail) {
+            return "CL_TYPE_MAIL";
+        }
+        if (archive_kind != detail::archive_kind::none) {
+            return container_name(archive_kind);
+        }
+        return detail::type_name_of(
+            as_unsigned(bytes).first(std::min(bytes.size(), detail::file_type_window)),
+            object_kind);
+    }
+
+    /// Evaluates the whole-object signatures on one object (`layer` set) or derived
+    /// buffer of `type`; a HandlerType signature matching the object re-scans it.
+    void match_whole(std::string_view bytes, std::string_view container, std::uint8_t type,
+                     std::optional<raw_layer> layer) {
         if (!keep_objects || stop || bytes.size() <= small_object) {
             return;
         }
@@ -397,16 +440,79 @@ struct content_scan::impl {
         object.type = type;
         object.container = container;
         object.ancestors = ancestors;
+        object.raw = layer.has_value();
         std::vector<std::string_view> found;
+        std::optional<detail::retype_request> retype;
         if (!detail::match_object(state, scratch_owner.scratch.get(), scratch_owner.objects,
-                                  view, object, mode, found)) {
+                                  view, object, mode, found, retype)) {
             error = true;
         }
-        for (const auto name : found) {
-            add_name(name);
+        const std::size_t before = retype ? retype->position : found.size();
+        for (std::size_t k = 0; k < before; ++k) {
+            add_name(found[k]);
         }
-        if (mode == scan_mode::first_match && !found.empty()) {
+        if (retype) {
+            // The re-scan reuses the scanner's object scratch: `found` is ours.
+            rescan_as(bytes, *retype, *layer);
+            for (std::size_t k = before; k < found.size() && !stop; ++k) {
+                add_name(found[k]);
+            }
+        }
+        if (mode == scan_mode::first_match && !names.empty()) {
             stop = true;
+        }
+    }
+
+    /// ClamAV's HandlerType (lsig_eval): the object scanned again as
+    /// `request.handler_type`, one layer deeper -- where the signature, evaluated on the
+    /// same content, alerts -- unless this content was re-scanned so already.
+    void rescan_as(std::string_view bytes, const detail::retype_request& request,
+                   const raw_layer& layer) {
+        std::array<unsigned char, 16> digest{};
+        unsigned int length = 0;
+        if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_md5(), nullptr) !=
+            1) {
+            error = true;
+            return;
+        }
+        if (retyped_digest == digest) {
+            add_name(request.name);
+            return;
+        }
+        retyped_digest = digest;
+        if (layer.depth + 1 >= limits.max_recursion) {
+            exceeded = true;  // ClamAV cannot push the layer: nothing is reported
+            return;
+        }
+        ancestors.push_back(layer.type_name);
+        scan_as_type(bytes, request.handler_type, layer.depth + 1, layer.type_name);
+        ancestors.pop_back();
+    }
+
+    /// cli_magic_scan with a given type: that type's handler (those content_scan has:
+    /// mail, the archives it unpacks, HTML), then the raw bytes as that type's target.
+    void scan_as_type(std::string_view bytes, std::string_view type_name, unsigned depth,
+                      std::string_view container) {
+        const std::uint8_t as_target = detail::target_of_type_name(type_name);
+        if (type_name == "CL_TYPE_HTML") {
+            scan_html(bytes, detail::content_kind::html, depth, container);
+            return;
+        }
+        if (type_name == "CL_TYPE_MAIL") {
+            if (limits.scan_mail) {
+                unpack(bytes, depth);
+            }
+        } else if (const auto format = archive_of_type_name(type_name);
+                   format != detail::archive_kind::none && limits.scan_archive) {
+            unpack_archive(bytes, format, depth);
+        }
+        if (stop) {
+            return;
+        }
+        scan_buffer(bytes, as_target, true);
+        match_whole(bytes, container, as_target, raw_layer{depth, type_name});
+        if (type_name == "CL_TYPE_TEXT_ASCII") {
+            scan_after_raw(bytes, detail::content_kind::text, depth, container);
         }
     }
 
@@ -497,7 +603,7 @@ struct content_scan::impl {
     void scan_derived(std::span<const unsigned char> bytes, std::uint8_t type, bool hashes,
                       std::string_view container) {
         scan_buffer(as_chars(bytes), type, hashes);
-        match_whole(as_chars(bytes), container, type);
+        match_whole(as_chars(bytes), container, type, std::nullopt);
     }
 
     /// cli_scanhtml: the raw bytes are not matched; nocomment and notags are (target 3 and
@@ -595,7 +701,8 @@ struct content_scan::impl {
         scan_buffer(bytes, std::nullopt, true);
         match_whole(
             bytes, container,
-            detail::target_of(as_unsigned(bytes).first(std::min<std::size_t>(bytes.size(), 4096))));
+            detail::target_of(as_unsigned(bytes).first(std::min<std::size_t>(bytes.size(), 4096))),
+            raw_layer{depth, type_name_of(mail, archive_kind, bytes, object_kind)});
         scan_after_raw(bytes, object_kind, depth, container);
     }
 
@@ -726,7 +833,8 @@ struct content_scan::impl {
                 if (keep_objects) {
                     match_whole(object, {},
                                 detail::target_of(as_unsigned(object).first(
-                                    std::min<std::size_t>(object.size(), 4096))));
+                                    std::min<std::size_t>(object.size(), 4096))),
+                                raw_layer{0, type_name_of(mail, archive, object, object_kind)});
                 }
                 if (kind_needs_copy && !mail) {
                     scan_after_raw(object, object_kind, 0, {});

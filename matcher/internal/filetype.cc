@@ -314,6 +314,77 @@ std::uint8_t target_of(std::span<const unsigned char> head) {
     return target::any;
 }
 
+std::uint8_t target_of_type_name(std::string_view type_name) {
+    struct named_target {
+        std::string_view type_name;
+        std::uint8_t target;
+    };
+    static constexpr named_target targets[] = {
+        {"CL_TYPE_MSEXE", target::pe},        {"CL_TYPE_MSOLE2", target::ole2},
+        {"CL_TYPE_HTML", target::html},       {"CL_TYPE_MAIL", target::mail},
+        {"CL_TYPE_GRAPHICS", target::graphics}, {"CL_TYPE_GIF", target::graphics},
+        {"CL_TYPE_PNG", target::graphics},    {"CL_TYPE_JPEG", target::graphics},
+        {"CL_TYPE_TIFF", target::graphics},   {"CL_TYPE_ELF", target::elf},
+        {"CL_TYPE_TEXT_ASCII", target::text}, {"CL_TYPE_MACHO", target::macho},
+        {"CL_TYPE_MACHO_UNIBIN", target::macho}, {"CL_TYPE_PDF", target::pdf},
+        {"CL_TYPE_SWF", target::flash},
+    };
+    for (const auto& entry : targets) {
+        if (entry.type_name == type_name) {
+            return entry.target;
+        }
+    }
+    return target::any;
+}
+
+std::string_view type_name_of(std::span<const unsigned char> head, content_kind kind) {
+    using namespace std::string_view_literals;
+    switch (kind) {
+        case content_kind::html:
+        case content_kind::html_utf16:
+            return "CL_TYPE_HTML";
+        case content_kind::text:
+            return std::all_of(head.begin(), head.end(), [](unsigned char c) { return c < 0x80; })
+                       ? "CL_TYPE_TEXT_ASCII"
+                       : "CL_TYPE_TEXT_UTF8";
+        case content_kind::text_utf16:
+            // Without a byte-order mark ClamAV calls it binary data (and still normalizes it).
+            if (starts_with(head, "\xff\xfe"sv)) {
+                return "CL_TYPE_TEXT_UTF16LE";
+            }
+            return starts_with(head, "\xfe\xff"sv) ? "CL_TYPE_TEXT_UTF16BE" : "CL_TYPE_BINARY_DATA";
+        case content_kind::binary:
+            return "CL_TYPE_BINARY_DATA";
+        case content_kind::graphics:
+        case content_kind::other:
+            break;
+    }
+    if (starts_with(head, "GIF"sv)) {
+        return "CL_TYPE_GIF";
+    }
+    if (starts_with(head, "\x89PNG"sv)) {
+        return "CL_TYPE_PNG";
+    }
+    if (starts_with(head, "\xff\xd8\xff"sv)) {
+        return "CL_TYPE_JPEG";
+    }
+    if (starts_with(head, "II*\0"sv) || starts_with(head, "MM\0*"sv)) {
+        return "CL_TYPE_TIFF";
+    }
+    if (kind == content_kind::graphics) {
+        return "CL_TYPE_GRAPHICS";
+    }
+    switch (target_of(head)) {
+        case target::pe: return "CL_TYPE_MSEXE";
+        case target::elf: return "CL_TYPE_ELF";
+        case target::macho: return "CL_TYPE_MACHO";
+        case target::ole2: return "CL_TYPE_MSOLE2";
+        case target::flash: return "CL_TYPE_SWF";
+        case target::pdf: return "CL_TYPE_PDF";
+        default: return {};
+    }
+}
+
 bool executable_header_ok(std::uint8_t type, std::span<const unsigned char> head) {
     switch (type) {
         case target::pe: {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 namespace ringscan::matcher::detail {
 
@@ -41,6 +42,17 @@ enum class content_kind : std::uint8_t {
 /// The retyping ClamAV's raw scan does for a `text` or `graphics` object: an HTML signature
 /// anywhere in `bytes` (the whole object) and no self-extractor marker, which wins over it.
 [[nodiscard]] bool retypes_as_html(std::span<const unsigned char> bytes);
+
+/// The target type whose signatures ClamAV adds when it scans an object as the CL_TYPE_*
+/// `type_name` (its cli_mtargets table), as a HandlerType re-scan does; target::any when
+/// only the generic ones apply (archives, Java -- target 12 is not loaded --, ...).
+[[nodiscard]] std::uint8_t target_of_type_name(std::string_view type_name);
+
+/// ClamAV's CL_TYPE_* name for an object that is neither mail nor an archive content_scan
+/// unpacks (the caller names those), from its first bytes and its content_kind. Empty for
+/// magic types it does not name: they then equal no Container/Intermediates type.
+[[nodiscard]] std::string_view type_name_of(std::span<const unsigned char> head,
+                                            content_kind kind);
 
 /// For PE, ELF and Mach-O: whether the executable header parses from `head` (the first
 /// bytes, at least 4 KiB when the stream is that long). ClamAV computes every non-absolute

@@ -537,7 +537,8 @@ bool intermediates_hold(std::span<const std::string> wanted,
 /// The fields of `tdb` description_holds() checks per object, or null when it has none.
 std::unique_ptr<const target_description> checked_description(const target_description& tdb) {
     if (!tdb.file_size && !tdb.entry_point && !tdb.number_of_sections && !tdb.container &&
-        tdb.intermediates.empty() && !tdb.icon_group1 && !tdb.icon_group2) {
+        tdb.intermediates.empty() && !tdb.icon_group1 && !tdb.icon_group2 &&
+        !tdb.handler_type) {
         return nullptr;
     }
     auto kept = std::make_unique<target_description>(tdb);
@@ -618,9 +619,6 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                 problem = "macro and image fuzzy-hash subsignatures are not supported";
             }
             subsigs.push_back(std::move(sub));
-        }
-        if (problem.empty() && logic.target.handler_type) {
-            problem = "HandlerType (re-typing) is not supported";
         }
         if (!problem.empty()) {
             compiled.skipped.push_back(entry.origin + ": " + problem);
@@ -921,7 +919,8 @@ void hash_pe_parts(const object_database& db, const object_view& object,
 
 bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_scratch& lists,
                   std::span<const unsigned char> bytes, const object_context& context,
-                  scan_mode mode, std::vector<std::string_view>& names) {
+                  scan_mode mode, std::vector<std::string_view>& names,
+                  std::optional<retype_request>& retype) {
     const object_database& db = *compiled.objects;
     if (bytes.size() > max_object_bytes || !db.applies_to(context.type)) {
         return true;
@@ -970,7 +969,13 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
             ++i;
         }
     }
-    std::sort(candidates.begin(), candidates.end());
+    // ClamAV evaluates the target type's logical signatures before the generic ones.
+    const auto generic_last = [&](std::uint32_t a, std::uint32_t b) {
+        const bool a_generic = db.signatures[a].target == target::any;
+        const bool b_generic = db.signatures[b].target == target::any;
+        return a_generic != b_generic ? b_generic : a < b;
+    };
+    std::sort(candidates.begin(), candidates.end(), generic_last);
     candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
     bool error = false;
     for (const std::uint32_t index : candidates) {
@@ -989,7 +994,13 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
                               std::span(starts).subspan(static_cast<std::size_t>(first - starts.begin()),
                                                         static_cast<std::size_t>(last - first)),
                               object, error)) {
-            names.push_back(compiled.names.get(signature.name));
+            const std::string_view name = compiled.names.get(signature.name);
+            const target_description* description = signature.description.get();
+            if (description && description->handler_type && context.raw && !retype) {
+                retype = retype_request{names.size(), name, *description->handler_type};
+            } else {
+                names.push_back(name);
+            }
             if (mode == scan_mode::first_match) {
                 return !error;
             }

@@ -24,6 +24,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -179,15 +180,35 @@ struct object_context {
     /// CL_TYPE_* of every enclosing object, outermost first (the last one is `container`):
     /// the chain an .ldb `Intermediates:` field names.
     std::span<const std::string_view> ancestors;
+    /// The object's own bytes as ClamAV's raw scan sees them (not a buffer derived from
+    /// them, such as normalized text): only there does a HandlerType signature re-scan
+    /// instead of alerting (ClamAV passes the object's hash only to that scan).
+    bool raw = false;
+};
+
+/// A HandlerType signature that matched a raw object: ClamAV (lsig_eval) re-scans the
+/// object as `handler_type` in a new layer instead of reporting `name` -- unless this
+/// content was re-scanned that way already in the same scan (its MD5 is the one kept
+/// from the last re-scan), when it reports `name` after all. The names match_object
+/// found before it are reported first; later HandlerType signatures of the same object
+/// are reported by name (the object counts as re-scanned by then).
+struct retype_request {
+    std::size_t position = 0;  ///< where in `names` the re-scan's names go
+    std::string_view name;
+    std::string_view handler_type;  ///< CL_TYPE_*
 };
 
 /// Evaluates every object signature on `bytes`; appends the names of those that match,
-/// in ClamAV's order, to `names` (first_match: stops after one). False on a Hyperscan or
-/// PCRE2 failure (matching stopped; a clean result is not trustworthy).
+/// in ClamAV's order (the target type's signatures, then the generic ones, each in load
+/// order), to `names` (first_match: stops after one). The first HandlerType signature that
+/// matches a raw object is not named but returned in `retype` (first_match: matching stops
+/// there). False on a Hyperscan or PCRE2 failure (matching stopped; a clean result is not
+/// trustworthy).
 [[nodiscard]] bool match_object(const engine::impl& compiled, hs_scratch_t* scratch,
                                 object_scratch& lists,
                                 std::span<const unsigned char> bytes,
                                 const object_context& context, scan_mode mode,
-                                std::vector<std::string_view>& names);
+                                std::vector<std::string_view>& names,
+                                std::optional<retype_request>& retype);
 
 }  // namespace ringscan::matcher::detail

@@ -14,6 +14,7 @@
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
+#include "tests/matcher/test_util.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -685,6 +686,130 @@ TEST(ContentScanIntermediates, MatchTheContainerChainAsClamscan) {
     EXPECT_EQ(all_names_of(compiled, mail),
               (names{"I.Zip.UNOFFICIAL", "I.AnyZip.UNOFFICIAL", "I.MailZip.UNOFFICIAL",
                      "I.Mail.UNOFFICIAL", "I.None.UNOFFICIAL"}));
+}
+
+
+// --- HandlerType: a logical signature that re-scans the object as another type ----------
+
+std::string hex_text(std::string_view text) { return testing::hex_of(text); }
+
+/// One signature per handler ClamAV re-scans with, plus target-typed ones that only match
+/// in the re-scan and one that needs the re-scan's container (the object's own type).
+std::string handler_ldb() {
+    return "H.Pdf;Engine:51-255,HandlerType:CL_TYPE_PDF,Target:0;0;" +
+           hex_text("handler-marker-one") + "\n" +
+           "H.Zip;Engine:51-255,HandlerType:CL_TYPE_ZIP,Target:0;0;" +
+           hex_text("zip-retype-marker") + "\n" +
+           "H.Gfx;Engine:51-255,HandlerType:CL_TYPE_GRAPHICS,Target:0;0;" +
+           hex_text("handler-gfx-marker") + "\n" +
+           "H.Plain;Engine:51-255,HandlerType:CL_TYPE_MSEXE,Target:0;0;" +
+           hex_text("handler-plain-marker") + "\n" +
+           "L.PdfTarget;Engine:51-255,Target:10;0;" + hex_text("pdfonly-token") + "\n" +
+           "L.Container;Engine:51-255,Target:0,Container:CL_TYPE_BINARY_DATA;0;" +
+           hex_text("handler-plain-marker") + "\n";
+}
+
+std::string handler_ndb() {
+    return "N.Pdf:10:*:" + hex_text("pdfonly-token") + "\n" + "N.Gfx:5:*:" +
+           hex_text("graphics-only-token") + "\n" + "N.Member:0:*:" +
+           hex_text("member-secret-payload") + "\n" + "N.Exe:1:*:" +
+           hex_text("handler-plain-marker") + "\n";
+}
+
+std::string repeated(std::string_view unit, int times) {
+    std::string out;
+    for (int k = 0; k < times; ++k) {
+        out += unit;
+    }
+    return out;
+}
+
+const std::map<std::string, std::string>& handler_files() {
+    using namespace std::string_literals;
+    static const std::map<std::string, std::string> files = [] {
+        const std::string two = repeated(
+            "\x00\x02\x03 handler-plain-marker \xff\xfe handler-marker-one pdfonly-token"s, 5);
+        const std::string member = std::string(46, 'x') + " member-secret-payload " +
+                                   std::string(22, 'y') + "\n";
+        return std::map<std::string, std::string>{
+            {"text_pdf.txt",
+             "some text here handler-marker-one and pdfonly-token here and more text to make "
+             "it long enough\n"},
+            {"sfx.bin", repeated("\x00\x01\x02 binary junk prefix "s, 10) + "zip-retype-marker" +
+                            std::string(50, '\0') + make_zip({{"inner.txt", member, 0, 0, {}}})},
+            {"gfx.bin", repeated("\x00\x02\x03 handler-gfx-marker graphics-only-token "s, 5)},
+            {"plain.bin", repeated("\x00\x02\x03 handler-plain-marker \xff\xfe"s, 5)},
+            {"two.bin", two},
+            {"inzip.zip", make_zip({{"a.bin", two, 0, 0, {}}})},
+        };
+    }();
+    return files;
+}
+
+std::shared_ptr<const engine> handler_engine() {
+    signature_set set = parse_signatures(handler_ldb(), "h.ldb");
+    set.append(parse_signatures(handler_ndb(), "h.ndb"));
+    return engine::compile(set);
+}
+
+std::string first_name_of(const std::shared_ptr<const engine>& compiled, std::string_view bytes) {
+    scanner context;
+    content_scan scan(compiled, context, scan_mode::first_match);
+    scan.feed(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    return std::string(scan.finish().name);
+}
+
+TEST(ContentScanHandlerType, RescansAsTheHandlerTypeAsClamscan) {
+    const auto compiled = handler_engine();
+    EXPECT_TRUE(compiled->skipped().empty());
+    // clamscan 1.4.6 --allmatch (names as a set): the HandlerType signature is reported
+    // from the re-scan layer, where the PDF/graphics/PE-typed signatures apply, a zip
+    // behind a prefix is unpacked, and Container is the object's own type.
+    using names = std::set<std::string>;
+    const auto& files = handler_files();
+    EXPECT_EQ(all_names_of(compiled, files.at("text_pdf.txt")),
+              (names{"N.Pdf.UNOFFICIAL", "L.PdfTarget.UNOFFICIAL", "H.Pdf.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, files.at("gfx.bin")),
+              (names{"N.Gfx.UNOFFICIAL", "H.Gfx.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, files.at("plain.bin")),
+              (names{"N.Exe.UNOFFICIAL", "H.Plain.UNOFFICIAL", "L.Container.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, files.at("sfx.bin")),
+              (names{"N.Member.UNOFFICIAL", "H.Zip.UNOFFICIAL"}));
+    // Two HandlerType signatures: only the first re-scans; the second alerts by name.
+    const names two{"N.Pdf.UNOFFICIAL", "L.PdfTarget.UNOFFICIAL", "H.Pdf.UNOFFICIAL",
+                    "H.Plain.UNOFFICIAL", "L.Container.UNOFFICIAL"};
+    EXPECT_EQ(all_names_of(compiled, files.at("two.bin")), two);
+    EXPECT_EQ(all_names_of(compiled, files.at("inzip.zip")), two);
+    // First match: the re-scan's body signature comes before its logical ones.
+    EXPECT_EQ(first_name_of(compiled, files.at("text_pdf.txt")), "N.Pdf.UNOFFICIAL");
+    EXPECT_EQ(first_name_of(compiled, files.at("sfx.bin")), "N.Member.UNOFFICIAL");
+    EXPECT_EQ(first_name_of(compiled, files.at("plain.bin")), "N.Exe.UNOFFICIAL");
+}
+
+TEST(ContentScanHandlerType, SameNamesAsClamscanAllmatch) {
+    const std::filesystem::path clamscan = "/usr/bin/clamscan";
+    RINGSCAN_REQUIRE_FILE(clamscan);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("ringscan-handler-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "h.ldb") << handler_ldb();
+    std::ofstream(dir / "h.ndb") << handler_ndb();
+    std::string command = clamscan.string() + " --allmatch --no-summary -d " +
+                          (dir / "h.ldb").string() + " -d " + (dir / "h.ndb").string();
+    for (const auto& [name, content] : handler_files()) {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        command += " " + (dir / name).string();
+    }
+    auto expected = testing::clamscan_names_by_file(testing::run_command(command + " 2>&1"));
+    const auto compiled = handler_engine();
+    for (const auto& [name, content] : handler_files()) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
+        EXPECT_EQ(all_names_of(compiled, content),
+                  std::set<std::string>(expected[name].begin(), expected[name].end()));
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace
