@@ -969,8 +969,10 @@ verdict stream_scan::impl::finish() noexcept {
         return result;
     }
     finished = true;
-    if (!typed_open && scanning()) {
-        open_typed();  // a stream shorter than the typing window
+    if (!typed_open) {
+        // A stream shorter than the typing window (also when no generic stream runs: an
+        // engine of typed signatures only).
+        open_typed();
     }
     for (std::size_t i = 0; i < streams.size(); ++i) {
         if (!streams[i]) {

@@ -306,6 +306,7 @@ bool routed_target(unsigned type) {
         case target::macho:
         case target::pdf:
         case target::flash:
+        case target::java:
             return true;
         default:
             return false;

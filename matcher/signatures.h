@@ -56,6 +56,7 @@ inline constexpr std::uint8_t text = 7;
 inline constexpr std::uint8_t macho = 9;
 inline constexpr std::uint8_t pdf = 10;
 inline constexpr std::uint8_t flash = 11;
+inline constexpr std::uint8_t java = 12;
 }  // namespace target
 
 /// A body signature (.ndb / .db line). Either a plain byte string (`bytes`, `expression`

@@ -278,10 +278,16 @@ std::uint8_t target_of(std::span<const unsigned char> head) {
         return target::elf;
     }
     for (const auto magic : {"\xfe\xed\xfa\xce"sv, "\xfe\xed\xfa\xcf"sv, "\xce\xfa\xed\xfe"sv,
-                             "\xcf\xfa\xed\xfe"sv, "\xca\xfe\xba\xbe"sv}) {
+                             "\xcf\xfa\xed\xfe"sv}) {
         if (starts_with(head, magic)) {
             return target::macho;
         }
+    }
+    // 0xcafebabe is both a fat Mach-O and a Java class; ClamAV's table ("1:0:cafebabe0000000?"
+    // .. "0000003?") tells them apart by the next word: an architecture count below 0x20, or
+    // a class file major version 0x20..0x3f.
+    if (starts_with(head, "\xca\xfe\xba\xbe\0\0\0"sv) && head.size() >= 8 && head[7] < 0x40) {
+        return head[7] < 0x20 ? target::macho : target::java;
     }
     if (starts_with(head, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"sv)) {
         return target::ole2;
@@ -327,7 +333,7 @@ std::uint8_t target_of_type_name(std::string_view type_name) {
         {"CL_TYPE_TIFF", target::graphics},   {"CL_TYPE_ELF", target::elf},
         {"CL_TYPE_TEXT_ASCII", target::text}, {"CL_TYPE_MACHO", target::macho},
         {"CL_TYPE_MACHO_UNIBIN", target::macho}, {"CL_TYPE_PDF", target::pdf},
-        {"CL_TYPE_SWF", target::flash},
+        {"CL_TYPE_SWF", target::flash},       {"CL_TYPE_JAVA", target::java},
     };
     for (const auto& entry : targets) {
         if (entry.type_name == type_name) {
@@ -377,7 +383,9 @@ std::string_view type_name_of(std::span<const unsigned char> head, content_kind 
     switch (target_of(head)) {
         case target::pe: return "CL_TYPE_MSEXE";
         case target::elf: return "CL_TYPE_ELF";
-        case target::macho: return "CL_TYPE_MACHO";
+        case target::macho:
+            return starts_with(head, "\xca\xfe\xba\xbe"sv) ? "CL_TYPE_MACHO_UNIBIN" : "CL_TYPE_MACHO";
+        case target::java: return "CL_TYPE_JAVA";
         case target::ole2: return "CL_TYPE_MSOLE2";
         case target::flash: return "CL_TYPE_SWF";
         case target::pdf: return "CL_TYPE_PDF";

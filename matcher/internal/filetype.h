@@ -45,7 +45,7 @@ enum class content_kind : std::uint8_t {
 
 /// The target type whose signatures ClamAV adds when it scans an object as the CL_TYPE_*
 /// `type_name` (its cli_mtargets table), as a HandlerType re-scan does; target::any when
-/// only the generic ones apply (archives, Java -- target 12 is not loaded --, ...).
+/// only the generic ones apply (archives, ...).
 [[nodiscard]] std::uint8_t target_of_type_name(std::string_view type_name);
 
 /// ClamAV's CL_TYPE_* name for an object that is neither mail nor an archive content_scan

@@ -566,7 +566,9 @@ const std::string wild_ndb =
     "BoundL:0:*:696e73696465(L)\n"
     "WordW:0:*:(W)74657374(W)\n"
     "PeOnly:1:*:68656c6c6f\n"
-    "ElfOnly:6:*:68656c6c6f\n";
+    "ElfOnly:6:*:68656c6c6f\n"
+    "JavaOnly:12:*:68656c6c6f\n"
+    "MachOnly:9:*:68656c6c6f\n";
 
 const std::map<std::string, std::string>& wild_files() {
     static const std::map<std::string, std::string> files = {
@@ -576,6 +578,11 @@ const std::map<std::string, std::string>& wild_files() {
          "\x7f"
          "ELFhello world this is a test file\n"},
         {"alts", "hi wo hiXwo hijwo"},
+        // 0xcafebabe: a Java class (major version 0x34), a fat Mach-O (2 architectures),
+        // neither (0x44): clamscan 1.4.6 types them CL_TYPE_JAVA, MACHO_UNIBIN, binary data.
+        {"java", std::string("\xca\xfe\xba\xbe\0\0\0\x34", 8) + "hello world\n"},
+        {"unibin", std::string("\xca\xfe\xba\xbe\0\0\0\x02", 8) + "hello world\n"},
+        {"cafe44", std::string("\xca\xfe\xba\xbe\0\0\0\x44", 8) + "hello world\n"},
         // clamscan 1.4.6: NegStr and NegStrs / neither / neither / NegStrs only
         {"neg1", "ABCDXFGHIP"},
         {"neg2", "ABCDEFGHIP"},
@@ -620,8 +627,23 @@ TEST(Wildcards, MatchTheSameNamesAsClamscan) {
     EXPECT_TRUE(all_matches_chunked(compiled, context, wild_files().at("neg3"), 3).empty());
     EXPECT_EQ(all_matches_chunked(compiled, context, wild_files().at("neg4"), 3),
               unofficial({"NegStrs"}));
+    EXPECT_EQ(sorted_names(all_matches_chunked(compiled, context, wild_files().at("java"), 3)),
+              unofficial({"BoundB", "Bracket", "Gap", "GapExact", "GapMin", "JavaOnly"}));
+    EXPECT_EQ(sorted_names(all_matches_chunked(compiled, context, wild_files().at("unibin"), 3)),
+              unofficial({"BoundB", "Bracket", "Gap", "GapExact", "GapMin", "MachOnly"}));
+    EXPECT_EQ(sorted_names(all_matches_chunked(compiled, context, wild_files().at("cafe44"), 3)),
+              unofficial({"BoundB", "Bracket", "Gap", "GapExact", "GapMin"}));
     // The typed signature is reported first, as ClamAV scans the typed matcher first.
     EXPECT_EQ(scan_text(compiled, wild_files().at("pe")).name, "PeOnly.UNOFFICIAL");
+}
+
+TEST(Wildcards, TypedSignaturesAloneMatchShortObjects) {
+    // An engine with no generic signature still types an object shorter than the typing
+    // window (clamscan 1.4.6: "mz.bin: PeOnly.UNOFFICIAL FOUND").
+    const auto compiled = compile_text("PeOnly:1:*:68656c6c6f\n");
+    scanner context;
+    EXPECT_EQ(scan_chunked(compiled, context, "MZ hello there", 4).name, "PeOnly.UNOFFICIAL");
+    EXPECT_FALSE(scan_chunked(compiled, context, "ZM hello there", 4).infected);
 }
 
 TEST(WildcardParity, SameNamesAsClamscanAllmatch) {
@@ -690,7 +712,7 @@ TEST(ClamscanParity, SameVerdictsAsClamscan) {
     const std::string ndb = ndb_line("Long", "MAGICSTRI") + ndb_line("Short", "CST") +
                             ndb_line("Mag", "MAG") + ndb_line("Tail", "end-of-file") +
                             ndb_line("Dup1", "duplicate") + ndb_line("Dup2", "duplicate") +
-                            "Skipped:12:*:" + hex_of("never") + "\n";
+                            "Skipped:13:*:" + hex_of("never") + "\n";
     // "ringscan hash-only parity file\n": 31 bytes, matched by MD5 with the wrong size and
     // by SHA256 with any size.
     const std::string hash_only = "ringscan hash-only parity file\n";

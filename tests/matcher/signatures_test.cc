@@ -180,7 +180,7 @@ TEST(NdbParser, RejectsInvalidOffsets) {
 TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     const std::string m(magic_hex);
     const std::vector<std::string> lines = {
-        "T12:12:*:" + m,              // 1: Java target, not routed
+        "T13:13:*:" + m,              // 1: INTERNAL target, not routed
         "Tgap:0:*:4d41{40000}4d41",   // 2: bounded gap above 32767
         "Tnew:0:*:" + m + ":300",     // 4: future FLEVEL
         "Told:0:*:" + m + ":1:100",   // 5: retired FLEVEL
@@ -217,7 +217,7 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
             << set.skipped[i];
     }
     EXPECT_EQ(set.skipped[0],
-              "t.ndb:1: target type 12 not supported yet");
+              "t.ndb:1: target type 13 not supported yet");
     EXPECT_EQ(set.skipped[2], "t.ndb:3: needs functionality level >= 300 (this engine has 216)");
     EXPECT_EQ(set.skipped[3], "t.ndb:4: needs functionality level <= 100 (this engine has 216)");
     EXPECT_EQ(set.skipped[4], "t.ndb:5: unknown target type 15 (ClamAV ignores it)");
@@ -355,7 +355,7 @@ TEST(Signatures, RejectsUnknownExtension) {
 }
 
 TEST(Signatures, AppendKeepsOrder) {
-    auto a = parse_signatures(cat({"A:0:*:", magic_hex, "\nX:12:*:", magic_hex}), "a.ndb");
+    auto a = parse_signatures(cat({"A:0:*:", magic_hex, "\nX:13:*:", magic_hex}), "a.ndb");
     a.append(parse_signatures(cat({"B:0:*:", magic_hex}), "b.ndb"));
     a.append(parse_signatures(cat({md5_hex, ":56:H"}), "c.hdb"));
     ASSERT_EQ(a.bodies.size(), 2U);
@@ -394,7 +394,7 @@ TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
     TempDir dir;
     dir.write("b.hdb", cat({md5_hex, ":56:InB\n"}));
     dir.write("c.NDB", cat({"InC:0:*:", magic_hex, "\n"}));
-    dir.write("a.ndb", cat({"InA:0:*:", magic_hex, "\nSkip:12:*:", magic_hex, "\n"}));
+    dir.write("a.ndb", cat({"InA:0:*:", magic_hex, "\nSkip:13:*:", magic_hex, "\n"}));
     dir.write("d.hsb", cat({sha256_hex, ":56:InD\n"}));
     dir.write("notes.txt", "not a database\n");
     std::filesystem::create_directory(dir.path() / "sub.ndb");
@@ -409,7 +409,7 @@ TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
     ASSERT_EQ(set.skipped.size(), 1U);
     EXPECT_EQ(set.skipped[0],
               (dir.path() / "a.ndb").string() +
-                  ":2: target type 12 not supported yet");
+                  ":2: target type 13 not supported yet");
 }
 
 TEST(LoadSignatures, LoadsASingleFile) {
