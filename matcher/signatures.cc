@@ -330,9 +330,19 @@ void add_body(std::string name, std::string_view hex, unsigned target,
              "target type " + std::to_string(target) + " not supported yet");
         return;
     }
-    if (offset.from != detail::body_offset::anchor::any &&
-        offset.from != detail::body_offset::anchor::absolute &&
-        offset.from != detail::body_offset::anchor::end_of_file) {
+    const bool variable_length =
+        !translated->literal && translated->max_length != translated->min_length;
+    // What the stream engine cannot match goes to the whole-object one: offsets relative
+    // to the executable's structure, gaps wider than a Hyperscan repeat, and patterns of
+    // variable length anchored at EOF-n or past an absolute offset of 32767 (Hyperscan
+    // cannot bound where such a match starts).
+    if ((offset.from != detail::body_offset::anchor::any &&
+         offset.from != detail::body_offset::anchor::absolute &&
+         offset.from != detail::body_offset::anchor::end_of_file) ||
+        translated->wide_gap ||
+        (variable_length && offset.from == detail::body_offset::anchor::end_of_file) ||
+        (variable_length && offset.from == detail::body_offset::anchor::absolute &&
+         static_cast<std::uint64_t>(offset.value) + offset.max_shift > 32767)) {
         add_structural_body(std::move(name), hex, target, offset, offset_text, where, out);
         return;
     }
@@ -362,18 +372,6 @@ void add_body(std::string name, std::string_view hex, unsigned target,
         body.hex = std::string(hex);
         body.min_length = translated->min_length;
         body.max_length = translated->max_length;
-        if (body.offset.from == match_offset::anchor::end_of_file &&
-            body.max_length != body.min_length) {
-            skip(out, where, "EOF offset with a variable-length pattern not supported yet");
-            return;
-        }
-        if (body.offset.from == match_offset::anchor::absolute &&
-            body.max_length != body.min_length &&
-            body.offset.value + body.offset.max_shift > 32767) {
-            skip(out, where, "absolute offset above 32767 with a variable-length pattern "
-                             "not supported yet");
-            return;
-        }
         if (body.min_length == 0) {
             skip(out, where, "pattern that can match nothing not supported");
             return;
@@ -402,7 +400,8 @@ void parse_ldb_line(std::string_view line, const line_ref& where, bool official,
     out.logicals.push_back(std::move(entry));
 }
 
-// An .ndb line whose offset needs the executable header: one subsignature, expression "0".
+// An .ndb/.db line the stream engine cannot match (see add_body), as a logical signature
+// of one subsignature and expression "0" for the whole-object engine.
 void add_structural_body(std::string name, std::string_view hex, unsigned target,
                          const detail::body_offset& offset, std::string_view offset_text,
                          const line_ref& where, signature_set& out) {

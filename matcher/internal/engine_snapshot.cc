@@ -423,6 +423,7 @@ struct snapshot_codec {
         c.each(db.chains, [&](auto& chain) {
             c.value(chain.subsig);
             c.values(chain.gaps);
+            c.values(chain.max_gaps);
             c.value(chain.first_segment);
             c.value(chain.needed_once);
         });

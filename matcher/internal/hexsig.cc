@@ -20,6 +20,7 @@ struct fragment {
     std::uint64_t min = 0;
     std::optional<std::uint64_t> max = 0;
     bool literal = true;
+    bool wide_gap = false;  // a gap beyond max_hs_repeat: `expression` is unusable
     std::string bytes;  // literal only
     std::string run;    // fixed bytes at the end of the fragment so far
     std::string longest;
@@ -228,11 +229,19 @@ private:
                 return malformed("range '" + std::string(inside) + "' is reversed");
             }
         }
-        if (low > max_hs_repeat || (high && *high > max_hs_repeat)) {
-            return unsupported("bounded gap above 32767 bytes");
+        const bool wide = low > max_hs_repeat || (high && *high > max_hs_repeat);
+        if (wide && (in_alternative_ || low > std::numeric_limits<std::uint32_t>::max() ||
+                     (high && *high > std::numeric_limits<std::uint32_t>::max()))) {
+            return unsupported("bounded gap above 32767 bytes inside alternatives or above 4 GiB");
         }
         end_run(f);
-        f.expression += repeat_expression(low, high);
+        if (wide) {
+            // Beyond a Hyperscan repeat: only the tokens describe it (the whole-object
+            // matcher splits the pattern there, as ClamAV splits it into parts).
+            f.wide_gap = true;
+        } else {
+            f.expression += repeat_expression(low, high);
+        }
         f.tokens.push_back(gap_token(low, high));
         f.literal = false;
         f.min += low;
@@ -515,7 +524,10 @@ tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex) {
         return tl::unexpected(unsupported("pattern longer than 4 GiB"));
     }
     hex_translation out;
-    out.expression = std::move(f->expression);
+    out.wide_gap = f->wide_gap;
+    if (!out.wide_gap) {
+        out.expression = std::move(f->expression);
+    }
     out.literal = f->literal;
     if (out.literal) {
         out.bytes = std::move(f->bytes);

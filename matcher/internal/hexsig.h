@@ -52,6 +52,9 @@ struct hex_token {
 
 struct hex_translation {
     std::string expression;                 ///< Hyperscan syntax, for HS_FLAG_DOTALL
+    /// A gap wider than a Hyperscan repeat (above 32767 bytes) at the top level: no
+    /// `expression`; only the whole-object matcher (split at such gaps) takes it.
+    bool wide_gap = false;
     bool literal = false;                   ///< only plain bytes: `bytes` holds them
     std::string bytes;                      ///< the bytes of a literal signature
     std::uint32_t min_length = 0;           ///< shortest match

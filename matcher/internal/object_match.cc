@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -214,6 +215,37 @@ std::optional<std::uint64_t> chain_exists(const pattern_chain& chain,
     return origin;
 }
 
+/// The largest value over index ranges of a fixed sequence (a sparse table): O(n log n)
+/// to build, O(1) per query -- a bounded gap's predecessors form a window of the hits of
+/// the segment before, sorted by end.
+class range_maximum {
+public:
+    template <typename Item, typename Value>
+    void build(const std::vector<Item>& items, Value value_of) {
+        levels_.resize(1);
+        levels_[0].resize(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            levels_[0][i] = value_of(items[i]);
+        }
+        for (std::size_t width = 2; width <= items.size(); width *= 2) {
+            const std::vector<std::uint64_t>& below = levels_.back();
+            std::vector<std::uint64_t> level(items.size() - width + 1);
+            for (std::size_t i = 0; i < level.size(); ++i) {
+                level[i] = std::max(below[i], below[i + width / 2]);
+            }
+            levels_.push_back(std::move(level));
+        }
+    }
+    /// The largest value of items [first, last); first < last.
+    [[nodiscard]] std::uint64_t query(std::size_t first, std::size_t last) const {
+        const auto level = static_cast<std::size_t>(std::bit_width(last - first) - 1);
+        return std::max(levels_[level][first], levels_[level][last - (std::size_t{1} << level)]);
+    }
+
+private:
+    std::vector<std::vector<std::uint64_t>> levels_;
+};
+
 /// Joins segment matches into whole matches, counted the way clamscan 1.4.6 counts `*`
 /// subsignatures: once per match of the last segment that completes a chain (each later
 /// segment starting at least its gap after the end of the one before). The start recorded
@@ -231,6 +263,7 @@ void resolve_chains(hit_collector& collector) {
     };
     std::vector<reached> previous;
     std::vector<reached> current;
+    range_maximum latest_origin;
     for (const pattern_chain& chain : db.chains) {
         const auto segments = static_cast<std::uint32_t>(chain.gaps.size());
         bool every_segment_hit = true;
@@ -249,8 +282,10 @@ void resolve_chains(hit_collector& collector) {
         previous.clear();
         for (std::uint32_t k = 0; k < segments; ++k) {
             current.clear();
-            // `previous` is sorted by end with a running maximum of origins, so the best
-            // predecessor of a hit starting at s is the last one ending by s - gap.
+            const bool bounded = k > 0 && chain.max_gaps[k] != pattern_chain::unbounded;
+            // `previous` is sorted by end. Unbounded gap: it carries a running maximum of
+            // origins, so the best predecessor of a hit starting at s is the last one
+            // ending by s - gap. Bounded: the best one ending in [s - max, s - min].
             for (const segment_hit& hit : hits.of(chain, k)) {
                 if (k == 0) {
                     current.push_back(reached{hit.end, hit.start_high});
@@ -259,20 +294,37 @@ void resolve_chains(hit_collector& collector) {
                 if (hit.start_high < chain.gaps[k]) {
                     continue;
                 }
+                const auto by_end = [](const reached& r, std::uint64_t end) { return r.end < end; };
                 const std::uint64_t latest_end = hit.start_high - chain.gaps[k];
                 const auto after = std::upper_bound(
                     previous.begin(), previous.end(), latest_end,
                     [](std::uint64_t end, const reached& r) { return end < r.end; });
-                if (after != previous.begin()) {
-                    current.push_back(reached{hit.end, std::prev(after)->origin});
+                if (!bounded) {
+                    if (after != previous.begin()) {
+                        current.push_back(reached{hit.end, std::prev(after)->origin});
+                    }
+                    continue;
+                }
+                const std::uint64_t earliest_end =
+                    hit.start_low > chain.max_gaps[k] ? hit.start_low - chain.max_gaps[k] : 0;
+                const auto first = std::lower_bound(previous.begin(), after, earliest_end, by_end);
+                if (first != after) {
+                    current.push_back(reached{
+                        hit.end, latest_origin.query(
+                                     static_cast<std::size_t>(first - previous.begin()),
+                                     static_cast<std::size_t>(after - previous.begin()))});
                 }
             }
             if (k + 1 < segments) {
                 std::sort(current.begin(), current.end(), [](const reached& x, const reached& y) {
                     return std::tie(x.end, x.origin) < std::tie(y.end, y.origin);
                 });
-                for (std::size_t i = 1; i < current.size(); ++i) {
-                    current[i].origin = std::max(current[i].origin, current[i - 1].origin);
+                if (chain.max_gaps[k + 1] == pattern_chain::unbounded) {
+                    for (std::size_t i = 1; i < current.size(); ++i) {
+                        current[i].origin = std::max(current[i].origin, current[i - 1].origin);
+                    }
+                } else {
+                    latest_origin.build(current, [](const reached& r) { return r.origin; });
                 }
             }
             std::swap(previous, current);
@@ -372,32 +424,45 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
     db.patterns.push_back(pattern);
 }
 
-/// The pattern cut at its top-level unbounded gaps (each segment non-empty), with the
-/// least gap before each segment; nothing when there is nothing to cut.
-std::pair<std::vector<std::vector<hex_token>>, std::vector<std::uint32_t>> split_at_unbounded(
-    const std::vector<hex_token>& tokens) {
-    const bool unbounded_gap = std::any_of(tokens.begin(), tokens.end(), [](const hex_token& t) {
-        return t.what == hex_token::kind::gap && t.unbounded;
-    });
-    if (!unbounded_gap) {
+/// Gaps a pattern is cut at: unbounded ones, and bounded ones wider than a Hyperscan
+/// repeat (which only the chain can express).
+bool splits_pattern(const hex_token& t) {
+    constexpr std::uint32_t widest_repeat = 32767;
+    return t.what == hex_token::kind::gap &&
+           (t.unbounded || t.low > widest_repeat || t.high > widest_repeat);
+}
+
+/// A pattern cut at its top-level splitting gaps (each segment non-empty), with the least
+/// and most gap before each segment.
+struct split_pattern {
+    std::vector<std::vector<hex_token>> segments;  ///< empty: nothing to cut
+    std::vector<std::uint32_t> gaps;
+    std::vector<std::uint32_t> max_gaps;
+};
+
+split_pattern split_at_wide_gaps(const std::vector<hex_token>& tokens) {
+    if (std::none_of(tokens.begin(), tokens.end(), splits_pattern)) {
         return {};
     }
-    std::vector<std::vector<hex_token>> segments(1);
-    std::vector<std::uint32_t> gaps{0};
+    split_pattern out;
+    out.segments.emplace_back();
+    out.gaps.push_back(0);
+    out.max_gaps.push_back(0);
     for (const hex_token& t : tokens) {
-        if (t.what == hex_token::kind::gap && t.unbounded) {
-            segments.emplace_back();
-            gaps.push_back(t.low);
+        if (splits_pattern(t)) {
+            out.segments.emplace_back();
+            out.gaps.push_back(t.low);
+            out.max_gaps.push_back(t.unbounded ? pattern_chain::unbounded : t.high);
         } else {
-            segments.back().push_back(t);
+            out.segments.back().push_back(t);
         }
     }
-    const bool all_present = std::none_of(segments.begin(), segments.end(),
+    const bool all_present = std::none_of(out.segments.begin(), out.segments.end(),
                                           [](const auto& segment) { return segment.empty(); });
-    if (segments.size() == 1 || !all_present) {
+    if (out.segments.size() == 1 || !all_present) {
         return {};
     }
-    return {std::move(segments), std::move(gaps)};
+    return out;
 }
 
 /// Whether one match of subsignature `index` tells the signature all it can use of it:
@@ -435,15 +500,21 @@ bool needed_once(const logical_signature& logic, std::uint32_t index) {
 void add_object_pattern(object_database& db, const logical_signature& logic,
                         std::uint32_t signature, std::uint32_t subsig,
                         const std::vector<hex_token>& tokens, compile_state& state) {
-    const bool once = needed_once(logic, subsig);
-    auto [segments, gaps] = split_at_unbounded(tokens);
+    auto [segments, gaps, max_gaps] = split_at_wide_gaps(tokens);
     if (segments.empty()) {
-        add_object_segment(db, signature, subsig, tokens, state, object_pattern::no_chain, 0, once);
+        add_object_segment(db, signature, subsig, tokens, state, object_pattern::no_chain, 0,
+                           needed_once(logic, subsig));
         return;
     }
+    // The greedy join (earliest segment ends first) is only right without upper bounds.
+    const bool once = needed_once(logic, subsig) &&
+                      std::all_of(max_gaps.begin() + 1, max_gaps.end(), [](std::uint32_t m) {
+                          return m == pattern_chain::unbounded;
+                      });
     const auto chain = static_cast<std::uint32_t>(db.chains.size());
     db.chains.push_back(pattern_chain{db.signatures[signature].first_subsig + subsig,
-                                      std::move(gaps), db.chain_segments, once});
+                                      std::move(gaps), std::move(max_gaps), db.chain_segments,
+                                      once});
     db.chain_segments += static_cast<std::uint32_t>(segments.size());
     // A chain that only has to exist continues best from its earliest first segment.
     for (std::size_t k = 0; k < segments.size(); ++k) {

@@ -46,18 +46,23 @@ struct object_pattern {
     static constexpr std::uint32_t no_chain = std::numeric_limits<std::uint32_t>::max();
 };
 
-/// A pattern found as bounded segments in order, each at least `gaps[k]` bytes after the
-/// end of the one before (gaps[0] unused) -- the way ClamAV's matcher splits `*` patterns.
-/// Hyperscan compiles wide bounded repeats mixed with unbounded ones very slowly; as
-/// segments every part gets its own factor and exact verification instead.
+/// A pattern found as bounded segments in order, each at least `gaps[k]` and at most
+/// `max_gaps[k]` bytes after the end of the one before (index 0 unused) -- the way
+/// ClamAV's matcher splits patterns into parts at `*`, `{n-}` and `{n-m}`. Split here at the
+/// unbounded gaps and at bounded ones wider than a Hyperscan repeat (32767): Hyperscan
+/// compiles wide bounded repeats mixed with unbounded ones very slowly, and none above
+/// 32767; as segments every part gets its own factor and exact verification instead.
 struct pattern_chain {
+    static constexpr std::uint32_t unbounded = std::numeric_limits<std::uint32_t>::max();
     std::uint32_t subsig = 0;  ///< object_database::subsigs index
     std::vector<std::uint32_t> gaps;
+    std::vector<std::uint32_t> max_gaps;  ///< `unbounded` for `*` and `{n-}`
     /// Numbers this chain's segments first_segment, first_segment + 1, ... among the
     /// segments of every chain, so hits group by segment without sorting.
     std::uint32_t first_segment = 0;
-    /// Only whether the chain matches is used (see needed_once()): its first segment is
-    /// reported once and the chain is joined greedily instead of counted.
+    /// Only whether the chain matches is used (see needed_once()) and every gap is
+    /// unbounded: its first segment is reported once and the chain is joined greedily
+    /// instead of counted.
     bool needed_once = false;
 };
 

@@ -812,5 +812,107 @@ TEST(ContentScanHandlerType, SameNamesAsClamscanAllmatch) {
     std::filesystem::remove_all(dir);
 }
 
+
+// --- Gaps wider than a Hyperscan repeat, variable-length patterns at EOF-n / far offsets ---
+
+std::string lowercase_filler(std::size_t n, unsigned seed) {
+    std::string out(n, ' ');
+    for (std::size_t i = 0; i < n; ++i) {
+        seed = seed * 1103515245U + 12345U;
+        out[i] = "abcdefghij klmnop"[(seed >> 16) % 17];
+    }
+    return out;
+}
+
+const std::map<std::string, std::string>& wide_gap_files() {
+    static const std::map<std::string, std::string> files = [] {
+        const std::string a = "ABCDEFGH";
+        const std::string d = "QRSTUVWX";
+        const auto f = lowercase_filler;
+        return std::map<std::string, std::string>{
+            {"in", f(100, 1) + a + f(40050, 2) + d + f(100, 3)},
+            {"short", f(100, 1) + a + f(39000, 2) + d + f(100, 3)},
+            {"long", f(100, 1) + a + f(41000, 2) + d + f(100, 3)},
+            {"fixed", f(100, 1) + a + f(40000, 2) + d + f(100, 3)},
+            {"two", f(100, 1) + a + f(40050, 2) + d + f(10, 3) + a + f(40020, 4) + d + f(100, 5)},
+            {"twoA", f(100, 1) + a + f(500, 2) + a + f(40050, 3) + d + f(100, 4)},
+            {"eofvar", f(5000, 1) + a + f(3, 2) + d + f(30, 3)},
+            {"eofvar2", f(5000, 1) + a + f(3, 2) + d + f(80, 3)},
+            {"absvar", f(40000, 1) + a + f(2, 2) + d + f(300, 3)},
+            {"absvar2", f(40020, 1) + a + f(2, 2) + d + f(300, 3)},
+        };
+    }();
+    return files;
+}
+
+const std::string wide_gap_ndb =
+    "W.Gap:0:*:4142434445464748{40000-40100}5152535455565758\n"
+    "W.Fixed:0:*:4142434445464748{40000}5152535455565758\n"
+    "W.Min:0:*:4142434445464748{-40060}5152535455565758\n"
+    "E.Var:0:EOF-60,20:4142434445464748{1-5}5152535455565758\n"
+    "A.Var:0:40000,10:4142434445464748{1-3}5152535455565758\n";
+const std::string wide_gap_ldb =
+    "L.Count2;Engine:81-255,Target:0;0>1;4142434445464748{40000-40100}5152535455565758\n"
+    "L.Count1;Engine:81-255,Target:0;0=1;4142434445464748{40000-40100}5152535455565758\n"
+    "L.Mixed;Engine:81-255,Target:0;0;4142434445464748{30000-40100}5152535455565758*"
+    "4142434445464748\n";
+
+std::shared_ptr<const engine> wide_gap_engine() {
+    signature_set set = parse_signatures(wide_gap_ndb, "w.ndb");
+    set.append(parse_signatures(wide_gap_ldb, "w.ldb"));
+    return engine::compile(set);
+}
+
+TEST(ContentScanWideGaps, MatchAndCountAsClamscan) {
+    const auto compiled = wide_gap_engine();
+    EXPECT_TRUE(compiled->skipped().empty());
+    // clamscan 1.4.6 --allmatch on the same files (names as a set).
+    using names = std::set<std::string>;
+    const std::map<std::string, names> expected = {
+        {"in", {"W.Gap.UNOFFICIAL", "W.Min.UNOFFICIAL", "L.Count1.UNOFFICIAL"}},
+        {"short", {"W.Min.UNOFFICIAL"}},
+        {"long", {}},
+        {"fixed",
+         {"W.Gap.UNOFFICIAL", "W.Fixed.UNOFFICIAL", "W.Min.UNOFFICIAL", "L.Count1.UNOFFICIAL"}},
+        {"two",
+         {"W.Gap.UNOFFICIAL", "W.Min.UNOFFICIAL", "L.Count2.UNOFFICIAL", "L.Mixed.UNOFFICIAL"}},
+        {"twoA", {"W.Gap.UNOFFICIAL", "W.Min.UNOFFICIAL", "L.Count1.UNOFFICIAL"}},
+        {"eofvar", {"E.Var.UNOFFICIAL", "W.Min.UNOFFICIAL"}},
+        {"eofvar2", {"W.Min.UNOFFICIAL"}},
+        {"absvar", {"A.Var.UNOFFICIAL", "W.Min.UNOFFICIAL"}},
+        {"absvar2", {"W.Min.UNOFFICIAL"}},
+    };
+    for (const auto& [name, want] : expected) {
+        SCOPED_TRACE(name);
+        EXPECT_EQ(all_names_of(compiled, wide_gap_files().at(name)), want);
+    }
+}
+
+TEST(ContentScanWideGaps, SameNamesAsClamscanAllmatch) {
+    const std::filesystem::path clamscan = "/usr/bin/clamscan";
+    RINGSCAN_REQUIRE_FILE(clamscan);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("ringscan-widegap-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "w.ndb") << wide_gap_ndb;
+    std::ofstream(dir / "w.ldb") << wide_gap_ldb;
+    std::string command = clamscan.string() + " --allmatch --no-summary -d " +
+                          (dir / "w.ndb").string() + " -d " + (dir / "w.ldb").string();
+    for (const auto& [name, content] : wide_gap_files()) {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        command += " " + (dir / name).string();
+    }
+    auto expected = testing::clamscan_names_by_file(testing::run_command(command + " 2>&1"));
+    const auto compiled = wide_gap_engine();
+    for (const auto& [name, content] : wide_gap_files()) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
+        EXPECT_EQ(all_names_of(compiled, content),
+                  std::set<std::string>(expected[name].begin(), expected[name].end()));
+    }
+    std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ringscan::matcher::detail

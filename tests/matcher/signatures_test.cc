@@ -181,10 +181,10 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     const std::string m(magic_hex);
     const std::vector<std::string> lines = {
         "T13:13:*:" + m,              // 1: INTERNAL target, not routed
-        "Tgap:0:*:4d41{40000}4d41",   // 2: bounded gap above 32767
-        "Tnew:0:*:" + m + ":300",     // 4: future FLEVEL
-        "Told:0:*:" + m + ":1:100",   // 5: retired FLEVEL
-        "Tunk:15:*:" + m,             // 5: unknown target
+        "Tnew:0:*:" + m + ":300",     // 2: future FLEVEL
+        "Told:0:*:" + m + ":1:100",   // 3: retired FLEVEL
+        "Tunk:15:*:" + m,             // 4: unknown target
+        "Tgap:0:*:4d41{40000}4d41",   // whole-object: a gap wider than a Hyperscan repeat
         "Tep:1:EP+0,20:" + m,         // loads as a whole-object signature (PE entry point)
         "T1:1:*:" + m,                // loads: PE target
         "T0off:0:10:" + m,            // loads: absolute offset
@@ -208,19 +208,21 @@ TEST(NdbParser, SkipsValidLinesThisEngineCannotMatch) {
     EXPECT_EQ(set.bodies[3].expression, "\\x4d\\x41.\\x4d.*\\x4d\\x41\\x47");
     EXPECT_EQ(set.bodies[4].expression, "\\x4d\\x41\\x47(?:\\x41|\\x42)");
     EXPECT_EQ(set.bodies[5].origin, "t.ndb:12");
-    ASSERT_EQ(set.logicals.size(), 1U);
-    EXPECT_EQ(set.logicals[0].name, "Tep.UNOFFICIAL");
-    EXPECT_EQ(set.logicals[0].origin, "t.ndb:6");
-    ASSERT_EQ(set.skipped.size(), 5U);
+    ASSERT_EQ(set.logicals.size(), 2U);
+    EXPECT_EQ(set.logicals[0].name, "Tgap.UNOFFICIAL");
+    EXPECT_EQ(set.logicals[0].origin, "t.ndb:5");
+    EXPECT_EQ(set.logicals[1].name, "Tep.UNOFFICIAL");
+    EXPECT_EQ(set.logicals[1].origin, "t.ndb:6");
+    ASSERT_EQ(set.skipped.size(), 4U);
     for (std::size_t i = 0; i < set.skipped.size(); ++i) {
         EXPECT_EQ(set.skipped[i].rfind("t.ndb:" + std::to_string(i + 1) + ": ", 0), 0U)
             << set.skipped[i];
     }
     EXPECT_EQ(set.skipped[0],
               "t.ndb:1: target type 13 not supported yet");
-    EXPECT_EQ(set.skipped[2], "t.ndb:3: needs functionality level >= 300 (this engine has 216)");
-    EXPECT_EQ(set.skipped[3], "t.ndb:4: needs functionality level <= 100 (this engine has 216)");
-    EXPECT_EQ(set.skipped[4], "t.ndb:5: unknown target type 15 (ClamAV ignores it)");
+    EXPECT_EQ(set.skipped[1], "t.ndb:2: needs functionality level >= 300 (this engine has 216)");
+    EXPECT_EQ(set.skipped[2], "t.ndb:3: needs functionality level <= 100 (this engine has 216)");
+    EXPECT_EQ(set.skipped[3], "t.ndb:4: unknown target type 15 (ClamAV ignores it)");
 }
 
 TEST(NdbParser, NegatesOnlyPlainStringsOfOneLength) {
