@@ -689,6 +689,37 @@ TEST(ContentScanIntermediates, MatchTheContainerChainAsClamscan) {
 }
 
 
+/// Writes `databases` and `files` to a temporary directory, runs Debian's clamscan
+/// --allmatch on them and expects content_scan on `compiled` to report the same set of
+/// names for every file.
+void expect_same_names_as_clamscan(const std::map<std::string, std::string>& databases,
+                                   const std::map<std::string, std::string>& files,
+                                   const std::shared_ptr<const engine>& compiled) {
+    const std::filesystem::path clamscan = "/usr/bin/clamscan";
+    RINGSCAN_REQUIRE_FILE(clamscan);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("ringscan-allmatch-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::string command = clamscan.string() + " --allmatch --no-summary";
+    for (const auto& [name, content] : databases) {
+        std::ofstream(dir / name) << content;
+        command += " -d " + (dir / name).string();
+    }
+    for (const auto& [name, content] : files) {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        command += " " + (dir / name).string();
+    }
+    auto expected = testing::clamscan_names_by_file(testing::run_command(command + " 2>&1"));
+    for (const auto& [name, content] : files) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
+        EXPECT_EQ(all_names_of(compiled, content),
+                  std::set<std::string>(expected[name].begin(), expected[name].end()));
+    }
+    std::filesystem::remove_all(dir);
+}
+
 // --- HandlerType: a logical signature that re-scans the object as another type ----------
 
 std::string hex_text(std::string_view text) { return testing::hex_of(text); }
@@ -787,29 +818,8 @@ TEST(ContentScanHandlerType, RescansAsTheHandlerTypeAsClamscan) {
 }
 
 TEST(ContentScanHandlerType, SameNamesAsClamscanAllmatch) {
-    const std::filesystem::path clamscan = "/usr/bin/clamscan";
-    RINGSCAN_REQUIRE_FILE(clamscan);
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("ringscan-handler-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "h.ldb") << handler_ldb();
-    std::ofstream(dir / "h.ndb") << handler_ndb();
-    std::string command = clamscan.string() + " --allmatch --no-summary -d " +
-                          (dir / "h.ldb").string() + " -d " + (dir / "h.ndb").string();
-    for (const auto& [name, content] : handler_files()) {
-        std::ofstream(dir / name, std::ios::binary) << content;
-        command += " " + (dir / name).string();
-    }
-    auto expected = testing::clamscan_names_by_file(testing::run_command(command + " 2>&1"));
-    const auto compiled = handler_engine();
-    for (const auto& [name, content] : handler_files()) {
-        SCOPED_TRACE(name);
-        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
-        EXPECT_EQ(all_names_of(compiled, content),
-                  std::set<std::string>(expected[name].begin(), expected[name].end()));
-    }
-    std::filesystem::remove_all(dir);
+    expect_same_names_as_clamscan({{"h.ldb", handler_ldb()}, {"h.ndb", handler_ndb()}},
+                                  handler_files(), handler_engine());
 }
 
 
@@ -889,29 +899,8 @@ TEST(ContentScanWideGaps, MatchAndCountAsClamscan) {
 }
 
 TEST(ContentScanWideGaps, SameNamesAsClamscanAllmatch) {
-    const std::filesystem::path clamscan = "/usr/bin/clamscan";
-    RINGSCAN_REQUIRE_FILE(clamscan);
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("ringscan-widegap-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "w.ndb") << wide_gap_ndb;
-    std::ofstream(dir / "w.ldb") << wide_gap_ldb;
-    std::string command = clamscan.string() + " --allmatch --no-summary -d " +
-                          (dir / "w.ndb").string() + " -d " + (dir / "w.ldb").string();
-    for (const auto& [name, content] : wide_gap_files()) {
-        std::ofstream(dir / name, std::ios::binary) << content;
-        command += " " + (dir / name).string();
-    }
-    auto expected = testing::clamscan_names_by_file(testing::run_command(command + " 2>&1"));
-    const auto compiled = wide_gap_engine();
-    for (const auto& [name, content] : wide_gap_files()) {
-        SCOPED_TRACE(name);
-        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
-        EXPECT_EQ(all_names_of(compiled, content),
-                  std::set<std::string>(expected[name].begin(), expected[name].end()));
-    }
-    std::filesystem::remove_all(dir);
+    expect_same_names_as_clamscan({{"w.ndb", wide_gap_ndb}, {"w.ldb", wide_gap_ldb}},
+                                  wide_gap_files(), wide_gap_engine());
 }
 
 }  // namespace
