@@ -474,6 +474,10 @@ bool needed_once(const logical_signature& logic, std::uint32_t index) {
     if (hex == nullptr || hex->offset.from != body_offset::anchor::any) {
         return false;
     }
+    if (index + 1 < logic.subsignatures.size() &&
+        std::holds_alternative<macro_subsignature>(logic.subsignatures[index + 1])) {
+        return false;  // every match is checked against the macro group (macro.h)
+    }
     for (const auto& node : logic.expression.nodes) {
         if (node.compare != logical_expression::comparison::none &&
             (!node.leaf || node.subsig == index)) {
@@ -686,8 +690,20 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                 // evaluated from the referenced subsignature's match
                 sub.what = object_subsig::kind::byte_compare;
                 sub.compare = std::make_unique<byte_compare_subsignature>(*compare);
+            } else if (const auto* macro = std::get_if<macro_subsignature>(&variant)) {
+                // Checked from the previous subsignature's matches (macro.h); after a PCRE
+                // ClamAV checks each regex match's offset, which pcre_count does not keep.
+                if (k > 0 && std::holds_alternative<pcre_subsignature>(logic.subsignatures[k - 1])) {
+                    problem = "macro subsignature after a PCRE subsignature not supported yet";
+                    break;
+                }
+                sub.what = object_subsig::kind::macro;
+                sub.macro = macro_link{static_cast<std::uint16_t>(macro->min),
+                                       static_cast<std::uint16_t>(macro->max),
+                                       static_cast<std::uint8_t>(macro->group)};
+                signature.has_macros = true;
             } else {
-                problem = "macro and image fuzzy-hash subsignatures are not supported";
+                problem = "image fuzzy-hash subsignatures not supported yet";
             }
             subsigs.push_back(std::move(sub));
         }
@@ -699,6 +715,15 @@ void compile_objects(const signature_set& signatures, compile_context& context,
         signature.always = !hex_present || true_without_hits(logic.expression);
         const auto index = static_cast<std::uint32_t>(db->signatures.size());
         db->signatures.push_back(std::move(signature));
+        for (std::size_t k = 0; k < subsigs.size(); ++k) {
+            if (subsigs[k].what == object_subsig::kind::hex &&
+                subsigs[k].offset.from == body_offset::anchor::macro_group) {
+                db->macro_members.push_back(macro_member{
+                    db->signatures.back().target,
+                    static_cast<std::uint8_t>(subsigs[k].offset.value),
+                    db->signatures.back().first_subsig + static_cast<std::uint32_t>(k)});
+            }
+        }
         std::move(subsigs.begin(), subsigs.end(), std::back_inserter(db->subsigs));
         for (const auto& [subsig, tokens] : patterns) {
             add_object_pattern(*db, logic, index, subsig, tokens, state);
@@ -716,6 +741,7 @@ void compile_objects(const signature_set& signatures, compile_context& context,
             }
         }
     }
+    std::sort(db->macro_members.begin(), db->macro_members.end());
     finish_object_database(*db, state, context, compiled.names, compiled.skipped);
     db->pcre_gates.reset(state.pcre_gates.compile(HS_MODE_BLOCK, context, "PCRE literals"));
     compiled.objects = std::move(db);
@@ -731,6 +757,8 @@ struct object_view {
     const object_context* context = nullptr;
     hs_scratch_t* scratch = nullptr;
     object_scratch* lists = nullptr;
+    /// (subsig, start) of every match in the object, sorted: macro groups gather theirs.
+    std::span<const std::pair<std::uint32_t, std::uint64_t>> starts;
 };
 
 int on_gate_literal(unsigned int id, unsigned long long /*from*/, unsigned long long /*to*/,
@@ -870,6 +898,50 @@ std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bo
     return count;
 }
 
+/// Where the signatures of macro `group` of `target` type matched in the object, ascending.
+std::span<const std::uint64_t> macro_group_starts(const object_database& db,
+                                                  const object_view& object, std::uint8_t target,
+                                                  std::uint8_t group) {
+    std::vector<std::uint64_t>& out = object.lists->macro_group_starts;
+    out.clear();
+    const auto first = std::lower_bound(db.macro_members.begin(), db.macro_members.end(),
+                                        macro_member{target, group, 0});
+    for (auto member = first; member != db.macro_members.end() && member->target == target &&
+                              member->group == group;
+         ++member) {
+        auto at = std::lower_bound(object.starts.begin(), object.starts.end(),
+                                   std::pair<std::uint32_t, std::uint64_t>{member->subsig, 0});
+        for (; at != object.starts.end() && at->first == member->subsig; ++at) {
+            out.push_back(at->second);
+        }
+    }
+    if (first != db.macro_members.end() && std::next(first) != db.macro_members.end()) {
+        std::sort(out.begin(), out.end());
+    }
+    return out;
+}
+
+/// ClamAV's end-of-object macro check (cli_ac_chkmacro), in subsignature order: a macro
+/// right after another macro sees the counts the first check left.
+void finish_macros(const object_database& db, const object_signature& signature,
+                   const object_view& object, std::vector<std::uint32_t>& counts,
+                   std::vector<std::optional<std::uint64_t>>& last_start) {
+    for (std::size_t k = 0; k + 1 < signature.subsig_count; ++k) {
+        const object_subsig& next = db.subsigs[signature.first_subsig + k + 1];
+        if (next.what != object_subsig::kind::macro) {
+            continue;
+        }
+        const auto group = macro_group_starts(db, object, signature.target, next.macro.group);
+        macro_counts pair{counts[k], last_start[k], counts[k + 1], last_start[k + 1]};
+        finish_macro(pair, group.empty() ? std::nullopt : std::optional(group.back()),
+                     next.macro);
+        counts[k] = pair.before;
+        last_start[k] = pair.before_last;
+        counts[k + 1] = pair.macro;
+        last_start[k + 1] = pair.macro_last;
+    }
+}
+
 /// Counts every subsignature of `signature` and evaluates its expression.
 bool signature_matches(const object_database& db, const object_signature& signature,
                        std::span<const std::pair<std::uint32_t, std::uint64_t>> starts,
@@ -895,9 +967,16 @@ bool signature_matches(const object_database& db, const object_signature& signat
                                              signature.boyer_moore ? clamav_matcher::boyer_moore
                                                                    : clamav_matcher::aho_corasick);
             const bool version_info = sub.offset.from == body_offset::anchor::version_info;
+            // A macro group member's matches feed the group only (macro_group_starts).
+            const bool counted = sub.offset.from != body_offset::anchor::macro_group;
+            const bool before_macro = signature.has_macros && k + 1 < n &&
+                                      db.subsigs[global + 1].what == object_subsig::kind::macro;
+            auto& before_starts = object.lists->macro_before_starts;
+            before_starts.clear();
             for (; at < starts.size() && starts[at].first == global; ++at) {
                 const std::uint64_t start = starts[at].second;
-                if (!window || start < window->min_start || start > window->max_start) {
+                if (!counted || !window || start < window->min_start ||
+                    start > window->max_start) {
                     continue;
                 }
                 if (version_info &&
@@ -906,9 +985,24 @@ bool signature_matches(const object_database& db, const object_signature& signat
                 }
                 ++counts[k];
                 last_start[k] = start;
+                if (before_macro) {
+                    before_starts.push_back(start);
+                }
+            }
+            if (before_macro) {
+                const macro_link link = db.subsigs[global + 1].macro;
+                const macro_counts replayed = follow_macro(
+                    before_starts,
+                    macro_group_starts(db, object, signature.target, link.group), link);
+                counts[k] = replayed.before;
+                last_start[k] = replayed.before_last;
+                counts[k + 1] = replayed.macro;
+                last_start[k + 1] = replayed.macro_last;
             }
         } else if (sub.what == object_subsig::kind::pcre) {
             unknown[k] = 1;
+        } else if (sub.what == object_subsig::kind::macro) {
+            continue;  // counted with the subsignature before it
         } else {
             const auto reference = sub.compare->reference;
             if (reference < k && last_start[reference] &&
@@ -925,7 +1019,8 @@ bool signature_matches(const object_database& db, const object_signature& signat
         if (sub.what != object_subsig::kind::pcre) {
             continue;
         }
-        if (!may_hold(signature.expression, counts, unknown)) {
+        // (The end-of-object macro check below can still change counts.)
+        if (!signature.has_macros && !may_hold(signature.expression, counts, unknown)) {
             return false;
         }
         const expression_tree& trigger = sub.pcre->trigger;
@@ -935,6 +1030,9 @@ bool signature_matches(const object_database& db, const object_signature& signat
             counts[k] = pcre_count(sub, object, error);
         }
         unknown[k] = 0;
+    }
+    if (signature.has_macros) {
+        finish_macros(db, signature, object, counts, last_start);
     }
     return evaluate(signature.expression, counts);
 }
@@ -1004,7 +1102,8 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
         header_failed = !info.has_value();
     }
     lists.reset();
-    object_view object{bytes, info ? &*info : nullptr, header_failed, &context, scratch, &lists};
+    object_view object{bytes, info ? &*info : nullptr, header_failed, &context, scratch, &lists,
+                       {}};
 
     hit_collector collector{db, bytes, lists, false};
     std::vector<std::uint32_t>& candidates = lists.candidates;
@@ -1027,6 +1126,7 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
     auto& starts = collector.lists.starts;
     std::sort(starts.begin(), starts.end());
     starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    object.starts = starts;
     // Signatures with a hit: subsig -> signature via the pattern table's layout (each
     // signature's subsigs are contiguous from first_subsig).
     for (std::size_t i = 0; i < starts.size();) {

@@ -18,6 +18,7 @@
 #include "matcher/internal/executable.h"
 #include "matcher/internal/icon.h"
 #include "matcher/internal/logical.h"
+#include "matcher/internal/macro.h"
 #include "matcher/internal/pcre_literals.h"
 
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -106,12 +108,15 @@ struct pcre_runtime {
     std::vector<std::uint32_t> gate_literals;
 };
 
-/// A compiled subsignature: its kind, where its matches may start, and what a PCRE or a
-/// byte compare needs (the parsed .ldb text itself is not kept).
+/// A compiled subsignature: its kind, where its matches may start, and what a PCRE, a
+/// byte compare or a macro needs (the parsed .ldb text itself is not kept). A hex
+/// subsignature whose offset is a macro group (`$n$`) never counts: its matches only
+/// feed that group (object_database::macro_members).
 struct object_subsig {
-    enum class kind : std::uint8_t { hex, pcre, byte_compare };
+    enum class kind : std::uint8_t { hex, pcre, byte_compare, macro };
     kind what = kind::hex;
     body_offset offset;
+    macro_link macro;                                           ///< kind::macro
     std::unique_ptr<const pcre_runtime> pcre;                   ///< kind::pcre
     std::unique_ptr<const byte_compare_subsignature> compare;  ///< kind::byte_compare
 };
@@ -126,6 +131,7 @@ struct object_signature {
     std::uint32_t first_subsig = 0;  ///< into object_database::subsigs
     std::uint32_t subsig_count = 0;
     bool boyer_moore = false;        ///< .ndb line held by ClamAV's BM matcher (SEx rule)
+    bool has_macros = false;         ///< holds a macro subsignature (see macro.h)
     /// True when the signature can match without any pattern hit (PCRE-only, or an
     /// expression true with every count 0): evaluated on every object of its type.
     bool always = false;
@@ -149,6 +155,18 @@ struct pe_hash_tables {
     bool any = false;
 };
 
+/// A hex subsignature whose matches count for macro `group` of signatures of `target`
+/// (ClamAV keeps a group's last match per target type's matcher).
+struct macro_member {
+    std::uint8_t target = 0;
+    std::uint8_t group = 0;
+    std::uint32_t subsig = 0;  ///< object_database::subsigs index
+
+    friend bool operator<(const macro_member& a, const macro_member& b) {
+        return std::tie(a.target, a.group, a.subsig) < std::tie(b.target, b.group, b.subsig);
+    }
+};
+
 /// Immutable after compile; part of engine::impl.
 struct object_database {
     std::vector<object_signature> signatures;  ///< load order = ClamAV's evaluation order
@@ -163,6 +181,7 @@ struct object_database {
     std::array<int, 256> group_of{};  ///< target type -> groups index, -1 none
     pe_hash_tables pe_hashes;
     icon_database icons;
+    std::vector<macro_member> macro_members;  ///< sorted
     /// Required literals of the PCREs, scanned once per object that reaches a PCRE.
     hs_database_ptr pcre_gates;
     std::uint32_t pcre_gate_count = 0;

@@ -36,6 +36,9 @@ struct object_scratch {
     std::vector<std::uint32_t> counts;
     std::vector<std::optional<std::uint64_t>> last_start;
     std::vector<std::uint8_t> pcre_pending;
+    /// Of a macro check: the subsignature's starts and its macro group's (macro.h).
+    std::vector<std::uint64_t> macro_before_starts;
+    std::vector<std::uint64_t> macro_group_starts;
     /// Which PCRE gate literals the object holds; filled when the first PCRE needs it.
     std::vector<std::uint8_t> gate_present;
     bool gates_scanned = false;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -149,6 +151,37 @@ inline std::map<std::string, std::vector<std::string>> clamscan_names_by_file(
         }
     }
     return names_by_file;
+}
+
+/// Debian's clamscan, the oracle the parity tests run.
+inline const std::filesystem::path clamscan_path{"/usr/bin/clamscan"};
+
+/// Writes `databases` and `files` (name -> content) to a fresh temporary directory, runs
+/// `clamscan --allmatch --no-summary` with those databases on those files and returns the
+/// names it reported per file, as a set (a file it found clean maps to no names; one it
+/// gave no verdict for is absent). Callers check clamscan_path exists first.
+inline std::map<std::string, std::set<std::string>> clamscan_allmatch(
+    const std::map<std::string, std::string>& databases,
+    const std::map<std::string, std::string>& files) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("ringscan-clamscan-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::string command = clamscan_path.string() + " --allmatch --no-summary";
+    for (const auto& [name, content] : databases) {
+        std::ofstream(dir / name) << content;
+        command += " -d " + (dir / name).string();
+    }
+    for (const auto& [name, content] : files) {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        command += " " + (dir / name).string();
+    }
+    std::map<std::string, std::set<std::string>> names;
+    for (auto& [file, found] : clamscan_names_by_file(run_command(command + " 2>&1"))) {
+        names[file] = std::set<std::string>(found.begin(), found.end());
+    }
+    std::filesystem::remove_all(dir);
+    return names;
 }
 
 }  // namespace ringscan::matcher::testing
