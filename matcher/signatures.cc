@@ -293,26 +293,6 @@ void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
     add_body(std::move(name), hex, target, *offset, f[2], where, out);
 }
 
-bool routed_target(unsigned type) {
-    switch (type) {
-        case target::any:
-        case target::pe:
-        case target::ole2:
-        case target::html:  // normalized HTML (content_scan)
-        case target::mail:
-        case target::graphics:
-        case target::elf:
-        case target::text:  // normalized text (content_scan)
-        case target::macho:
-        case target::pdf:
-        case target::flash:
-        case target::java:
-            return true;
-        default:
-            return false;
-    }
-}
-
 // Common tail of .ndb and .db lines: checks what this engine can match, translates the hex.
 void add_body(std::string name, std::string_view hex, unsigned target,
               const detail::body_offset& offset, std::string_view offset_text,
@@ -323,11 +303,6 @@ void add_body(std::string name, std::string_view hex, unsigned target,
             malformed(where, "hex signature: " + translated.error().reason);
         }
         skip(out, where, "hex signature: " + translated.error().reason + " not supported yet");
-        return;
-    }
-    if (!routed_target(target)) {
-        skip(out, where,
-             "target type " + std::to_string(target) + " not supported yet");
         return;
     }
     const bool variable_length =
@@ -388,7 +363,7 @@ void parse_ldb_line(std::string_view line, const line_ref& where, bool official,
         malformed(where, error->message);
     }
     if (auto* skipped = std::get_if<detail::logical_skip>(&parsed)) {
-        skip(out, where, skipped->message);
+        skip(out, where, skipped->message + " (ClamAV skips it too)");
         return;
     }
     auto& signature = std::get<detail::logical_signature>(parsed);

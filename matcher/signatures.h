@@ -57,6 +57,10 @@ inline constexpr std::uint8_t macho = 9;
 inline constexpr std::uint8_t pdf = 10;
 inline constexpr std::uint8_t flash = 11;
 inline constexpr std::uint8_t java = 12;
+/// ClamAV's CL_TYPE_INTERNAL and CL_TYPE_OTHER targets: no scanner types an object so, but
+/// a HandlerType:CL_TYPE_INTERNAL re-scan runs target-13 signatures.
+inline constexpr std::uint8_t internal = 13;
+inline constexpr std::uint8_t other = 14;
 }  // namespace target
 
 /// A body signature (.ndb / .db line). Either a plain byte string (`bytes`, `expression`
@@ -123,7 +127,9 @@ struct signature_set {
     std::vector<logical_entry> logicals;
     /// .idb lines (icon fuzzy hashes for the .ldb IconGroup1/IconGroup2 fields), validated.
     std::vector<std::string> icons;
-    /// Lines ClamAV accepts but this engine cannot match yet; each names file:line.
+    /// Lines not loaded, each as "file:line: reason": ones ClamAV skips too (functionality
+    /// level, unknown target type or attribute -- the reason says so) and ones this engine
+    /// cannot match yet (the reason ends in "not supported yet").
     std::vector<std::string> skipped;
     /// From daily.cvd / daily.cld / daily.cud, when loaded.
     std::optional<database_version> daily_version;

@@ -334,6 +334,7 @@ std::uint8_t target_of_type_name(std::string_view type_name) {
         {"CL_TYPE_TEXT_ASCII", target::text}, {"CL_TYPE_MACHO", target::macho},
         {"CL_TYPE_MACHO_UNIBIN", target::macho}, {"CL_TYPE_PDF", target::pdf},
         {"CL_TYPE_SWF", target::flash},       {"CL_TYPE_JAVA", target::java},
+        {"CL_TYPE_INTERNAL", target::internal},
     };
     for (const auto& entry : targets) {
         if (entry.type_name == type_name) {

@@ -230,9 +230,16 @@ private:
             }
         }
         const bool wide = low > max_hs_repeat || (high && *high > max_hs_repeat);
-        if (wide && (in_alternative_ || low > std::numeric_limits<std::uint32_t>::max() ||
-                     (high && *high > std::numeric_limits<std::uint32_t>::max()))) {
-            return unsupported("bounded gap above 32767 bytes inside alternatives or above 4 GiB");
+        if (in_alternative_ && close == ']') {
+            return malformed("[n-m] anchor inside an alternative");
+        }
+        if (in_alternative_ && wide) {
+            // gap_inside_alternative() lets only small `{n}` through
+            return malformed("alternative match contains unsupported ranged wildcard");
+        }
+        if (low > std::numeric_limits<std::uint32_t>::max() ||
+            (high && *high > std::numeric_limits<std::uint32_t>::max())) {
+            return unsupported("bounded gap above 4 GiB");
         }
         end_run(f);
         if (wide) {
@@ -509,11 +516,57 @@ private:
     std::size_t pos_ = 0;
 };
 
+// Whether `{...}` at `open` is one ClamAV expands to `??`s before anything else: `{n}`
+// with 0 < n < 128 (cli_add_content_match_pattern's sscanf "%c%zu%c").
+bool expanded_gap(std::string_view hex, std::size_t open) {
+    const auto close = hex.find('}', open);
+    if (close == std::string_view::npos || close == open + 1) {
+        return false;
+    }
+    std::uint64_t n = 0;
+    for (std::size_t k = open + 1; k < close; ++k) {
+        if (hex[k] < '0' || hex[k] > '9' || n >= 128) {
+            return false;
+        }
+        n = n * 10 + static_cast<std::uint64_t>(hex[k] - '0');
+    }
+    return n > 0 && n < 128;
+}
+
+// ClamAV refuses gaps inside alternatives the way it splits patterns into parts: it expands
+// the first `{n}` (n < 128) again and again; once the first `{` left is any other gap, the
+// pattern is cut at every `{..}` and `*` and none may sit inside `(..)`; with no such `{`
+// left, only the `*`s cut it.
+std::optional<hex_problem> gap_inside_alternative(std::string_view hex) {
+    std::size_t first_cut = hex.find('{');
+    while (first_cut != std::string_view::npos && expanded_gap(hex, first_cut)) {
+        first_cut = hex.find('{', first_cut + 1);
+    }
+    int nest = 0;
+    for (std::size_t k = 0; k < hex.size(); ++k) {
+        const char c = hex[k];
+        if (c == '(') {
+            ++nest;
+        } else if (c == ')') {
+            --nest;
+        } else if (nest != 0 && c == '{' && first_cut != std::string_view::npos &&
+                   k >= first_cut) {
+            return malformed("alternative match contains unsupported ranged wildcard");
+        } else if (nest != 0 && c == '*') {
+            return malformed("alternative match cannot contain unbounded wildcards");
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex) {
     if (hex.empty()) {
         return tl::unexpected(malformed("empty hex signature"));
+    }
+    if (auto problem = gap_inside_alternative(hex)) {
+        return tl::unexpected(*problem);
     }
     auto f = translator(hex, false).run();
     if (!f) {
@@ -588,11 +641,25 @@ std::string class_of(const hex_token& t) {
 
 std::string expression_of(const std::vector<hex_token>& tokens) {
     std::string out;
-    for (const hex_token& t : tokens) {
+    for (std::size_t k = 0; k < tokens.size(); ++k) {
+        const hex_token& t = tokens[k];
         switch (t.what) {
-            case hex_token::kind::byte_set:
+            case hex_token::kind::byte_set: {
+                // A run of one class as a repeat: Hyperscan refuses patterns of hundreds of
+                // classes written out (`!(00)` x 502 in main.ldb's Ppt.Exploit signatures).
+                std::size_t run = 1;
+                while (k + run < tokens.size() &&
+                       tokens[k + run].what == hex_token::kind::byte_set &&
+                       tokens[k + run].bytes == t.bytes) {
+                    ++run;
+                }
                 out += class_of(t);
+                if (run > 2) {
+                    out += "{" + std::to_string(run) + "}";
+                    k += run - 1;
+                }
                 break;
+            }
             case hex_token::kind::gap:
                 out += repeat_expression(t.low, t.unbounded ? std::nullopt
                                                             : std::optional<std::uint64_t>(t.high));

@@ -805,6 +805,77 @@ TEST(ContentScanHandlerType, SameNamesAsClamscanAllmatch) {
                                   handler_files(), handler_engine());
 }
 
+// Targets 13 (INTERNAL) and 14 (OTHER) load; no object is typed so, but a
+// HandlerType:CL_TYPE_INTERNAL re-scan runs the target-13 signatures (CL_TYPE_OTHER is no
+// HandlerType ClamAV knows: that line is skipped).
+const std::map<std::string, std::string> internal_databases = {
+    {"t.ndb", "T13:13:*:" + hex_text("ABCDE") + "\nT14:14:*:" + hex_text("ABCDE") + "\n"},
+    {"t.ldb", "L13;Engine:51-255,Target:13;0;" + hex_text("ABCDE") + "\n" +
+                  "L14;Engine:51-255,Target:14;0;" + hex_text("ABCDE") + "\n" +
+                  "H13;Engine:51-255,HandlerType:CL_TYPE_INTERNAL,Target:0;0;" +
+                  hex_text("KLMNO") + "\n" +
+                  "H14;Engine:51-255,HandlerType:CL_TYPE_OTHER,Target:0;0;" + hex_text("ABCDE") +
+                  "\n"}};
+const std::map<std::string, std::string> internal_files = {
+    {"both.txt", "ABCDE KLMNO\n"}, {"abcde.txt", "ABCDE only\n"}};
+
+std::shared_ptr<const engine> internal_engine() {
+    signature_set set = parse_signatures(internal_databases.at("t.ndb"), "t.ndb");
+    set.append(parse_signatures(internal_databases.at("t.ldb"), "t.ldb"));
+    EXPECT_EQ(set.skipped.size(), 1U);  // H14
+    return engine::compile(set);
+}
+
+TEST(ContentScanHandlerType, InternalTypeRunsTargetThirteenSignatures) {
+    const auto compiled = internal_engine();
+    using names = std::set<std::string>;
+    // clamscan 1.4.6 --allmatch
+    EXPECT_EQ(all_names_of(compiled, internal_files.at("both.txt")),
+              (names{"H13.UNOFFICIAL", "L13.UNOFFICIAL", "T13.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, internal_files.at("abcde.txt")), names{});
+    expect_same_names_as_clamscan(internal_databases, internal_files, compiled);
+}
+
+// --- Long runs of one byte class --------------------------------------------------------
+
+TEST(ContentScanLongClassRuns, PptExploitSignatureLoadsAndMatchesAsClamscan) {
+    // main.ldb's Ppt.Exploit.CVE_2016_2209-1: `!(00)` 502 times in a row, which Hyperscan
+    // refused written out ("Pattern length exceeds limit") until runs became repeats.
+    const auto path = testing::shared_dir() / "sigs/clamav-official/main.ldb";
+    RINGSCAN_REQUIRE_SHARED(path);
+    const auto main_ldb = testing::read_file(path);
+    ASSERT_TRUE(main_ldb.has_value());
+    const std::string wanted = "Ppt.Exploit.CVE_2016_2209-1;";
+    const auto at = main_ldb->find("\n" + wanted);
+    ASSERT_NE(at, std::string::npos);
+    const std::string line = main_ldb->substr(at + 1, main_ldb->find('\n', at + 1) - at);
+    const auto compiled = engine::compile(parse_signatures(line, "ppt.ldb"));
+    EXPECT_TRUE(compiled->skipped().empty());
+
+    std::string header = "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + std::string(504, '\0');
+    header[28] = '\xff';
+    header[29] = '\xfe';
+    std::string run;
+    for (int k = 0; k < 502; ++k) {
+        run += static_cast<char>('A' + k % 20);
+    }
+    const std::string body = std::string("\x03\x91\0\0", 4) + run + "\x9b\xa3";
+    std::string zero_inside = body;
+    zero_inside[4 + 250] = '\0';
+    const std::map<std::string, std::string> files = {
+        {"hit.ppt", header + std::string(100, '\x11') + body + std::string(700, '\x22')},
+        {"zero.ppt", header + std::string(100, '\x11') + zero_inside + std::string(700, '\x22')},
+        {"not_ole2.bin", std::string(28, '\x11') + "\xff\xfe" + std::string(100, '\x11') + body},
+    };
+    using names = std::set<std::string>;
+    // clamscan 1.4.6 --allmatch
+    EXPECT_EQ(all_names_of(compiled, files.at("hit.ppt")),
+              names{"Ppt.Exploit.CVE_2016_2209-1.UNOFFICIAL"});
+    EXPECT_EQ(all_names_of(compiled, files.at("zero.ppt")), names{});
+    EXPECT_EQ(all_names_of(compiled, files.at("not_ole2.bin")), names{});
+    expect_same_names_as_clamscan({{"ppt.ldb", line}}, files, compiled);
+}
+
 
 // --- Gaps wider than a Hyperscan repeat, variable-length patterns at EOF-n / far offsets ---
 

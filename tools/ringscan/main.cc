@@ -721,14 +721,14 @@ int run(const options& opts) {
     }
     if (opts.verbose || opts.debug) {
         for (const std::string& line : loaded->skipped) {
-            std::fprintf(stderr, "LibClamAV debug: skipped (not supported yet): %s\n",
+            std::fprintf(stderr, "LibClamAV debug: skipped: %s\n",
                          line.c_str());
         }
     }
     const std::shared_ptr<const matcher::engine> compiled = std::move(loaded->compiled);
     if (opts.verbose || opts.debug) {
         for (const std::string& line : compiled->skipped()) {
-            std::fprintf(stderr, "LibClamAV debug: skipped (not supported yet): %s\n",
+            std::fprintf(stderr, "LibClamAV debug: skipped: %s\n",
                          line.c_str());
         }
         const matcher::compile_report& report = compiled->compile_stats();

@@ -75,7 +75,7 @@ void service::load_database() {
         loaded.compiled = matcher::engine::compile(matcher::embedded_default_signatures(), compile);
     }
     for (const std::string& skipped : loaded.skipped) {
-        log.verbose("Skipping signature not supported yet: " + skipped);
+        log.verbose("Skipping signature: " + skipped);
     }
     if (!loaded.skipped.empty()) {
         log.warning(std::to_string(loaded.skipped.size()) +
