@@ -70,6 +70,16 @@ std::string extension_of(std::string_view file_name) {
     return ext;
 }
 
+bool ends_with_ignoring_case(std::string_view text, std::string_view suffix) {
+    if (text.size() < suffix.size()) {
+        return false;
+    }
+    const std::string_view tail = text.substr(text.size() - suffix.size());
+    return std::equal(tail.begin(), tail.end(), suffix.begin(), [](char a, char b) {
+        return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+    });
+}
+
 std::optional<db_format> format_of(std::string_view file_name) {
     const std::string e = extension_of(file_name);
     if (e == "db") {
@@ -581,7 +591,6 @@ void signature_set::append(signature_set other) {
 
 namespace {
 
-
 bool ignore_list::drops(std::string_view name, std::string_view line) const {
     const auto at = entries.find(name);
     if (at == entries.end()) {
@@ -702,37 +711,100 @@ signature_set parse_signatures(std::string_view text, std::string_view file_name
 
 namespace {
 
+// ClamAV's CLI_DBEXT: the members of a container it loads, each checked against the .info.
+bool clamav_database_name(std::string_view name) {
+    static constexpr std::string_view suffixes[] = {
+        ".db",  ".hdb", ".hdu", ".fp",   ".mdb",  ".mdu", ".hsb",  ".hsu", ".sfp", ".msb",
+        ".msu", ".ndb", ".ndu", ".ldb",  ".ldu",  ".sdb", ".zmd",  ".rmd", ".pdb", ".gdb",
+        ".wdb", ".cbc", ".ftm", ".cfg",  ".cvd",  ".cld", ".cud",  ".cdb", ".cat", ".crb",
+        ".idb", ".ioc", ".yar", ".yara", ".pwdb", ".ign", ".ign2", ".imp"};
+    return std::any_of(std::begin(suffixes), std::end(suffixes), [&](std::string_view suffix) {
+        return ends_with_ignoring_case(name, suffix);
+    });
+}
+
+// The .info member as ClamAV 1.4.6's cli_cvdload reads it before anything else: the first
+// member named *.info, signed unless the container is a .cud, its header line equal to the
+// container's in version, signatures, functionality level and build time.
+detail::container_info checked_info(const std::vector<detail::cvd_member>& members,
+                                    const detail::cvd_header& header, const std::string& file,
+                                    bool is_unsigned, const detail::container_keys& keys) {
+    const auto member = std::find_if(members.begin(), members.end(), [](const auto& m) {
+        return ends_with_ignoring_case(m.name, ".info");
+    });
+    if (member == members.end()) {
+        throw load_error(file + ": Corrupted CVD header (no .info member)");
+    }
+    detail::container_info info =
+        detail::read_info(member->data, file + '/' + member->name, is_unsigned, keys.info);
+    if (info.header.version != header.version || info.header.signatures != header.signatures ||
+        info.header.flevel != header.flevel || info.header.stime != header.stime) {
+        throw load_error(file + ": Corrupted CVD header (the .info header differs)");
+    }
+    if (info.entries.empty()) {
+        throw load_error(file + ": dbinfo error (the .info lists no database)");
+    }
+    return info;
+}
+
+// After a member loaded, as cli_tgzload checks it: listed in the .info, and unless empty of
+// the size and SHA-256 listed there.
+void check_against_info(const detail::cvd_member& member, const detail::container_info& info,
+                        const std::string& name) {
+    const auto entry = std::find_if(info.entries.begin(), info.entries.end(),
+                                    [&](const auto& e) { return e.name == member.name; });
+    if (entry == info.entries.end()) {
+        throw load_error(name + ": not found in .info");
+    }
+    if (member.data.empty()) {
+        return;
+    }
+    if (entry->size != member.data.size()) {
+        throw load_error(name + ": not correctly loaded (size differs from the .info)");
+    }
+    std::array<unsigned char, 32> digest{};
+    if (EVP_Digest(member.data.data(), member.data.size(), digest.data(), nullptr, EVP_sha256(),
+                   nullptr) != 1 ||
+        digest != entry->sha256) {
+        throw load_error(name + ": invalid checksum (SHA-256 differs from the .info)");
+    }
+}
+
 void load_container(const std::filesystem::path& path, const std::string& bytes,
-                    const detail::cvd_header& header, ignore_list& ignores, signature_set& all) {
+                    const detail::cvd_header& header, ignore_list& ignores, signature_set& all,
+                    const detail::container_keys& keys) {
     const std::string file = path.string();
-    const bool official = container_of(file) != container_kind::cud;
+    const auto kind = container_of(file);
+    const bool official = kind != container_kind::cud;
+    const std::vector<detail::cvd_member> members =
+        detail::unpack_cvd(bytes, header, file, kind == container_kind::cvd, keys.header);
+    const detail::container_info info =
+        checked_info(members, header, file, kind == container_kind::cud, keys);
     // Members load in archive order, as in ClamAV: an .ign2 member drops lines of the
     // members and containers after it only.
-    const std::vector<detail::cvd_member> members =
-        detail::unpack_cvd(bytes, header, file, container_of(file) == container_kind::cvd);
     for (const detail::cvd_member& member : members) {
         const std::string name = file + '/' + member.name;
-        if (member.name == "COPYING" || extension_of(member.name) == "info") {
-            continue;
+        if (!clamav_database_name(member.name)) {
+            continue;  // COPYING, the .info, anything ClamAV does not load
         }
         if (!format_of(member.name)) {
             all.skipped.push_back(name + ": format not supported yet");
-            continue;
+        } else if (!member.data.empty()) {  // official containers carry empty databases
+            all.append(parse_into(member.data, name, official, ignores, &ignores));
         }
-        if (member.data.empty()) {
-            continue;  // official containers carry empty databases now and then
-        }
-        all.append(parse_into(member.data, name, official, ignores, &ignores));
+        check_against_info(member, info, name);
     }
     if (path.stem() == "daily") {
         all.daily_version = database_version{header.version, detail::ctime_text(header.stime)};
     }
 }
 
-void load_into(const std::filesystem::path& path, ignore_list& ignores, signature_set& all) {
+void load_into(const std::filesystem::path& path, ignore_list& ignores, signature_set& all,
+               const detail::container_keys& keys) {
     const std::string bytes = read_file(path);
     if (container_of(path.filename().native())) {
-        load_container(path, bytes, detail::parse_cvd_header(bytes, path.string()), ignores, all);
+        load_container(path, bytes, detail::parse_cvd_header(bytes, path.string()), ignores, all,
+                       keys);
         return;
     }
     all.append(parse_into(bytes, path.string(), false, ignores, &ignores));
@@ -810,6 +882,11 @@ bool is_database_file_name(std::string_view file_name) {
 }
 
 signature_set load_signatures(const std::filesystem::path& file_or_directory) {
+    return load_signatures(file_or_directory, detail::container_keys{});
+}
+
+signature_set load_signatures(const std::filesystem::path& file_or_directory,
+                              const detail::container_keys& keys) {
     namespace fs = std::filesystem;
     std::error_code error;
     const auto status = fs::status(file_or_directory, error);
@@ -819,7 +896,7 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
     signature_set all;
     ignore_list ignores;
     if (fs::is_regular_file(status)) {
-        load_into(file_or_directory, ignores, all);
+        load_into(file_or_directory, ignores, all, keys);
         return all;
     }
     if (!fs::is_directory(status)) {
@@ -863,7 +940,7 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory) {
         if (container_of(name) || format_of(name) == db_format::ignore) {
             parse_plain_files(plain_run, ignores, all);
             plain_run.clear();
-            load_into(path, ignores, all);
+            load_into(path, ignores, all, keys);
         } else {
             plain_run.push_back(path);
         }

@@ -20,7 +20,8 @@ namespace ringscan::matcher {
 
 namespace detail {
 struct logical_signature;  // matcher/internal/logical.h
-}
+struct container_keys;     // matcher/internal/cvd.h
+}  // namespace detail
 
 /// The functionality level (FLEVEL) this engine claims: ClamAV 1.4.6's (`clamconf`: "Engine
 /// flevel: 216"). Lines whose :MinFL:MaxFL range excludes it are skipped, as ClamAV does.
@@ -71,8 +72,8 @@ struct body_signature {
     body_signature(std::string signature_name, std::string literal)
         : name(std::move(signature_name)), bytes(std::move(literal)) {}
 
-    std::string name;   ///< as reported, ".UNOFFICIAL" already appended where due
-    std::string bytes;  ///< the literal to find (empty when `expression` is set)
+    std::string name;        ///< as reported, ".UNOFFICIAL" already appended where due
+    std::string bytes;       ///< the literal to find (empty when `expression` is set)
     std::string expression;  ///< Hyperscan syntax (DOTALL) for wildcard patterns, else empty
     /// The ClamAV hex pattern `expression` was translated from: the engine derives its
     /// prefilter factor and exact verification from it. Empty: always a Hyperscan expression.
@@ -147,9 +148,14 @@ struct signature_set {
 /// raw files and .cud get ".UNOFFICIAL"; .cvd/.cld names print bare. Names listed in
 /// .ign/.ign2 files of the directory are dropped. Throws load_error naming file and line on
 /// a malformed line, a broken container (MD5 mismatch), and when a directory holds no
-/// database at all. A .cvd must also carry a valid
-/// digital signature (ClamAV's RSA key); .cld and .cud are not signature-checked.
+/// database at all. Containers are checked as ClamAV 1.4.6 checks them: a .cvd's header
+/// MD5 and digital signature, and for every container its .info member (a signed one for
+/// .cvd and .cld) listing each database's size and SHA-256.
 [[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory);
+
+/// The same with containers verified against other keys (tests sign their own).
+[[nodiscard]] signature_set load_signatures(const std::filesystem::path& file_or_directory,
+                                            const detail::container_keys& keys);
 
 /// Whether load_signatures() of a directory considers a file of this name (a database or
 /// container extension it knows).

@@ -5,6 +5,7 @@
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <climits>
@@ -12,6 +13,7 @@
 #include <ctime>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <zlib.h>
 
 namespace ringscan::matcher::detail {
@@ -167,11 +169,11 @@ std::vector<cvd_member> untar(std::string_view tar, std::string_view file_name) 
 
 }  // namespace
 
-cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name) {
-    if (bytes.size() < cvd_header_size || bytes.substr(0, magic.size()) != magic) {
-        broken(file_name, "Not a CVD file");
-    }
-    const std::string_view text = trimmed(bytes.substr(0, cvd_header_size));
+namespace {
+
+// The colon-separated fields after "ClamAV-VDB:" (a container's first 512 bytes or the first
+// line of its .info).
+cvd_header header_from_text(std::string_view text, std::string_view file_name) {
     std::array<std::string_view, 9> f{};
     std::size_t count = 0;
     std::size_t start = 0;
@@ -207,44 +209,213 @@ cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name) 
     return header;
 }
 
-bool verify_dsig(std::string_view md5, std::string_view dsig, const rsa_public_key& key) {
-    if (md5.size() != 32 || !is_alnum(md5[0])) {
-        return false;  // libclamav: "MD5 basic test failure"
+}  // namespace
+
+cvd_header parse_cvd_header(std::string_view bytes, std::string_view file_name) {
+    if (bytes.size() < cvd_header_size || bytes.substr(0, magic.size()) != magic) {
+        broken(file_name, "Not a CVD file");
     }
+    return header_from_text(trimmed(bytes.substr(0, cvd_header_size)), file_name);
+}
+
+namespace {
+
+// libclamav's cli_decodesig: `dsig` as a little-endian base-64 number, raised to the key's
+// exponent; the result (at most `length` bytes, else nothing) left-aligned in `length`
+// zero bytes. A zero result fails too (BN_bn2bin writes nothing for it).
+std::optional<std::vector<unsigned char>> decode_dsig(std::string_view dsig, std::size_t length,
+                                                      const rsa_public_key& key) {
     const bignum n = decimal(key.modulus);
     const bignum e = decimal(key.exponent);
     const bignum cipher(BN_new());
     const bignum plain(BN_new());
     const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> context(BN_CTX_new(), &BN_CTX_free);
     if (!n || !e || !cipher || !plain || !context) {
-        return false;
+        return std::nullopt;
     }
     // Most significant digit first: cipher = cipher * 64 + digit.
     for (auto it = dsig.rbegin(); it != dsig.rend(); ++it) {
         const auto digit = dsig_digits.find(*it);
         if (digit == std::string_view::npos || BN_lshift(cipher.get(), cipher.get(), 6) != 1 ||
             BN_add_word(cipher.get(), static_cast<BN_ULONG>(digit)) != 1) {
-            return false;
+            return std::nullopt;
         }
     }
     if (BN_mod_exp(plain.get(), cipher.get(), e.get(), n.get(), context.get()) != 1) {
-        return false;
+        return std::nullopt;
     }
-    // 1.4.6 rejects a result longer than an MD5 and, because BN_bn2bin writes nothing for
-    // zero, a zero result; shorter results land at the front of the zeroed buffer.
     const int size = BN_num_bytes(plain.get());
-    if (size <= 0 || size > 16) {
+    if (size <= 0 || static_cast<std::size_t>(size) > length) {
+        return std::nullopt;
+    }
+    std::vector<unsigned char> bytes(length, 0);
+    BN_bn2bin(plain.get(), bytes.data());
+    return bytes;
+}
+
+}  // namespace
+
+bool verify_dsig(std::string_view md5, std::string_view dsig, const rsa_public_key& key) {
+    if (md5.size() != 32 || !is_alnum(md5[0])) {
+        return false;  // libclamav: "MD5 basic test failure"
+    }
+    // Shorter results land at the front of the zeroed buffer (decode_dsig).
+    const auto bytes = decode_dsig(dsig, 16, key);
+    if (!bytes) {
         return false;
     }
-    std::array<unsigned char, 16> bytes{};
-    BN_bn2bin(plain.get(), bytes.data());
     static constexpr std::string_view hex = "0123456789abcdef";
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        if (md5[2 * i] != hex[bytes[i] >> 4U] || md5[2 * i + 1] != hex[bytes[i] & 0xFU]) {
+    for (std::size_t i = 0; i < bytes->size(); ++i) {
+        const unsigned char b = (*bytes)[i];
+        if (md5[2 * i] != hex[b >> 4U] || md5[2 * i + 1] != hex[b & 0xFU]) {
             return false;
         }
     }
     return true;
+}
+
+bool verify_info_dsig(std::span<const unsigned char> sha256, std::string_view dsig,
+                      const rsa_public_key& key) {
+    constexpr std::size_t hash_length = 32;
+    constexpr std::size_t salt_length = 32;
+    constexpr std::size_t encoded_length = 256;
+    constexpr std::size_t masked_length = encoded_length - hash_length - 1;
+    const auto encoded = decode_dsig(dsig, encoded_length, key);
+    if (sha256.size() != hash_length || !encoded || encoded->back() != 0xbc) {
+        return false;
+    }
+    const std::span<const unsigned char> masked(encoded->data(), masked_length);
+    const std::span<const unsigned char> digest(encoded->data() + masked_length, hash_length);
+    // MGF1(SHA-256) over the digest unmasks the block: padding zeros, 0x01, the salt.
+    std::vector<unsigned char> block(masked_length);
+    for (std::uint32_t counter = 0; counter * hash_length < masked_length; ++counter) {
+        std::array<unsigned char, hash_length + 4> seed{};
+        std::copy(digest.begin(), digest.end(), seed.begin());
+        seed[hash_length + 2] = static_cast<unsigned char>(counter >> 8U);
+        seed[hash_length + 3] = static_cast<unsigned char>(counter);
+        std::array<unsigned char, hash_length> mask{};
+        if (EVP_Digest(seed.data(), seed.size(), mask.data(), nullptr, EVP_sha256(), nullptr) !=
+            1) {
+            return false;
+        }
+        const std::size_t at = counter * hash_length;
+        for (std::size_t k = 0; k < hash_length && at + k < masked_length; ++k) {
+            block[at + k] = static_cast<unsigned char>(masked[at + k] ^ mask[k]);
+        }
+    }
+    block[0] &= 0x7FU;
+    // libclamav takes the first 0x01 as the separator, whatever precedes it.
+    const auto separator = std::find(block.begin(), block.end(), 0x01);
+    if (separator == block.end() ||
+        static_cast<std::size_t>(block.end() - separator - 1) != salt_length) {
+        return false;
+    }
+    std::array<unsigned char, 8 + hash_length + salt_length> message{};
+    std::copy(sha256.begin(), sha256.end(), message.begin() + 8);
+    std::copy(separator + 1, block.end(), message.begin() + 8 + hash_length);
+    std::array<unsigned char, hash_length> expected{};
+    if (EVP_Digest(message.data(), message.size(), expected.data(), nullptr, EVP_sha256(),
+                   nullptr) != 1) {
+        return false;
+    }
+    return std::equal(expected.begin(), expected.end(), digest.begin());
+}
+
+namespace {
+
+bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+unsigned hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return static_cast<unsigned>(c - '0');
+    }
+    return static_cast<unsigned>((c | 0x20) - 'a' + 10);
+}
+
+}  // namespace
+
+container_info read_info(std::string_view text, std::string_view info_name, bool is_unsigned,
+                         const rsa_public_key& key) {
+    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> hash(EVP_MD_CTX_new(),
+                                                                       &EVP_MD_CTX_free);
+    if (!hash || EVP_DigestInit_ex(hash.get(), EVP_sha256(), nullptr) != 1) {
+        broken(info_name, "cannot hash the .info");
+    }
+    container_info info;
+    bool have_header = false;
+    bool signed_ = false;
+    std::size_t number = 0;
+    const auto fail = [&](std::string_view reason) {
+        broken(info_name, "line " + std::to_string(number) + ": " + std::string(reason));
+    };
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t end = std::min(text.find('\n', at), text.size());
+        std::string_view line = text.substr(at, end - at);
+        at = end + 1;
+        ++number;
+        if (!is_unsigned && line.starts_with("DSIG:")) {
+            std::array<unsigned char, 32> digest{};
+            EVP_DigestFinal_ex(hash.get(), digest.data(), nullptr);
+            if (!verify_info_dsig(digest, line.substr(5), key)) {
+                fail("incorrect digital signature");
+            }
+            signed_ = true;
+            break;
+        }
+        // Each line counts with one newline, whether or not the file ends with one.
+        EVP_DigestUpdate(hash.get(), line.data(), line.size());
+        EVP_DigestUpdate(hash.get(), "\n", 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) {
+            line.remove_suffix(1);
+        }
+        if (line.starts_with(magic)) {
+            if (have_header) {
+                fail("second header line");
+            }
+            info.header = header_from_text(line, info_name);
+            have_header = true;
+            continue;
+        }
+        if (!have_header) {
+            fail("incorrect file format (no header line first)");
+        }
+        std::array<std::string_view, 4> f{};
+        std::size_t count = 0;
+        for (std::size_t from = 0; count < f.size();) {
+            const auto colon = line.find(':', from);
+            f[count++] = line.substr(from, colon == std::string_view::npos ? colon : colon - from);
+            if (colon == std::string_view::npos) {
+                break;
+            }
+            from = colon + 1;
+        }
+        if (count != 3) {
+            fail("expected name:size:sha256");
+        }
+        info_entry entry;
+        entry.name = std::string(f[0]);
+        if (!to_number(f[1], entry.size)) {
+            fail("invalid value in the size field");
+        }
+        if (f[2].size() != 64 || !std::all_of(f[2].begin(), f[2].end(), is_hex)) {
+            fail("malformed SHA2-256 string");
+        }
+        for (std::size_t k = 0; k < entry.sha256.size(); ++k) {
+            entry.sha256[k] = static_cast<unsigned char>(hex_value(f[2][2 * k]) * 16 +
+                                                         hex_value(f[2][2 * k + 1]));
+        }
+        info.entries.push_back(std::move(entry));
+    }
+    if (!is_unsigned && !signed_) {
+        broken(info_name, "digital signature not found");
+    }
+    if (!have_header) {
+        broken(info_name, "no header line");
+    }
+    return info;
 }
 
 void verify_cvd(std::string_view bytes, const cvd_header& header, std::string_view file_name,
@@ -260,9 +431,10 @@ void verify_cvd(std::string_view bytes, const cvd_header& header, std::string_vi
 }
 
 std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
-                                   std::string_view file_name, bool verify) {
+                                   std::string_view file_name, bool verify,
+                                   const rsa_public_key& key) {
     if (verify && ends_with_cvd(file_name)) {
-        verify_cvd(bytes, header, file_name);
+        verify_cvd(bytes, header, file_name, key);
     }
     const std::string_view body = bytes.substr(std::min(bytes.size(), cvd_header_size));
     if (body.substr(0, 7) == "COPYING") {

@@ -4,7 +4,9 @@
 /// then a tar.gz (a CLD may hold a plain tar) of database files. Load time only: errors are
 /// load_error naming the container.
 
+#include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +49,24 @@ inline constexpr rsa_public_key clamav_cvd_key{
     "047771780196576957695822641224262693037",
     "100001027"};
 
+/// The fixed key of the DSIG line in a container's .info member (INFO_NSTR, INFO_ESTR in
+/// libclamav/readdb.c; 2047 bits).
+inline constexpr rsa_public_key clamav_info_key{
+    "110888949830485454736595561066271949239289417917950476205916586974135810433227159121724968"
+    "065253810558809645206184002243333205346602992339837553417406795028668299096799557343913926"
+    "683783612215242053966310901051516412708572770803107343209516537005089417174191687239425078"
+    "907029047027075874516216910507543078503833998653464872037984641785373922114027864813598244"
+    "611972311028954150937703942166663244845939357624084685168266331921408266679234948220458053"
+    "478099328484548458869717064243605586678627758760720594377033653802091016977385775154769350"
+    "85469455279994113145977994084618328482151013142393373316337519977244732747977",
+    "100002049"};
+
+/// The keys a container is verified with: ClamAV's, unless a test signs its own.
+struct container_keys {
+    rsa_public_key header = clamav_cvd_key;  ///< .cvd header dsig (cli_versig)
+    rsa_public_key info = clamav_info_key;   ///< .info DSIG line (cli_versig2)
+};
+
 /// ClamAV 1.4.6's cli_versig: `dsig` is a little-endian base-64 number (digits a-z A-Z 0-9 + /,
 /// the first character least significant); its RSA public operation must give at most 16
 /// bytes which, left-aligned in 16 zero bytes and printed as lower-case hex, equal `md5`.
@@ -54,6 +74,30 @@ inline constexpr rsa_public_key clamav_cvd_key{
 /// verify, an upper-case MD5 fails, trailing 'a' digits (zeros) do not matter.
 [[nodiscard]] bool verify_dsig(std::string_view md5, std::string_view dsig,
                                const rsa_public_key& key = clamav_cvd_key);
+
+/// ClamAV 1.4.6's cli_versig2, for the DSIG line of a .info: the RSA public operation on
+/// `dsig` (digits as for verify_dsig) must give a 256-byte EMSA-PSS encoding (SHA-256, MGF1,
+/// 32-byte salt, final byte 0xbc) of `sha256`.
+[[nodiscard]] bool verify_info_dsig(std::span<const unsigned char> sha256, std::string_view dsig,
+                                    const rsa_public_key& key = clamav_info_key);
+
+/// One `name:size:sha256` line of a .info.
+struct info_entry {
+    std::string name;
+    std::uint64_t size = 0;
+    std::array<unsigned char, 32> sha256{};
+};
+
+/// A container's .info member as ClamAV 1.4.6's cli_loadinfo reads it: a header line
+/// repeating the container's header, one entry per database, and -- unless `is_unsigned`
+/// (a .cud) -- a `DSIG:` line signing the SHA-256 of every line before it. Throws
+/// load_error("<info_name>: ...") naming the line.
+struct container_info {
+    cvd_header header;
+    std::vector<info_entry> entries;
+};
+[[nodiscard]] container_info read_info(std::string_view text, std::string_view info_name,
+                                       bool is_unsigned, const rsa_public_key& key);
 
 /// ClamAV 1.4.6's cli_cvdverify for a .cvd: the first 32 characters of the header MD5 must
 /// equal the lower-case MD5 of bytes 512..EOF, then `verify_dsig` must accept it. Throws
@@ -66,7 +110,8 @@ void verify_cvd(std::string_view bytes, const cvd_header& header, std::string_vi
 /// first. A .cld or .cud is not checked at all: ClamAV 1.4.6 skips both MD5 and signature
 /// for them (a .cld's header is the .cvd's, whose MD5 covers a tar.gz the .cld is not).
 [[nodiscard]] std::vector<cvd_member> unpack_cvd(std::string_view bytes, const cvd_header& header,
-                                                 std::string_view file_name, bool verify);
+                                                 std::string_view file_name, bool verify,
+                                                 const rsa_public_key& key = clamav_cvd_key);
 
 /// ctime(3)-style local time, as clamd's VERSION prints the daily build time:
 /// "Tue Nov 24 05:30:56 2026".

@@ -99,10 +99,113 @@ std::string gzip(const std::string& data) {
 
 constexpr std::int64_t build_epoch = 1795498256;  // Tue Nov 24 05:30:56 2026 UTC
 
+struct bignum_free {
+    void operator()(BIGNUM* n) const { BN_free(n); }
+};
+using bignum = std::unique_ptr<BIGNUM, bignum_free>;
+
+/// A throw-away RSA key with one of ClamAV's public exponents, and signing in ClamAV's
+/// encodings: 1024 bits with the .cvd header exponent by default, 2048 bits with the .info
+/// exponent for .info DSIG lines.
+struct test_key {
+    std::string modulus;
+    std::string exponent;
+    bignum n;
+    bignum d;
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{nullptr, &EVP_PKEY_free};
+
+    explicit test_key(int bits = 1024, std::string public_exponent = "100001027")
+        : exponent(std::move(public_exponent)) {
+        const std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
+            EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), &EVP_PKEY_CTX_free);
+        BIGNUM* e = nullptr;
+        EXPECT_NE(BN_dec2bn(&e, exponent.c_str()), 0);
+        const bignum owned_e(e);
+        EVP_PKEY* raw = nullptr;
+        EXPECT_EQ(EVP_PKEY_keygen_init(context.get()), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_keygen_bits(context.get(), bits), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(context.get(), e), 1);
+        EXPECT_EQ(EVP_PKEY_generate(context.get(), &raw), 1);
+        pkey.reset(raw);
+        BIGNUM* value = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_RSA_N, &value), 1);
+        n.reset(value);
+        value = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_RSA_D, &value), 1);
+        d.reset(value);
+        char* text = BN_bn2dec(n.get());
+        modulus = text;
+        OPENSSL_free(text);
+    }
+
+    [[nodiscard]] detail::rsa_public_key public_key() const { return {modulus, exponent}; }
+
+    /// md5^d mod n, written least significant base-64 digit first.
+    [[nodiscard]] std::string sign(std::string_view md5_hex) const {
+        BIGNUM* m = nullptr;
+        EXPECT_EQ(BN_hex2bn(&m, std::string(md5_hex).c_str()), 32);
+        const bignum message(m);
+        const bignum s(BN_new());
+        const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> context(BN_CTX_new(), &BN_CTX_free);
+        EXPECT_EQ(BN_mod_exp(s.get(), message.get(), d.get(), n.get(), context.get()), 1);
+        return digits_of(s.get());
+    }
+
+    /// The DSIG line of a .info with `text` before it: RSA-PSS (SHA-256, MGF1, 32-byte salt)
+    /// over the SHA-256 of `text`, written as sign() writes.
+    [[nodiscard]] std::string info_dsig(std::string_view text) const {
+        std::array<unsigned char, 32> digest{};
+        EXPECT_EQ(
+            EVP_Digest(text.data(), text.size(), digest.data(), nullptr, EVP_sha256(), nullptr), 1);
+        const std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
+            EVP_PKEY_CTX_new(pkey.get(), nullptr), &EVP_PKEY_CTX_free);
+        EXPECT_EQ(EVP_PKEY_sign_init(context.get()), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_padding(context.get(), RSA_PKCS1_PSS_PADDING), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_signature_md(context.get(), EVP_sha256()), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_mgf1_md(context.get(), EVP_sha256()), 1);
+        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_pss_saltlen(context.get(), 32), 1);
+        std::size_t length = 0;
+        EXPECT_EQ(EVP_PKEY_sign(context.get(), nullptr, &length, digest.data(), digest.size()), 1);
+        std::vector<unsigned char> signature(length);
+        EXPECT_EQ(
+            EVP_PKEY_sign(context.get(), signature.data(), &length, digest.data(), digest.size()),
+            1);
+        const bignum s(BN_bin2bn(signature.data(), static_cast<int>(length), nullptr));
+        return "DSIG:" + digits_of(s.get()) + "\n";
+    }
+
+    /// `value` least significant base-64 digit first (libclamav's signature encoding).
+    static std::string digits_of(BIGNUM* value) {
+        static constexpr std::string_view digits =
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+        std::string out;
+        while (!BN_is_zero(value)) {
+            out += digits[BN_mod_word(value, 64)];
+            EXPECT_EQ(BN_rshift(value, value, 6), 1);
+        }
+        return out;
+    }
+};
+
+/// The .info signing key of these tests (2048-bit keys take a moment to make: one per run).
+const test_key& info_signer() {
+    static const test_key key(2048, "100002049");
+    return key;
+}
+
+/// load_signatures() with .info DSIG lines checked against info_signer().
+signature_set load_signed(const fs::path& path) {
+    detail::container_keys keys;
+    keys.info = info_signer().public_key();
+    return load_signatures(path, keys);
+}
+
 /// A container as sigtool builds one: COPYING, <name>.info (header line, then
-/// name:size:sha256 per database), the databases; tar.gz (or plain tar) after the header.
+/// name:size:sha256 per database, then a DSIG line when `info_key` signs it), the
+/// databases; tar.gz (or plain tar) after the header.
 std::string container(const std::string& name, std::uint32_t version, const member_list& dbs,
-                      bool gzipped = true, bool break_md5 = false) {
+                      bool gzipped = true, bool break_md5 = false,
+                      const test_key* info_key = nullptr) {
     const std::string fields = "ClamAV-VDB:24 Nov 2026 05-30 +0000:" + std::to_string(version) +
                                ":" + std::to_string(dbs.size()) + ":216:";
     const std::string tail = ":X:tester:" + std::to_string(build_epoch);
@@ -111,12 +214,38 @@ std::string container(const std::string& name, std::uint32_t version, const memb
         info +=
             db + ":" + std::to_string(data.size()) + ":" + digest_hex(data, EVP_sha256()) + "\n";
     }
+    if (info_key != nullptr) {
+        info += info_key->info_dsig(info);
+    }
     member_list members{{"COPYING", "ClamAV databases\n"}, {name + ".info", info}};
     members.insert(members.end(), dbs.begin(), dbs.end());
     const std::string tar = ustar(members);
     const std::string body = gzipped ? gzip(tar) : tar;
     std::string header =
         fields + (break_md5 ? std::string(32, '0') : digest_hex(body, EVP_md5())) + tail;
+    header.resize(512, ' ');
+    return header + body;
+}
+
+/// The .info line list of container(): header line, then name:size:sha256 per database.
+std::string info_of(std::uint32_t version, std::size_t signatures, const member_list& dbs) {
+    std::string info = "ClamAV-VDB:24 Nov 2026 05-30 +0000:" + std::to_string(version) + ":" +
+                       std::to_string(signatures) +
+                       ":216:X:X:tester:" + std::to_string(build_epoch) + "\n";
+    for (const auto& [db, data] : dbs) {
+        info +=
+            db + ":" + std::to_string(data.size()) + ":" + digest_hex(data, EVP_sha256()) + "\n";
+    }
+    return info;
+}
+
+/// A .cud of exactly `members` (its header: version 27000, `signatures` signatures): for
+/// .info files that do not describe the databases they come with.
+std::string cud_of(const member_list& members, std::size_t signatures = 1) {
+    const std::string body = gzip(ustar(members));
+    std::string header = "ClamAV-VDB:24 Nov 2026 05-30 +0000:27000:" + std::to_string(signatures) +
+                         ":216:" + digest_hex(body, EVP_md5()) +
+                         ":X:tester:" + std::to_string(build_epoch);
     header.resize(512, ' ');
     return header + body;
 }
@@ -215,11 +344,22 @@ TEST(CvdTest, CudMembersLoadUnofficialWithDailyVersion) {
     EXPECT_EQ(load_signatures(dir.path).bodies.size(), 3U);
 }
 
-TEST(CvdTest, CldNamesAreBareAndNotVerified) {
+template <class Load>
+std::string load_failure_of(Load load) {
+    try {
+        static_cast<void>(load());
+    } catch (const load_error& e) {
+        return e.what();
+    }
+    return "loaded";
+}
+
+TEST(CvdTest, CldNamesAreBareAndItsInfoMustBeSigned) {
     temp_dir dir;
     const fs::path cld = dir.path / "main.cld";
-    write(cld, container("main", 62, {{"main.ndb", ndb}, {"main.hdb", clam_exe_hdb}}));
-    const signature_set set = load_signatures(cld);
+    const member_list dbs = {{"main.ndb", ndb}, {"main.hdb", clam_exe_hdb}};
+    write(cld, container("main", 62, dbs, true, false, &info_signer()));
+    const signature_set set = load_signed(cld);
     EXPECT_FALSE(set.daily_version.has_value());
     EXPECT_EQ(all_names(set, detected),
               (std::vector<std::string>{"Test.Cvd.Ndb", "Test.Two", "Test.Three"}));
@@ -228,13 +368,22 @@ TEST(CvdTest, CldNamesAreBareAndNotVerified) {
         EXPECT_EQ(first_name(set, *clam_exe), "Test.Cvd.Hdb");
     }
     // A .cld's header is the one of the .cvd it was patched from, so its MD5 and dsig
-    // describe other bytes: ClamAV 1.4.6 checks neither.
-    write(cld, container("main", 62, {{"main.ndb", ndb}}, true, true));
-    EXPECT_EQ(load_signatures(cld).bodies.size(), 3U);
+    // describe other bytes: ClamAV 1.4.6 checks neither, only the .info.
+    write(cld, container("main", 62, {{"main.ndb", ndb}}, true, true, &info_signer()));
+    EXPECT_EQ(load_signed(cld).bodies.size(), 3U);
+    // Without a DSIG line, or signed with another key, the .info fails (clamscan:
+    // "cli_loadinfo: Digital signature not found" / "Incorrect digital signature").
+    write(cld, container("main", 62, dbs));
+    EXPECT_EQ(load_failure_of([&] { return load_signed(cld); }),
+              cld.string() + "/main.info: digital signature not found");
+    write(cld, container("main", 62, dbs, true, false, &info_signer()));
+    EXPECT_TRUE(load_failure_of([&] {
+                    return load_signatures(cld);
+                }).ends_with("main.info: line 4: incorrect digital signature"));
     write(cld, "ClamAV-VDB:nonsense");
-    EXPECT_THROW(static_cast<void>(load_signatures(cld)), load_error);
+    EXPECT_THROW(static_cast<void>(load_signed(cld)), load_error);
     write(cld, std::string(600, 'x'));
-    EXPECT_THROW(static_cast<void>(load_signatures(cld)), load_error);
+    EXPECT_THROW(static_cast<void>(load_signed(cld)), load_error);
 }
 
 std::string load_failure(const fs::path& path) {
@@ -308,6 +457,29 @@ TEST(CvdDsigTest, OfficialDailyHeaderVerifies) {
     EXPECT_FALSE(detail::verify_dsig(md5, dsig, {"1000000007", "65537"}));
 }
 
+TEST(CvdDsigTest, InfoSignatureIsPssOverTheLinesBeforeIt) {
+    const test_key& key = info_signer();
+    const std::string text = info_of(27000, 1, {{"daily.ndb", ndb}});
+    std::string dsig = key.info_dsig(text);
+    dsig = dsig.substr(5, dsig.size() - 6);  // without "DSIG:" and the newline
+    std::array<unsigned char, 32> digest{};
+    ASSERT_EQ(EVP_Digest(text.data(), text.size(), digest.data(), nullptr, EVP_sha256(), nullptr),
+              1);
+    EXPECT_TRUE(detail::verify_info_dsig(digest, dsig, key.public_key()));
+    EXPECT_FALSE(detail::verify_info_dsig(digest, dsig));  // not ClamAV's key
+    std::string tampered = dsig;
+    tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(detail::verify_info_dsig(digest, tampered, key.public_key()));
+    digest[0] ^= 1U;
+    EXPECT_FALSE(detail::verify_info_dsig(digest, dsig, key.public_key()));
+    // In a .info, what is signed is every line before DSIG, each with its newline.
+    EXPECT_NO_THROW(static_cast<void>(
+        detail::read_info(text + key.info_dsig(text), "x.info", false, key.public_key())));
+    EXPECT_THROW(static_cast<void>(detail::read_info("\n" + text + key.info_dsig(text), "x.info",
+                                                     false, key.public_key())),
+                 load_error);
+}
+
 TEST(CvdDsigTest, SmallResultsFollowLibclamav) {
     // "b" is 1, and 1^e = 1 under any key. libclamav 1.4.6 puts the short result at the
     // front of the 16 bytes and never accepts 0 ("a", "aaaa", ""): libclamav agrees on each.
@@ -321,62 +493,6 @@ TEST(CvdDsigTest, SmallResultsFollowLibclamav) {
     // signature too large (128 vs 16)."
     EXPECT_FALSE(detail::verify_dsig(daily_25784_md5, "X"));
 }
-
-struct bignum_free {
-    void operator()(BIGNUM* n) const { BN_free(n); }
-};
-using bignum = std::unique_ptr<BIGNUM, bignum_free>;
-
-/// A throw-away RSA key with ClamAV's public exponent, and signing in ClamAV's encoding.
-struct test_key {
-    std::string modulus;
-    std::string exponent = "100001027";
-    bignum n;
-    bignum d;
-
-    test_key() {
-        const std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
-            EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), &EVP_PKEY_CTX_free);
-        BIGNUM* e = nullptr;
-        EXPECT_NE(BN_dec2bn(&e, exponent.c_str()), 0);
-        const bignum owned_e(e);
-        EVP_PKEY* raw = nullptr;
-        EXPECT_EQ(EVP_PKEY_keygen_init(context.get()), 1);
-        EXPECT_EQ(EVP_PKEY_CTX_set_rsa_keygen_bits(context.get(), 1024), 1);
-        EXPECT_EQ(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(context.get(), e), 1);
-        EXPECT_EQ(EVP_PKEY_generate(context.get(), &raw), 1);
-        const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, &EVP_PKEY_free);
-        BIGNUM* value = nullptr;
-        EXPECT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &value), 1);
-        n.reset(value);
-        value = nullptr;
-        EXPECT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_D, &value), 1);
-        d.reset(value);
-        char* text = BN_bn2dec(n.get());
-        modulus = text;
-        OPENSSL_free(text);
-    }
-
-    [[nodiscard]] detail::rsa_public_key public_key() const { return {modulus, exponent}; }
-
-    /// md5^d mod n, written least significant base-64 digit first.
-    [[nodiscard]] std::string sign(std::string_view md5_hex) const {
-        BIGNUM* m = nullptr;
-        EXPECT_EQ(BN_hex2bn(&m, std::string(md5_hex).c_str()), 32);
-        const bignum message(m);
-        const bignum s(BN_new());
-        const std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> context(BN_CTX_new(), &BN_CTX_free);
-        EXPECT_EQ(BN_mod_exp(s.get(), message.get(), d.get(), n.get(), context.get()), 1);
-        static constexpr std::string_view digits =
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
-        std::string out;
-        while (!BN_is_zero(s.get())) {
-            out += digits[BN_mod_word(s.get(), 64)];
-            EXPECT_EQ(BN_rshift(s.get(), s.get(), 6), 1);
-        }
-        return out;
-    }
-};
 
 TEST(CvdDsigTest, SelfMadeKeySignsAndVerifies) {
     const test_key key;
@@ -416,9 +532,10 @@ TEST(CvdDsigTest, SelfMadeKeySignsAndVerifies) {
 
 TEST(CvdTest, MalformedMemberNamesContainerAndMember) {
     temp_dir dir;
-    write(dir.path / "daily.cld", container("daily", 3, {{"daily.ndb", "Bad:0:*:zz\n"}}));
+    write(dir.path / "daily.cld",
+          container("daily", 3, {{"daily.ndb", "Bad:0:*:zz\n"}}, true, false, &info_signer()));
     try {
-        static_cast<void>(load_signatures(dir.path));
+        static_cast<void>(load_signed(dir.path));
         FAIL() << "malformed member loaded";
     } catch (const load_error& e) {
         EXPECT_TRUE(
@@ -432,14 +549,15 @@ TEST(CvdTest, NewerOfCvdAndCldLoads) {
     write(dir.path / "daily.cvd",
           container("daily", 5, {{"daily.ndb", "Old.Sig:0:*:4552524f522d54455354\n"}}));
     write(dir.path / "daily.cld",
-          container("daily", 6, {{"daily.ndb", "New.Sig:0:*:4552524f522d54455354\n"}}, false));
-    auto set = load_signatures(dir.path);
+          container("daily", 6, {{"daily.ndb", "New.Sig:0:*:4552524f522d54455354\n"}}, false, false,
+                    &info_signer()));
+    auto set = load_signed(dir.path);
     EXPECT_EQ(all_names(set, detected), std::vector<std::string>{"New.Sig"});
     EXPECT_EQ(set.daily_version->version, 6U);
     // Equal versions: the .cld still wins.
     write(dir.path / "daily.cvd",
           container("daily", 6, {{"daily.ndb", "Old.Sig:0:*:4552524f522d54455354\n"}}));
-    EXPECT_EQ(all_names(load_signatures(dir.path), detected), std::vector<std::string>{"New.Sig"});
+    EXPECT_EQ(all_names(load_signed(dir.path), detected), std::vector<std::string>{"New.Sig"});
     // A newer .cvd is chosen and must then verify; a hand-made one cannot.
     write(dir.path / "daily.cvd",
           container("daily", 7, {{"daily.ndb", "Old.Sig:0:*:4552524f522d54455354\n"}}));
@@ -572,6 +690,76 @@ TEST(CvdParityTest, MatchesClamscan) {
             EXPECT_EQ(actual, expected) << database << " " << name;
             EXPECT_EQ(first_name(set, data), first.empty() ? std::string("OK") : first.front())
                 << database << " " << name;
+        }
+    }
+}
+
+TEST(CvdParityTest, CudInfoIsCheckedLikeClamscan) {
+    RINGSCAN_REQUIRE_FILE(testing::clamscan_path);
+    temp_dir dir;
+    const fs::path input = dir.path / "detected.txt";
+    write(input, detected);
+    const member_list dbs = {{"daily.ndb", ndb}};
+    const std::string copying = "ClamAV databases\n";
+    const std::string info = info_of(27000, 1, dbs);
+    std::string wrong_size = info;
+    wrong_size.replace(wrong_size.find(":" + std::to_string(ndb.size()) + ":"),
+                       std::to_string(ndb.size()).size() + 2,
+                       ":" + std::to_string(ndb.size() + 1) + ":");
+    std::string wrong_hash = info;
+    wrong_hash[wrong_hash.size() - 2] = wrong_hash[wrong_hash.size() - 2] == '0' ? '1' : '0';
+    struct variant {
+        std::string name;
+        member_list members;
+        std::string error;  ///< what our load_error says after the container's path; "" loads
+    };
+    const std::vector<variant> variants = {
+        {"no_info", {{"COPYING", copying}, {"daily.ndb", ndb}}, ": Corrupted CVD header"},
+        {"other_version",
+         {{"COPYING", copying}, {"daily.info", info_of(26999, 1, dbs)}, {"daily.ndb", ndb}},
+         ": Corrupted CVD header"},
+        {"other_count",
+         {{"COPYING", copying}, {"daily.info", info_of(27000, 2, dbs)}, {"daily.ndb", ndb}},
+         ": Corrupted CVD header"},
+        {"unlisted",
+         {{"COPYING", copying},
+          {"daily.info", info},
+          {"daily.ndb", ndb},
+          {"extra.hdb", clam_exe_hdb}},
+         "/extra.hdb: not found in .info"},
+        {"wrong_size",
+         {{"COPYING", copying}, {"daily.info", wrong_size}, {"daily.ndb", ndb}},
+         "/daily.ndb: not correctly loaded"},
+        {"wrong_hash",
+         {{"COPYING", copying}, {"daily.info", wrong_hash}, {"daily.ndb", ndb}},
+         "/daily.ndb: invalid checksum"},
+        {"no_entries",
+         {{"COPYING", copying}, {"daily.info", info_of(27000, 1, {})}, {"daily.ndb", ndb}},
+         ": dbinfo error"},
+        {"dsig_in_cud",
+         {{"COPYING", copying}, {"daily.info", info + "DSIG:abc\n"}, {"daily.ndb", ndb}},
+         "/daily.info: line 3: expected name:size:sha256"},
+        // Not a database name: neither loaded nor checked.
+        {"readme",
+         {{"COPYING", copying}, {"daily.info", info}, {"daily.ndb", ndb}, {"README", "hi\n"}},
+         ""},
+    };
+    const fs::path cud = dir.path / "daily.cud";
+    for (const variant& v : variants) {
+        SCOPED_TRACE(v.name);
+        write(cud, cud_of(v.members));
+        const std::string ours = load_failure(cud);
+        const auto clamscan = clamscan_names(cud, input, false);
+        if (v.error.empty()) {
+            EXPECT_EQ(ours, "loaded");
+            EXPECT_EQ(clamscan, std::vector<std::string>{"Test.Cvd.Ndb.UNOFFICIAL"});
+        } else {
+            EXPECT_TRUE(ours.starts_with(cud.string() + v.error)) << ours;
+            EXPECT_TRUE(clamscan.empty()) << "clamscan loaded it";
+            const std::string out =
+                testing::run_command("/usr/bin/clamscan --no-summary -d " + cud.string() + " " +
+                                     input.string() + " 2>&1");
+            EXPECT_NE(out.find("ERROR:"), std::string::npos) << out;
         }
     }
 }
