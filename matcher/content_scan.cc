@@ -150,17 +150,29 @@ private:
 /// libclamav's type name of an archive, as .ldb `Container:` names its members' container.
 std::string_view container_name(detail::archive_kind kind) {
     switch (kind) {
-        case detail::archive_kind::gzip: return "CL_TYPE_GZ";
-        case detail::archive_kind::bzip2: return "CL_TYPE_BZ";
-        case detail::archive_kind::zip: return "CL_TYPE_ZIP";
-        case detail::archive_kind::tar_posix: return "CL_TYPE_POSIX_TAR";
-        case detail::archive_kind::tar_old: return "CL_TYPE_OLD_TAR";
-        case detail::archive_kind::cpio_newc: return "CL_TYPE_CPIO_NEWC";
-        case detail::archive_kind::cpio_crc: return "CL_TYPE_CPIO_CRC";
-        case detail::archive_kind::cpio_odc: return "CL_TYPE_CPIO_ODC";
+        case detail::archive_kind::gzip:
+            return "CL_TYPE_GZ";
+        case detail::archive_kind::bzip2:
+            return "CL_TYPE_BZ";
+        case detail::archive_kind::zip:
+            return "CL_TYPE_ZIP";
+        case detail::archive_kind::tar_posix:
+            return "CL_TYPE_POSIX_TAR";
+        case detail::archive_kind::tar_old:
+            return "CL_TYPE_OLD_TAR";
+        case detail::archive_kind::cpio_newc:
+            return "CL_TYPE_CPIO_NEWC";
+        case detail::archive_kind::cpio_crc:
+            return "CL_TYPE_CPIO_CRC";
+        case detail::archive_kind::cpio_odc:
+            return "CL_TYPE_CPIO_ODC";
         case detail::archive_kind::cpio_old_le:
-        case detail::archive_kind::cpio_old_be: return "CL_TYPE_CPIO_OLD";
-        case detail::archive_kind::none: break;
+        case detail::archive_kind::cpio_old_be:
+            return "CL_TYPE_CPIO_OLD";
+        case detail::archive_kind::tnef:
+            return "CL_TYPE_TNEF";
+        case detail::archive_kind::none:
+            break;
     }
     return {};
 }
@@ -170,7 +182,7 @@ detail::archive_kind archive_of_type_name(std::string_view type_name) {
          {detail::archive_kind::gzip, detail::archive_kind::bzip2, detail::archive_kind::zip,
           detail::archive_kind::tar_posix, detail::archive_kind::tar_old,
           detail::archive_kind::cpio_newc, detail::archive_kind::cpio_crc,
-          detail::archive_kind::cpio_odc}) {
+          detail::archive_kind::cpio_odc, detail::archive_kind::tnef}) {
         if (container_name(kind) == type_name) {
             return kind;
         }
@@ -280,10 +292,8 @@ struct content_scan::impl {
         kind = detail::classify_content(head);
         kind_known = true;
         kind_needs_copy = needs_copy(kind, head);
-        if (limits.scan_archive) {
-            archive = detail::detect_archive(head);
-            kind_needs_copy = kind_needs_copy || archive != detail::archive_kind::none;
-        }
+        archive = unpacked(detail::detect_archive(head));
+        kind_needs_copy = kind_needs_copy || archive != detail::archive_kind::none;
         if (kind == detail::content_kind::text_utf16 && !keep_objects &&
             typing != detail::mail_typing::mail) {
             kind_needs_copy = false;
@@ -408,8 +418,7 @@ struct content_scan::impl {
     /// The CL_TYPE_* name of an object content_scan typed as mail / `archive_kind` /
     /// `object_kind`.
     static std::string_view type_name_of(bool mail, detail::archive_kind archive_kind,
-                                         std::string_view bytes,
-                                         detail::content_kind object_kind) {
+                                         std::string_view bytes, detail::content_kind object_kind) {
         if (mail) {
             return "CL_TYPE_MAIL";
         }
@@ -443,8 +452,8 @@ struct content_scan::impl {
         object.raw = layer.has_value();
         std::vector<std::string_view> found;
         std::optional<detail::retype_request> retype;
-        if (!detail::match_object(state, scratch_owner.scratch.get(), scratch_owner.objects,
-                                  view, object, mode, found, retype)) {
+        if (!detail::match_object(state, scratch_owner.scratch.get(), scratch_owner.objects, view,
+                                  object, mode, found, retype)) {
             error = true;
         }
         const std::size_t before = retype ? retype->position : found.size();
@@ -502,8 +511,8 @@ struct content_scan::impl {
             if (limits.scan_mail) {
                 unpack(bytes, depth);
             }
-        } else if (const auto format = archive_of_type_name(type_name);
-                   format != detail::archive_kind::none && limits.scan_archive) {
+        } else if (const auto format = unpacked(archive_of_type_name(type_name));
+                   format != detail::archive_kind::none) {
             unpack_archive(bytes, format, depth);
         }
         if (stop) {
@@ -678,10 +687,9 @@ struct content_scan::impl {
         }
         const bool mail = detail::type_mail(bytes, true) == detail::mail_typing::mail;
         const detail::archive_kind archive_kind =
-            mail || !limits.scan_archive
-                ? detail::archive_kind::none
-                : detail::detect_archive(
-                      as_unsigned(bytes).first(std::min(bytes.size(), detail::file_type_window)));
+            mail ? detail::archive_kind::none
+                 : unpacked(detail::detect_archive(
+                       as_unsigned(bytes).first(std::min(bytes.size(), detail::file_type_window))));
         if (mail) {
             unpack(bytes, depth);
         } else if (archive_kind != detail::archive_kind::none) {
@@ -758,6 +766,14 @@ struct content_scan::impl {
         }
     }
 
+    /// `kind` when this scan unpacks it, else none: TNEF is mail to ClamAV (ScanMail), the
+    /// other kinds archives (ScanArchive).
+    [[nodiscard]] detail::archive_kind unpacked(detail::archive_kind found) const {
+        const bool wanted =
+            found == detail::archive_kind::tnef ? limits.scan_mail : limits.scan_archive;
+        return wanted ? found : detail::archive_kind::none;
+    }
+
     /// Unpacks an archive and scans its members in archive order, each as its own object
     /// (nested archives and mails unpacked in turn, up to MaxRecursion).
     void unpack_archive(std::string_view bytes, detail::archive_kind format, unsigned depth) {
@@ -773,7 +789,8 @@ struct content_scan::impl {
         std::string member;
         const auto unpacked = detail::unpack_archive(
             format, as_unsigned(bytes), room, [&](const detail::archive_member& found) {
-                member.assign(reinterpret_cast<const char*>(found.bytes.data()), found.bytes.size());
+                member.assign(reinterpret_cast<const char*>(found.bytes.data()),
+                              found.bytes.size());
                 return scan_part(member, depth, container) ? detail::sink_action::next
                                                            : detail::sink_action::stop;
             });

@@ -1,16 +1,15 @@
 #include "matcher/internal/archive.h"
 
 #define ZLIB_CONST
-#include <bzlib.h>
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
+#include <bzlib.h>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
 #include <vector>
+#include <zlib.h>
 
 /*
  * Layouts and ClamAV behaviour followed here (libclamav as specification, 1.4):
@@ -54,8 +53,7 @@ std::uint32_t le32(byte_view d, std::uint64_t at) {
 }
 
 bool starts_with(byte_view d, std::uint64_t at, std::string_view magic) {
-    return has(d, at, magic.size()) &&
-           std::memcmp(d.data() + at, magic.data(), magic.size()) == 0;
+    return has(d, at, magic.size()) && std::memcmp(d.data() + at, magic.data(), magic.size()) == 0;
 }
 
 /// The C string in a fixed-size field: up to the first NUL.
@@ -102,8 +100,7 @@ std::optional<std::uint64_t> parse_number(byte_view d, std::uint64_t at, std::ui
 /// Applies the limits and hands members to the sink; owns the result being built.
 class emitter {
 public:
-    emitter(const archive_limits& limits, const member_sink& sink)
-        : limits_(limits), sink_(sink) {}
+    emitter(const archive_limits& limits, const member_sink& sink) : limits_(limits), sink_(sink) {}
 
     unpack_result& result() { return result_; }
 
@@ -111,9 +108,8 @@ public:
     [[nodiscard]] std::uint64_t room() const {
         std::uint64_t r = limits_.max_file_size ? limits_.max_file_size : unlimited;
         if (limits_.max_scan_size) {
-            const std::uint64_t left = limits_.max_scan_size > result_.bytes
-                                           ? limits_.max_scan_size - result_.bytes
-                                           : 0;
+            const std::uint64_t left =
+                limits_.max_scan_size > result_.bytes ? limits_.max_scan_size - result_.bytes : 0;
             r = std::min(r, left);
         }
         return r;
@@ -205,8 +201,8 @@ inflate_outcome inflate_stream(byte_view in, int window_bits, std::uint64_t cap,
                 z.next_out = &probe;
                 z.avail_out = 1;
                 const int ret = inflate(&z, Z_NO_FLUSH);
-                outcome.end = ret == Z_STREAM_END && z.avail_out == 1 ? stream_end::done
-                                                                      : stream_end::cap;
+                outcome.end =
+                    ret == Z_STREAM_END && z.avail_out == 1 ? stream_end::done : stream_end::cap;
                 break;
             }
             const std::uint64_t n = std::min<std::uint64_t>(out.size() - used, max_chunk);
@@ -266,8 +262,8 @@ inflate_outcome bunzip_stream(byte_view in, std::uint64_t cap, std::vector<unsig
                 bz.next_out = &probe;
                 bz.avail_out = 1;
                 const int ret = BZ2_bzDecompress(&bz);
-                outcome.end = ret == BZ_STREAM_END && bz.avail_out == 1 ? stream_end::done
-                                                                        : stream_end::cap;
+                outcome.end =
+                    ret == BZ_STREAM_END && bz.avail_out == 1 ? stream_end::done : stream_end::cap;
                 break;
             }
             const std::uint64_t n = std::min<std::uint64_t>(out.size() - used, max_chunk);
@@ -396,16 +392,16 @@ bool zip_extract(byte_view data, emitter& em, const zip_entry& e, std::uint64_t 
         return true;
     }
     const std::uint64_t available = std::min(e.csize, data.size() - data_offset);
-    const byte_view in = data.subspan(static_cast<std::size_t>(data_offset),
-                                      static_cast<std::size_t>(available));
+    const byte_view in =
+        data.subspan(static_cast<std::size_t>(data_offset), static_cast<std::size_t>(available));
     if (e.method == 0) {
         const bool short_input = available < e.csize;
         r.corrupt = r.corrupt || short_input;
         return em.emit(e.name, in, short_input);
     }
-    const inflate_outcome outcome =
-        e.method == 8 ? inflate_stream(in, -MAX_WBITS, room, out, nullptr)
-                      : bunzip_stream(in, room, out);
+    const inflate_outcome outcome = e.method == 8
+                                        ? inflate_stream(in, -MAX_WBITS, room, out, nullptr)
+                                        : bunzip_stream(in, room, out);
     emit_decoded(em, e.name, out, outcome.end, false);
     return !r.stopped;
 }
@@ -592,9 +588,22 @@ void unpack_tar(byte_view data, emitter& em, bool posix) {
         }
         bool skip = false;
         switch (data[header + 156]) {
-            case '1': case '2': case '3': case '4': case '5': case '6': case 'V':
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case 'V':
                 continue;  // no data blocks follow (ClamAV does not skip any)
-            case 'K': case 'L': case 'N': case 'A': case 'E': case 'I': case 'g': case 'x':
+            case 'K':
+            case 'L':
+            case 'N':
+            case 'A':
+            case 'E':
+            case 'I':
+            case 'g':
+            case 'x':
             case 'X':
                 skip = true;
                 break;
@@ -609,9 +618,8 @@ void unpack_tar(byte_view data, emitter& em, bool posix) {
             size = *parsed;
         }
         // Data is padded to whole blocks; ClamAV skips one block for a skipped empty entry.
-        const std::uint64_t padded = (size % tar_block != 0 || size == 0)
-                                         ? size + tar_block - size % tar_block
-                                         : size;
+        const std::uint64_t padded =
+            (size % tar_block != 0 || size == 0) ? size + tar_block - size % tar_block : size;
         if (skip) {
             at += padded;
             continue;
@@ -632,10 +640,10 @@ void unpack_tar(byte_view data, emitter& em, bool posix) {
             const bool short_input = available < take;
             r.corrupt = r.corrupt || short_input;
             const std::string_view name = c_field(data, header, 100);
-            if (!em.emit(name,
-                         data.subspan(static_cast<std::size_t>(at),
-                                      static_cast<std::size_t>(available)),
-                         cut || short_input)) {
+            if (!em.emit(
+                    name,
+                    data.subspan(static_cast<std::size_t>(at), static_cast<std::size_t>(available)),
+                    cut || short_input)) {
                 return;
             }
             if (!has(data, at, size)) {
@@ -676,8 +684,8 @@ bool cpio_member(byte_view data, emitter& em, std::string_view name, std::uint64
     if (available == 0) {
         return false;  // the input ended at the member's data
     }
-    return em.emit(name, data.subspan(static_cast<std::size_t>(at),
-                                      static_cast<std::size_t>(available)),
+    return em.emit(name,
+                   data.subspan(static_cast<std::size_t>(at), static_cast<std::size_t>(available)),
                    available < size);
 }
 
@@ -785,9 +793,86 @@ void unpack_cpio_binary(byte_view data, emitter& em, bool big_endian) {
     }
 }
 
+// ---------------------------------------------------------------- tnef
+
+/// MS-TNEF as libclamav 1.4's cli_tnef reads it: after the signature and a 2-byte key, a
+/// list of attributes (level byte, 16-bit tag and type, 32-bit length, data, 16-bit
+/// checksum). Attachment data (attAttachData) goes to the current file; a message-level
+/// attribute closes it and opens the next, so the attachments between two message
+/// attributes come out as one file. A file closed that way is kept only if an attachment
+/// title (attAttachTitle) named it ("fileblobDestroy: file not saved" otherwise); the last
+/// one is kept in any case. A negative length, an unknown level or an attribute running
+/// past the end makes ClamAV skip every file (their scan never starts); a header cut short
+/// ends the list and keeps them.
+void unpack_tnef(byte_view data, emitter& em) {
+    constexpr std::uint8_t message_level = 1;
+    constexpr std::uint8_t attachment_level = 2;
+    constexpr std::uint16_t attach_data = 0x800f;
+    constexpr std::uint16_t attach_title = 0x8010;
+    unpack_result& r = em.result();
+    if (data.size() < 6) {
+        return;  // "cli_tnef: file too small, ignoring"
+    }
+    std::vector<std::vector<unsigned char>> files;
+    std::vector<unsigned char> current;
+    bool named = false;
+    std::uint64_t at = 6;
+    while (at < data.size()) {
+        const std::uint8_t level = data[at++];
+        if (level == 0) {
+            break;
+        }
+        if (!has(data, at, 8)) {
+            break;  // a trailing newline, or "file truncated, returning CLEAN"
+        }
+        const std::uint16_t tag = le16(data, at);
+        const auto length = static_cast<std::int32_t>(le32(data, at + 4));
+        at += 8;
+        if (length == 0) {
+            continue;  // ClamAV reads the next level byte right here, checksum or not
+        }
+        if (length < 0 || (level != message_level && level != attachment_level) ||
+            !has(data, at, static_cast<std::uint64_t>(length))) {
+            r.corrupt = true;
+            return;
+        }
+        if (level == message_level) {
+            if (named && !current.empty()) {
+                files.push_back(std::move(current));
+            }
+            current.clear();
+            named = false;
+        } else if (tag == attach_title) {
+            named = true;
+        } else if (tag == attach_data) {
+            current.insert(current.end(), data.begin() + static_cast<std::ptrdiff_t>(at),
+                           data.begin() + static_cast<std::ptrdiff_t>(at) + length);
+        }
+        at += static_cast<std::uint64_t>(length) + 2;
+    }
+    if (!current.empty()) {
+        files.push_back(std::move(current));
+    }
+    for (const auto& file : files) {
+        if (!em.may_start()) {
+            return;
+        }
+        if (file.size() > em.room()) {
+            em.skip_too_large();
+            continue;
+        }
+        if (!em.emit("", byte_view(file.data(), file.size()), false)) {
+            return;
+        }
+    }
+}
+
 }  // namespace
 
 archive_kind detect_archive(std::span<const unsigned char> head) {
+    if (starts_with(head, 0, "\x78\x9f\x3e\x22")) {
+        return archive_kind::tnef;
+    }
     if (starts_with(head, 0, "\x1f\x8b")) {
         return archive_kind::gzip;
     }
@@ -848,6 +933,9 @@ unpack_result unpack_archive(archive_kind kind, std::span<const unsigned char> d
         case archive_kind::cpio_old_le:
         case archive_kind::cpio_old_be:
             unpack_cpio_binary(data, em, kind == archive_kind::cpio_old_be);
+            break;
+        case archive_kind::tnef:
+            unpack_tnef(data, em);
             break;
     }
     return em.result();

@@ -1,8 +1,8 @@
 #pragma once
 
 /// Archive typing and unpacking, as libclamav does it for CL_TYPE_GZ, CL_TYPE_BZ, CL_TYPE_ZIP,
-/// CL_TYPE_POSIX_TAR / CL_TYPE_OLD_TAR and the CL_TYPE_CPIO_* types: which objects are
-/// archives, and which members an archive yields. Sans-I/O: the archive is one byte view, the
+/// CL_TYPE_POSIX_TAR / CL_TYPE_OLD_TAR, the CL_TYPE_CPIO_* types and CL_TYPE_TNEF: which objects
+/// are archives, and which members an archive yields. Sans-I/O: the archive is one byte view, the
 /// members are streamed to a sink one at a time (so a caller in first-match mode can stop at
 /// once, and memory stays bounded by one member). No scanning and no recursion here: a gzip
 /// of a tar yields the tar as its one member, and the caller types and unpacks it again.
@@ -33,6 +33,7 @@ enum class archive_kind : std::uint8_t {
     cpio_odc,     ///< "070707" at 0
     cpio_old_le,  ///< "\xc7\x71" at 0 (old binary, little endian)
     cpio_old_be,  ///< "\x71\xc7" at 0 (old binary, big endian)
+    tnef,         ///< "\x78\x9f\x3e\x22" at 0, MS-TNEF / winmail.dat (CL_TYPE_TNEF)
 };
 
 /// Types an object from its first bytes (pass at least archive_detect_window of them when
@@ -67,10 +68,10 @@ using member_sink = std::function<sink_action(const archive_member&)>;
 /// What one unpack did. ClamAV treats a limit hit as clean (with "heuristic exceeds max"
 /// off) and a malformed archive as clean after scanning what it could extract.
 struct [[nodiscard]] unpack_result {
-    std::uint64_t members = 0;            ///< delivered to the sink
-    std::uint64_t bytes = 0;              ///< total size of delivered members
-    std::uint32_t skipped_too_large = 0;  ///< members left out by a size limit
-    std::uint32_t skipped_encrypted = 0;  ///< zip members with the encryption flag
+    std::uint64_t members = 0;              ///< delivered to the sink
+    std::uint64_t bytes = 0;                ///< total size of delivered members
+    std::uint32_t skipped_too_large = 0;    ///< members left out by a size limit
+    std::uint32_t skipped_encrypted = 0;    ///< zip members with the encryption flag
     std::uint32_t skipped_unsupported = 0;  ///< zip methods not implemented (see archive.cc)
     bool size_limit_hit = false;   ///< max_file_size or max_scan_size skipped or cut a member
     bool files_limit_hit = false;  ///< max_files stopped the walk
@@ -85,7 +86,10 @@ struct [[nodiscard]] unpack_result {
 
 /// Streams the members of `data` (an archive of `kind`) to `sink`, in ClamAV's order: zip
 /// entries by local header offset (central directory, else a walk of local headers), the
-/// others in stream order. Empty members and directories are not delivered. Never throws on
+/// others in stream order. A TNEF yields its attachment files as libclamav's cli_tnef writes
+/// them -- attachment data appended to one file until a message-level attribute starts the
+/// next -- and nothing at all when an attribute is malformed (ClamAV then skips the
+/// extracted files). Empty members and directories are not delivered. Never throws on
 /// malformed input (allocation failure and exceptions from `sink` aside); every offset and
 /// length read from the input is checked against its size.
 unpack_result unpack_archive(archive_kind kind, std::span<const unsigned char> data,
