@@ -2,12 +2,9 @@
 
 #include "base/assert.h"
 #include "matcher/internal/engine_impl.h"
+#include "matcher/internal/filetype.h"
 #include "matcher/internal/hs_compile.h"
 #include "matcher/internal/object_match.h"
-#include "matcher/internal/filetype.h"
-
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,7 +14,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <sys/mman.h>
 #include <tuple>
+#include <unistd.h>
 #include <utility>
 
 namespace ringscan::matcher {
@@ -63,15 +62,114 @@ bool same_key(const hash_table::entry& a, const hash_table::entry& b) {
     return a.digest == b.digest && a.size == b.size;
 }
 
+// libclamav's hm_cmp on a little-endian host: the first four bytes as a number, in
+// descending order (its `(i < r) * 2 - 1`), then the rest ascending.
+int clamav_hash_order(const hash_table::entry& a, const hash_table::entry& b,
+                      std::size_t digest_length) {
+    std::uint32_t first_a = 0;
+    std::uint32_t first_b = 0;
+    std::memcpy(&first_a, a.digest.data(), sizeof first_a);
+    std::memcpy(&first_b, b.digest.data(), sizeof first_b);
+    if (first_a != first_b) {
+        return first_a < first_b ? 1 : -1;
+    }
+    return std::memcmp(a.digest.data() + 4, b.digest.data() + 4, digest_length - 4);
+}
+
+// libclamav's hm_sort: a quicksort of [left, right) around the first element (not stable,
+// which decides which of several names for one hash a lookup finds).
+void clamav_hash_sort(std::vector<hash_table::entry>& items, std::size_t left, std::size_t right,
+                      std::size_t digest_length) {
+    while (left + 1 < right) {
+        const hash_table::entry pivot = items[left];
+        std::size_t low = left + 1;
+        std::size_t high = right;
+        while (low < high) {
+            if (clamav_hash_order(items[low], pivot, digest_length) > 0) {
+                --high;
+                if (low == high) {
+                    break;
+                }
+                std::swap(items[low], items[high]);
+            } else {
+                ++low;
+            }
+        }
+        --low;
+        if (low != left) {
+            std::swap(items[low], items[left]);
+        }
+        clamav_hash_sort(items, left, low, digest_length);
+        left = high;  // the second recursive call, as a loop
+    }
+}
+
+// libclamav's hm_scan: the binary search over a sorted bucket; the index it lands on.
+std::size_t clamav_hash_search(const std::vector<hash_table::entry>& items,
+                               const hash_table::entry& wanted, std::size_t digest_length) {
+    std::size_t low = 0;
+    std::size_t high = items.size() - 1;
+    while (low <= high) {
+        const std::size_t middle = (low + high) / 2;
+        const int order = clamav_hash_order(wanted, items[middle], digest_length);
+        if (order < 0) {
+            if (middle == 0) {
+                break;
+            }
+            high = middle - 1;
+        } else if (order > 0) {
+            low = middle + 1;
+        } else {
+            return middle;
+        }
+    }
+    return items.size();  // not reached for a hash the bucket holds
+}
+
+// Of several lines with one hash and size, the name ClamAV reports: each size (and `*`)
+// is one bucket in load order, quicksorted, then binary-searched. Only buckets holding a
+// repeated hash are replayed; `entries` is in load order.
+std::map<std::pair<std::array<std::uint8_t, 32>, std::uint64_t>, name_pool::ref>
+clamav_duplicate_winners(const std::vector<hash_table::entry>& entries, std::size_t digest_length) {
+    std::map<std::uint64_t, std::vector<hash_table::entry>> buckets;
+    for (const hash_table::entry& e : entries) {
+        buckets[e.size].push_back(e);
+    }
+    std::map<std::pair<std::array<std::uint8_t, 32>, std::uint64_t>, name_pool::ref> winners;
+    for (auto& [size, items] : buckets) {
+        std::vector<std::array<std::uint8_t, 32>> digests;
+        digests.reserve(items.size());
+        for (const auto& e : items) {
+            digests.push_back(e.digest);
+        }
+        std::sort(digests.begin(), digests.end());
+        const auto repeated = std::adjacent_find(digests.begin(), digests.end());
+        if (repeated == digests.end()) {
+            continue;
+        }
+        clamav_hash_sort(items, 0, items.size(), digest_length);
+        for (auto d = repeated; d != digests.end(); d = std::adjacent_find(d + 1, digests.end())) {
+            hash_table::entry wanted;
+            wanted.digest = *d;
+            const std::size_t at = clamav_hash_search(items, wanted, digest_length);
+            if (at < items.size()) {
+                winners[{*d, size}] = items[at].name;
+            }
+        }
+    }
+    return winners;
+}
+
 }  // namespace
 
 void hash_table::build(std::vector<entry> entries, std::size_t digest_length) {
+    const auto winners = clamav_duplicate_winners(entries, digest_length);
     std::stable_sort(entries.begin(), entries.end(), key_less);
     std::vector<entry> kept;
     kept.reserve(entries.size());
     for (const entry& e : entries) {
         if (!kept.empty() && same_key(kept.back(), e)) {
-            kept.back() = e;  // later line wins
+            kept.back().name = winners.at({e.digest, e.size});
         } else {
             kept.push_back(e);
         }
@@ -107,8 +205,8 @@ const hash_table::value* hash_table::lookup(std::span<const std::uint8_t> digest
     std::size_t high = values_.size();
     while (low < high) {
         const std::size_t middle = low + (high - low) / 2;
-        const int order = std::memcmp(digests_.data() + middle * digest_length_, digest.data(),
-                                      digest_length_);
+        const int order =
+            std::memcmp(digests_.data() + middle * digest_length_, digest.data(), digest_length_);
         if (order < 0 || (order == 0 && values_[middle].size < size)) {
             low = middle + 1;
         } else {
@@ -244,7 +342,6 @@ std::string escaped_literal(std::string_view bytes) {
     return out;
 }
 
-
 // One Hyperscan expression per body signature, with its flags and offset limits.
 void add_expression(const body_signature& body, unsigned id, expression_batch& input) {
     const bool literal = body.expression.empty();
@@ -273,9 +370,10 @@ void add_expression(const body_signature& body, unsigned id, expression_batch& i
                 const std::uint64_t high = low + body.offset.max_shift;
                 // Hyperscan refuses an empty repeat (`.{0}`): offset 0 is a plain anchor.
                 const std::string skip =
-                    high == 0 ? std::string()
-                              : ".{" + std::to_string(low) +
-                                    (high != low ? "," + std::to_string(high) : std::string()) + "}";
+                    high == 0
+                        ? std::string()
+                        : ".{" + std::to_string(low) +
+                              (high != low ? "," + std::to_string(high) : std::string()) + "}";
                 expression = "^" + skip + "(?:" + expression + ")";
             }
             break;
@@ -388,10 +486,10 @@ void compile_bodies(const std::vector<body_signature>& bodies, compile_context& 
             factor.suffix_max = std::max(factor.suffix_max, plan->suffix_max());
             factor_members[placed.id].push_back(static_cast<std::uint32_t>(i));
             if (!plan->trivial()) {
-                state.history = std::max(
-                    state.history, plan->prefix_max() +
-                                       static_cast<std::uint32_t>(plan->factor().size()) +
-                                       plan->suffix_max());
+                state.history =
+                    std::max(state.history, plan->prefix_max() +
+                                                static_cast<std::uint32_t>(plan->factor().size()) +
+                                                plan->suffix_max());
             }
             state.programs.push_back(std::move(*plan));
         } else {
@@ -415,8 +513,8 @@ void compile_bodies(const std::vector<body_signature>& bodies, compile_context& 
         const auto refused = [&](std::size_t at, const std::string& reason) {
             set_refused(bodies[input.direct.ids[at]], reason, state);
         };
-        target_shard.direct.reset(compile_expressions(input.direct, HS_MODE_STREAM, context,
-                                                      refused, "body signatures"));
+        target_shard.direct.reset(
+            compile_expressions(input.direct, HS_MODE_STREAM, context, refused, "body signatures"));
         target_shard.direct_count = input.direct.expressions.size();
         target_shard.prefilter.reset(
             input.factors.compile(HS_MODE_STREAM, context, "prefilter literals"));
@@ -626,7 +724,8 @@ stream_scan::impl::impl(std::shared_ptr<const engine> compiled_engine, scanner::
     }
 }
 
-bool stream_scan::impl::open_streams(const detail::shard& target_shard, std::size_t first) noexcept {
+bool stream_scan::impl::open_streams(const detail::shard& target_shard,
+                                     std::size_t first) noexcept {
     const std::array<const hs_database_t*, 2> databases = {target_shard.direct.get(),
                                                            target_shard.prefilter.get()};
     for (std::size_t i = 0; i < databases.size(); ++i) {
@@ -790,15 +889,16 @@ void stream_scan::impl::stop_bodies() noexcept {
     pending.clear();
 }
 
-void stream_scan::impl::scan_streams(std::size_t first, std::span<const unsigned char> bytes) noexcept {
+void stream_scan::impl::scan_streams(std::size_t first,
+                                     std::span<const unsigned char> bytes) noexcept {
     for (std::size_t i = first; i < streams.size(); ++i) {
         std::span<const unsigned char> rest = bytes;
         while (streams[i] && !rest.empty()) {
             const std::size_t n = std::min(rest.size(), detail::max_scan_call);
-            const hs_error_t status = hs_scan_stream(
-                streams[i].get(), reinterpret_cast<const char*>(rest.data()),
-                static_cast<unsigned int>(n), 0, context.scratch.get(), detail::on_hs_match,
-                &sinks[i]);
+            const hs_error_t status =
+                hs_scan_stream(streams[i].get(), reinterpret_cast<const char*>(rest.data()),
+                               static_cast<unsigned int>(n), 0, context.scratch.get(),
+                               detail::on_hs_match, &sinks[i]);
             rest = rest.subspan(n);
             if (status != HS_SUCCESS) {
                 error = true;
@@ -922,9 +1022,10 @@ void stream_scan::impl::finish_bodies() {
         return;
     }
     const std::span<const unsigned char> first(head.data(), head_length);
-    const std::uint8_t type = forced_type                                          ? *forced_type
-                              : compiled.typed || compiled.has_end_of_file ? detail::target_of(first)
-                                                                           : target::any;
+    const std::uint8_t type = forced_type ? *forced_type
+                              : compiled.typed || compiled.has_end_of_file
+                                  ? detail::target_of(first)
+                                  : target::any;
     const bool relative_offsets = detail::executable_header_ok(type, first);
     std::vector<std::pair<detail::report_key, std::uint32_t>> reports;
     reports.reserve(hits.size());
@@ -939,7 +1040,8 @@ void stream_scan::impl::finish_bodies() {
             }
             // start = end - L must lie in [size - n, size - n + m].
             const std::uint64_t start = end - body.length;
-            if (start + body.eof_value < length || start + body.eof_value > length + body.eof_shift) {
+            if (start + body.eof_value < length ||
+                start + body.eof_value > length + body.eof_shift) {
                 continue;
             }
         }

@@ -129,9 +129,10 @@ public:
         name_pool::ref name;
     };
 
-    /// Takes the entries in load order, digests of `digest_length` bytes. For one (digest,
-    /// size) the last loaded wins, as in ClamAV, where a later line replaces the name of an
-    /// earlier one.
+    /// Takes the entries in load order, digests of `digest_length` bytes. Of several names
+    /// for one (digest, size) the one ClamAV reports wins: libclamav quicksorts each size's
+    /// bucket unstably and binary-searches it, so which one depends on the whole bucket
+    /// (often, not always, the last loaded).
     void build(std::vector<entry> entries, std::size_t digest_length);
 
     /// The name matching a stream of `length` bytes: the entry with that exact size, else

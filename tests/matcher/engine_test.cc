@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -24,8 +25,8 @@ namespace {
 
 using testing::as_bytes;
 using testing::eicar;
-using testing::random_bytes;
 using testing::hex_of;
+using testing::random_bytes;
 using testing::shared_dir;
 using testing::text_like;
 
@@ -249,8 +250,8 @@ TEST(StreamScan, HashOfLongerStreamStopsBeingComputed) {
 // A known length skips hash kinds no signature of that size can match (ClamAV checks
 // sizes first); the verdicts stay those of the plain stream.
 TEST(StreamScan, KnownLengthKeepsHashVerdicts) {
-    const auto compiled = compile_text(
-        {}, hdb_line(sample_md5, "56", "H") + hdb_line(sample_sha256, "999", "Other"));
+    const auto compiled =
+        compile_text({}, hdb_line(sample_md5, "56", "H") + hdb_line(sample_sha256, "999", "Other"));
     scanner context;
     const auto scan_with_length = [&](std::string_view data, std::uint64_t length) {
         stream_options options;
@@ -655,6 +656,56 @@ TEST(WildcardParity, SameNamesAsClamscanAllmatch) {
         SCOPED_TRACE(name);
         ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
         const auto found = all_matches_chunked(compiled, context, content, 5);
+        EXPECT_EQ(std::set<std::string>(found.begin(), found.end()), expected.at(name));
+    }
+}
+
+// Several .hdb lines with one hash: which name ClamAV reports depends on its unstable
+// quicksort of the hash's size bucket and a binary search in it (matcher-hash.c).
+TEST(HashDuplicates, SameNameAsClamscanForRepeatedHashes) {
+    RINGSCAN_REQUIRE_FILE(testing::clamscan_path);
+    std::uint64_t state = 777;
+    const auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    std::map<std::string, std::string> files;
+    std::vector<std::string> lines;
+    for (int k = 0; k < 40; ++k) {
+        // A few sizes only, so buckets hold many entries.
+        const std::string content = random_bytes(10 + next() % 4, next());
+        const std::string name = "f" + std::to_string(k);
+        files[name] = content;
+        const std::string md5 = testing::md5_hex(content);
+        const auto copies = 1 + next() % 4;
+        for (std::uint64_t c = 0; c < copies; ++c) {
+            const bool any_size = next() % 4 == 0;
+            lines.push_back(md5 + ":" + (any_size ? "*" : std::to_string(content.size())) + ":D" +
+                            std::to_string(k) + "_" + std::to_string(c) + (any_size ? ":73" : ""));
+        }
+        // Strangers in the same bucket.
+        for (std::uint64_t f = next() % 5; f > 0; --f) {
+            lines.push_back(testing::md5_hex(random_bytes(8, next())) + ":" +
+                            std::to_string(content.size()) + ":Other" +
+                            std::to_string(next() % 1000));
+        }
+    }
+    for (std::size_t i = lines.size(); i > 1; --i) {
+        std::swap(lines[i - 1], lines[next() % i]);
+    }
+    std::string hdb;
+    for (const auto& line : lines) {
+        hdb += line + "\n";
+    }
+    const auto expected = testing::clamscan_allmatch({{"d.hdb", hdb}}, files);
+    const auto compiled = engine::compile(parse_signatures(hdb, "d.hdb"));
+    scanner context;
+    for (const auto& [name, content] : files) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
+        const auto found = all_matches_chunked(compiled, context, content, 7);
         EXPECT_EQ(std::set<std::string>(found.begin(), found.end()), expected.at(name));
     }
 }
