@@ -171,6 +171,8 @@ std::string_view container_name(detail::archive_kind kind) {
             return "CL_TYPE_CPIO_OLD";
         case detail::archive_kind::tnef:
             return "CL_TYPE_TNEF";
+        case detail::archive_kind::szdd:
+            return "CL_TYPE_MSSZDD";
         case detail::archive_kind::none:
             break;
     }
@@ -182,7 +184,7 @@ detail::archive_kind archive_of_type_name(std::string_view type_name) {
          {detail::archive_kind::gzip, detail::archive_kind::bzip2, detail::archive_kind::zip,
           detail::archive_kind::tar_posix, detail::archive_kind::tar_old,
           detail::archive_kind::cpio_newc, detail::archive_kind::cpio_crc,
-          detail::archive_kind::cpio_odc, detail::archive_kind::tnef}) {
+          detail::archive_kind::cpio_odc, detail::archive_kind::tnef, detail::archive_kind::szdd}) {
         if (container_name(kind) == type_name) {
             return kind;
         }

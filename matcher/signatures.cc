@@ -921,16 +921,18 @@ signature_set load_signatures(const std::filesystem::path& file_or_directory,
                          ": no supported database files (.ndb, .db, .hdb, .hsb, .fp, .sfp, "
                          ".ign, .ign2, .cvd, .cld, .cud)");
     }
-    // Ignore lists load first (as in ClamAV), then everything else by name.
-    std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
-        const bool a_ignore = format_of(a.filename().native()) == db_format::ignore;
-        const bool b_ignore = format_of(b.filename().native()) == db_format::ignore;
-        if (a_ignore != b_ignore) {
-            return a_ignore;
-        }
-        return a.filename().native() < b.filename().native();
-    });
+    // ClamAV's cli_loaddbdir order: ignore lists, then the daily container, then the rest,
+    // each in the order the directory lists them (readdir, as clamd reads it -- which
+    // decides e.g. which of two names for one hash a scan reports).
     drop_older_containers(files);
+    const auto daily = [](const fs::path& p) {
+        const auto kind = container_of(p.filename().native());
+        return p.stem() == "daily" && (kind == container_kind::cvd || kind == container_kind::cld);
+    };
+    const auto rest = std::stable_partition(files.begin(), files.end(), [](const fs::path& p) {
+        return format_of(p.filename().native()) == db_format::ignore;
+    });
+    std::stable_partition(rest, files.end(), daily);
     // Containers (their .ign2 members change the ignore list for later files) and ignore
     // files load one by one; the plain files between them only read the list, so each run
     // of them is parsed on every core and appended in file order.

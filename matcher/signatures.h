@@ -143,8 +143,9 @@ struct signature_set {
 };
 
 /// Loads one database file (by extension: .ndb, .db, .hdb, .hsb, .fp, .sfp, .ign, .ign2,
-/// or a .cvd/.cld/.cud container) or every such file in a directory (non-recursive, sorted
-/// by name; of x.cvd and x.cld only the newer, the .cld when versions are equal). Names from
+/// or a .cvd/.cld/.cud container) or every such file in a directory (non-recursive, in
+/// ClamAV's order: .ign/.ign2 first, then daily.cld/.cvd, then the rest as the directory
+/// lists them; of x.cvd and x.cld only the newer, the .cld when versions are equal). Names from
 /// raw files and .cud get ".UNOFFICIAL"; .cvd/.cld names print bare. Names listed in
 /// .ign/.ign2 files of the directory are dropped. Throws load_error naming file and line on
 /// a malformed line, a broken container (MD5 mismatch), and when a directory holds no

@@ -1,7 +1,8 @@
 #pragma once
 
 /// Archive typing and unpacking, as libclamav does it for CL_TYPE_GZ, CL_TYPE_BZ, CL_TYPE_ZIP,
-/// CL_TYPE_POSIX_TAR / CL_TYPE_OLD_TAR, the CL_TYPE_CPIO_* types and CL_TYPE_TNEF: which objects
+/// CL_TYPE_POSIX_TAR / CL_TYPE_OLD_TAR, the CL_TYPE_CPIO_* types, CL_TYPE_TNEF and
+/// CL_TYPE_MSSZDD: which objects
 /// are archives, and which members an archive yields. Sans-I/O: the archive is one byte view, the
 /// members are streamed to a sink one at a time (so a caller in first-match mode can stop at
 /// once, and memory stays bounded by one member). No scanning and no recursion here: a gzip
@@ -34,6 +35,7 @@ enum class archive_kind : std::uint8_t {
     cpio_old_le,  ///< "\xc7\x71" at 0 (old binary, little endian)
     cpio_old_be,  ///< "\x71\xc7" at 0 (old binary, big endian)
     tnef,         ///< "\x78\x9f\x3e\x22" at 0, MS-TNEF / winmail.dat (CL_TYPE_TNEF)
+    szdd,         ///< "SZDD\x88\xf0\x27\x33" at 0, MS compress.exe (CL_TYPE_MSSZDD)
 };
 
 /// Types an object from its first bytes (pass at least archive_detect_window of them when

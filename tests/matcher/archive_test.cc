@@ -991,6 +991,139 @@ TEST(ContentScanTnef, WinmailDatInMailAsClamscan) {
                                   compiled);
 }
 
+// --- SZDD (MS compress.exe) -----------------------------------------------------------------
+
+/// `content` compressed the way compress.exe does (greedy LZSS in a window of zeros), with
+/// `declared` as the header's size; `missing` is the header's missing-name character.
+std::string szdd_of(std::string_view content, std::uint32_t declared, char missing = '\0') {
+    std::string out("SZDD\x88\xf0\x27\x33", 8);
+    out += 'A';
+    out += missing;
+    for (int k = 0; k < 4; ++k) {
+        out += static_cast<char>((declared >> (8 * k)) & 0xFFU);
+    }
+    std::array<unsigned char, 4096> window{};
+    std::size_t position = 4096 - 16;
+    std::size_t at = 0;
+    while (at < content.size()) {
+        const std::size_t flag_at = out.size();
+        out += '\0';
+        unsigned char flags = 0;
+        for (unsigned bit = 0; bit < 8 && at < content.size(); ++bit) {
+            // Longest match (3..18) of the coming bytes in the window, not overlapping the
+            // bytes being written.
+            std::size_t best = 0;
+            std::size_t best_from = 0;
+            for (std::size_t from = 0; from < 4096; ++from) {
+                std::size_t n = 0;
+                while (n < 18 && at + n < content.size() && (from + n) % 4096 != position &&
+                       window[(from + n) % 4096] == static_cast<unsigned char>(content[at + n])) {
+                    ++n;
+                }
+                if (n > best) {
+                    best = n;
+                    best_from = from;
+                }
+            }
+            if (best >= 3) {
+                out += static_cast<char>(best_from & 0xFFU);
+                out += static_cast<char>(((best_from >> 4U) & 0xF0U) | (best - 3));
+            } else {
+                flags |= static_cast<unsigned char>(1U << bit);
+                out += content[at];
+                best = 1;
+            }
+            for (std::size_t k = 0; k < best; ++k) {
+                window[position] = static_cast<unsigned char>(content[at++]);
+                position = (position + 1) % 4096;
+            }
+        }
+        out[flag_at] = static_cast<char>(flags);
+    }
+    return out;
+}
+
+std::vector<std::string> szdd_members(const std::string& szdd) {
+    std::vector<std::string> out;
+    static_cast<void>(unpack_archive(
+        archive_kind::szdd, bytes_of(szdd), archive_limits{}, [&](const archive_member& m) {
+            out.emplace_back(reinterpret_cast<const char*>(m.bytes.data()), m.bytes.size());
+            return sink_action::next;
+        }));
+    return out;
+}
+
+TEST(ArchiveSzdd, ExpandsAsClamavIncludingItsBlockOverrun) {
+    const std::string text = payload(5000, 's');
+    EXPECT_EQ(detect_archive(bytes_of(szdd_of(text, 5000))), archive_kind::szdd);
+    EXPECT_EQ(szdd_members(szdd_of(text, 5000)), std::vector<std::string>{text});
+    // Zeros come from the initial window as back references.
+    const std::string zeros(100, '\0');
+    EXPECT_EQ(szdd_members(szdd_of(zeros + "tail", 104)), std::vector<std::string>{zeros + "tail"});
+    // A smaller declared size stops output after the 2048-byte block that reaches it.
+    EXPECT_EQ(szdd_members(szdd_of(text, 100)), std::vector<std::string>{text.substr(0, 2048)});
+    EXPECT_EQ(szdd_members(szdd_of(text, 2049)), std::vector<std::string>{text.substr(0, 4096)});
+    // ClamAV refuses a header whose missing-name character is set.
+    EXPECT_TRUE(szdd_members(szdd_of(text, 5000, 'e')).empty());
+}
+
+TEST(ContentScanSzdd, SameNamesAsClamscanOnRandomFiles) {
+    std::uint64_t state = 424242;
+    const auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    std::map<std::string, std::string> files;
+    std::string hdb;
+    for (int k = 0; k < 60; ++k) {
+        std::string content;
+        const auto parts = 1 + next() % 6;
+        for (std::uint64_t p = 0; p < parts; ++p) {
+            switch (next() % 4) {
+                case 0:
+                    content += std::string(next() % 300, '\0');
+                    break;
+                case 1:
+                    content += "SZMARKER" + std::to_string(next() % 3);
+                    break;
+                case 2:
+                    content += payload(next() % 3000, static_cast<char>('a' + next() % 26));
+                    break;
+                default:
+                    content += testing::random_bytes(next() % 400, next());
+                    break;
+            }
+        }
+        const std::uint64_t size_choice = next() % 5;
+        const auto declared =
+            static_cast<std::uint32_t>(size_choice == 0   ? content.size()
+                                       : size_choice == 1 ? next() % (content.size() + 1)
+                                       : size_choice == 2 ? 2048
+                                                          : content.size() + next() % 5000);
+        std::string szdd = szdd_of(content, declared, next() % 10 == 0 ? 'x' : '\0');
+        if (next() % 6 == 0) {
+            szdd.resize(szdd.size() - next() % std::min<std::size_t>(szdd.size() - 14, 40));
+        }
+        files["s" + std::to_string(k) + ".sz_"] = szdd;
+        // Hash signatures for what ClamAV may have expanded: all, or whole 2048-byte blocks.
+        for (const std::size_t cut : {content.size(), std::size_t{2048}, std::size_t{4096}}) {
+            if (cut <= content.size() && cut > 0) {
+                const std::string prefix = content.substr(0, cut);
+                hdb += testing::md5_hex(prefix) + ":" + std::to_string(prefix.size()) + ":S.Hash" +
+                       std::to_string(k) + "_" + std::to_string(cut) + "\n";
+            }
+        }
+    }
+    const std::string ndb = "S.M0:0:*:" + hex_text("SZMARKER0") +
+                            "\nS.M1:0:*:" + hex_text("SZMARKER1") +
+                            "\nS.Zeros:0:*:" + std::string(64, '0') + "\n";
+    signature_set set = parse_signatures(ndb, "s.ndb");
+    set.append(parse_signatures(hdb, "s.hdb"));
+    expect_same_names_as_clamscan({{"s.ndb", ndb}, {"s.hdb", hdb}}, files, engine::compile(set));
+}
+
 // --- Long runs of one byte class --------------------------------------------------------
 
 TEST(ContentScanLongClassRuns, PptExploitSignatureLoadsAndMatchesAsClamscan) {

@@ -199,8 +199,8 @@ TEST(NdbParser, RejectsGapsInsideAlternativesAsClamavDoes) {
                             "414243{3}4b4c(4445{3}46|4748)494a", "414243{0}4b4c(4445|4748)494a",
                             "41424344*4b4c(4445{3}46|4748)494a"}) {
         SCOPED_TRACE(hex);
-        EXPECT_NO_THROW(static_cast<void>(parse_signatures(std::string("A:0:*:") + hex + "\n",
-                                                           "t.ndb")));
+        EXPECT_NO_THROW(
+            static_cast<void>(parse_signatures(std::string("A:0:*:") + hex + "\n", "t.ndb")));
     }
 }
 
@@ -252,8 +252,8 @@ TEST(NdbParser, SkipsWhatClamavSkipsAndLoadsTheRest) {
 TEST(NdbParser, NegatesOnlyPlainStringsOfOneLength) {
     // clamscan 1.4.6 refuses these databases with this message; fixed-length byte strings
     // load (Wildcards.MatchTheSameNamesAsClamscan matches them).
-    for (const char* hex : {"41424344!(45|5152)47484950", "41424344!(45\?\?)47484950",
-                            "41424344!(4?46)47484950"}) {
+    for (const char* hex :
+         {"41424344!(45|5152)47484950", "41424344!(45\?\?)47484950", "41424344!(4?46)47484950"}) {
         SCOPED_TRACE(hex);
         EXPECT_EQ(load_error_message(std::string("N:0:*:") + hex),
                   "t.ndb:1: hex signature: ac_special_altstr: Can't apply negation "
@@ -416,7 +416,16 @@ private:
     std::filesystem::path path_;
 };
 
-TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
+/// The file names of `dir` in the order the directory lists them (readdir).
+std::vector<std::string> listing_order(const std::filesystem::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        names.push_back(entry.path().filename().string());
+    }
+    return names;
+}
+
+TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInListingOrder) {
     TempDir dir;
     dir.write("b.hdb", cat({md5_hex, ":56:InB\n"}));
     dir.write("c.NDB", cat({"InC:0:*:", magic_hex, "\n"}));
@@ -426,16 +435,20 @@ TEST(LoadSignatures, LoadsDatabaseFilesOfADirectoryInNameOrder) {
     std::filesystem::create_directory(dir.path() / "sub.ndb");
 
     const auto set = load_signatures(dir.path());
+    // In the order the directory lists them, as clamd's cli_loaddbdir reads them.
+    const auto order = listing_order(dir.path());
+    const auto before = [&](const char* a, const char* b) {
+        return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
+    };
     ASSERT_EQ(set.bodies.size(), 2U);
-    EXPECT_EQ(set.bodies[0].name, "InA.UNOFFICIAL");
-    EXPECT_EQ(set.bodies[1].name, "InC.UNOFFICIAL");
+    EXPECT_EQ(set.bodies[0].name, before("a.ndb", "c.NDB") ? "InA.UNOFFICIAL" : "InC.UNOFFICIAL");
+    EXPECT_EQ(set.bodies[1].name, before("a.ndb", "c.NDB") ? "InC.UNOFFICIAL" : "InA.UNOFFICIAL");
     ASSERT_EQ(set.hashes.size(), 2U);
-    EXPECT_EQ(set.hashes[0].name, "InB.UNOFFICIAL");
-    EXPECT_EQ(set.hashes[1].name, "InD.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[0].name, before("b.hdb", "d.hsb") ? "InB.UNOFFICIAL" : "InD.UNOFFICIAL");
+    EXPECT_EQ(set.hashes[1].name, before("b.hdb", "d.hsb") ? "InD.UNOFFICIAL" : "InB.UNOFFICIAL");
     ASSERT_EQ(set.skipped.size(), 1U);
     EXPECT_EQ(set.skipped[0],
-              (dir.path() / "a.ndb").string() +
-                  ":2: unknown target type 15 (ClamAV ignores it)");
+              (dir.path() / "a.ndb").string() + ":2: unknown target type 15 (ClamAV ignores it)");
 }
 
 TEST(LoadSignatures, LoadsASingleFile) {
@@ -460,8 +473,8 @@ TEST(LoadSignatures, ErrorsNameFileAndLine) {
 }
 
 // Plain files are parsed on every core: the set, the ignore list's effect and the error
-// reported must be those of loading the files one by one in name order.
-TEST(LoadSignatures, ManyFilesLoadInNameOrderWithIgnoresAndTheFirstError) {
+// reported must be those of loading the files one by one in listing order.
+TEST(LoadSignatures, ManyFilesLoadInListingOrderWithIgnoresAndTheFirstError) {
     TempDir dir;
     const auto file_name = [](int i) {
         return std::string(i < 10 ? "f0" : "f") + std::to_string(i) + ".ndb";
@@ -473,18 +486,23 @@ TEST(LoadSignatures, ManyFilesLoadInNameOrderWithIgnoresAndTheFirstError) {
     auto set = load_signatures(dir.path());
     ASSERT_EQ(set.bodies.size(), 38U);
     std::size_t at = 0;
-    for (int i = 0; i < 40; ++i) {
-        if (i != 5 && i != 33) {
+    const auto order = listing_order(dir.path());
+    for (const std::string& name : order) {
+        const int i = name[0] == 'f' ? std::stoi(name.substr(1, 2)) : -1;
+        if (i >= 0 && i != 5 && i != 33) {
             EXPECT_EQ(set.bodies[at++].name, "Sig" + std::to_string(i) + ".UNOFFICIAL");
         }
     }
     dir.write(file_name(31), "Broken31:0:*:4d4\n");
     dir.write(file_name(7), "Broken7:0:*:4d4\n");
+    const auto first_broken = *std::find_if(
+        order.begin(), order.end(),
+        [&](const std::string& name) { return name == file_name(31) || name == file_name(7); });
     try {
         static_cast<void>(load_signatures(dir.path()));
         FAIL() << "expected load_error";
     } catch (const load_error& e) {
-        EXPECT_EQ(std::string(e.what()), (dir.path() / file_name(7)).string() +
+        EXPECT_EQ(std::string(e.what()), (dir.path() / first_broken).string() +
                                              ":1: hex signature has an odd number of digits");
     }
 }
@@ -497,8 +515,9 @@ TEST(LoadSignatures, FailsOnDirectoryWithoutDatabases) {
         FAIL() << "expected load_error";
     } catch (const load_error& e) {
         EXPECT_EQ(std::string(e.what()),
-                  dir.path().string() + ": no supported database files (.ndb, .db, .hdb, .hsb, "
-                                         ".fp, .sfp, .ign, .ign2, .cvd, .cld, .cud)");
+                  dir.path().string() +
+                      ": no supported database files (.ndb, .db, .hdb, .hsb, "
+                      ".fp, .sfp, .ign, .ign2, .cvd, .cld, .cud)");
     }
 }
 
