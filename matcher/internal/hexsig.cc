@@ -21,8 +21,8 @@ struct fragment {
     std::optional<std::uint64_t> max = 0;
     bool literal = true;
     bool wide_gap = false;  // a gap beyond max_hs_repeat: `expression` is unusable
-    std::string bytes;  // literal only
-    std::string run;    // fixed bytes at the end of the fragment so far
+    std::string bytes;      // literal only
+    std::string run;        // fixed bytes at the end of the fragment so far
     std::string longest;
 };
 
@@ -289,9 +289,8 @@ private:
         std::size_t start = 0;
         while (true) {
             const auto bar = inside.find('|', start);
-            alternatives.push_back(inside.substr(start, bar == std::string_view::npos
-                                                            ? std::string_view::npos
-                                                            : bar - start));
+            alternatives.push_back(inside.substr(
+                start, bar == std::string_view::npos ? std::string_view::npos : bar - start));
             if (bar == std::string_view::npos) {
                 break;
             }
@@ -533,15 +532,21 @@ bool expanded_gap(std::string_view hex, std::size_t open) {
     return n > 0 && n < 128;
 }
 
+// Where ClamAV's pattern parts begin being cut: the first `{` it does not expand into `??`s.
+std::size_t first_cut_gap(std::string_view hex) {
+    std::size_t at = hex.find('{');
+    while (at != std::string_view::npos && expanded_gap(hex, at)) {
+        at = hex.find('{', at + 1);
+    }
+    return at;
+}
+
 // ClamAV refuses gaps inside alternatives the way it splits patterns into parts: it expands
 // the first `{n}` (n < 128) again and again; once the first `{` left is any other gap, the
 // pattern is cut at every `{..}` and `*` and none may sit inside `(..)`; with no such `{`
 // left, only the `*`s cut it.
 std::optional<hex_problem> gap_inside_alternative(std::string_view hex) {
-    std::size_t first_cut = hex.find('{');
-    while (first_cut != std::string_view::npos && expanded_gap(hex, first_cut)) {
-        first_cut = hex.find('{', first_cut + 1);
-    }
+    const std::size_t first_cut = first_cut_gap(hex);
     int nest = 0;
     for (std::size_t k = 0; k < hex.size(); ++k) {
         const char c = hex[k];
@@ -549,14 +554,155 @@ std::optional<hex_problem> gap_inside_alternative(std::string_view hex) {
             ++nest;
         } else if (c == ')') {
             --nest;
-        } else if (nest != 0 && c == '{' && first_cut != std::string_view::npos &&
-                   k >= first_cut) {
+        } else if (nest != 0 && c == '{' && first_cut != std::string_view::npos && k >= first_cut) {
             return malformed("alternative match contains unsupported ranged wildcard");
         } else if (nest != 0 && c == '*') {
             return malformed("alternative match cannot contain unbounded wildcards");
         }
     }
     return std::nullopt;
+}
+
+// ClamAV's Aho-Corasick matcher (cli_ac_addsig) takes each part of a pattern -- a piece
+// between `*` or cut `{..}` gaps -- as elements: a fixed byte, or a "wildcard" (`??`, a
+// nibble, an alternative, a boundary inside the part); a boundary at either end of a part
+// is a flag, and `[x-y]` with the byte it anchors is kept apart. It refuses a part of fewer
+// than 2 elements ("too short"), and, when a wildcard or only zero bytes open the part,
+// one without a run of 2 fixed bytes to enter the trie by ("Can't find a static
+// subpattern").
+struct part_element {
+    enum class kind : std::uint8_t { fixed, variable, boundary };
+    kind what = kind::fixed;
+    unsigned value = 0;  ///< the byte, for fixed elements
+};
+
+std::optional<hex_problem> refused_part(std::vector<part_element> part) {
+    using kind = part_element::kind;
+    while (!part.empty() && part.front().what == kind::boundary) {
+        part.erase(part.begin());
+    }
+    while (!part.empty() && part.back().what == kind::boundary) {
+        part.pop_back();
+    }
+    constexpr std::size_t min_depth = 2;
+    constexpr std::size_t max_depth = 3;
+    if (part.size() < min_depth) {
+        return malformed("subpattern shorter than 2 bytes (ClamAV's matcher needs 2)");
+    }
+    const auto wild = [&](std::size_t k) { return part[k].what != kind::fixed; };
+    // A raw element value as libclamav compares it: wildcards carry flags, never 0.
+    const auto nonzero = [&](std::size_t k) { return wild(k) || part[k].value != 0; };
+    bool wild_prefix = false;
+    bool zero_prefix = true;
+    for (std::size_t k = 0; k < max_depth && k < part.size(); ++k) {
+        if (wild(k)) {
+            wild_prefix = true;
+            break;
+        }
+        zero_prefix = zero_prefix && !nonzero(k);
+    }
+    if (!wild_prefix && !zero_prefix) {
+        return std::nullopt;
+    }
+    // cli_ac_addsig's choice of where the trie entry starts.
+    std::size_t best = 0;
+    std::size_t at = 0;
+    std::size_t nonzero_best = 0;
+    std::size_t nonzero_at = 0;
+    const std::size_t end = part.size() - min_depth + 1;
+    for (std::size_t i = 0; i < end; ++i) {
+        for (std::size_t j = i; j < i + max_depth && j < part.size(); ++j) {
+            if (wild(j)) {
+                break;
+            }
+            if (j - i + 1 >= best) {
+                best = j - i + 1;
+                at = i;
+            }
+            if (nonzero(at) || nonzero(at + 1)) {
+                if (best >= max_depth) {
+                    break;
+                }
+                if (best >= min_depth && best > nonzero_best) {
+                    nonzero_best = best;
+                    nonzero_at = at;
+                }
+            }
+        }
+        if (best >= max_depth && (nonzero(at) || nonzero(at + 1))) {
+            break;
+        }
+    }
+    if (!nonzero(at) && !nonzero(at + 1) && nonzero_best != 0) {
+        best = nonzero_best;
+        at = nonzero_at;
+    }
+    if (best < min_depth) {
+        return malformed("no 2 consecutive fixed bytes in a subpattern (ClamAV needs them)");
+    }
+    // Not reproduced: ClamAV also refuses some parts with a boundary before `at` (41(B)4243,
+    // ??(B)4243) and accepts others (??!(41|42)(B)4243); such lines load here.
+    return std::nullopt;
+}
+
+std::optional<hex_problem> unanchored_part(std::string_view hex) {
+    using kind = part_element::kind;
+    std::vector<part_element> part;
+    const std::size_t first_cut = first_cut_gap(hex);
+    const auto cuts_at = [&](std::size_t at) {
+        return at == hex.size() || hex[at] == '*' || (hex[at] == '{' && at >= first_cut);
+    };
+    std::size_t part_start = 0;
+    std::size_t k = 0;
+    while (k < hex.size()) {
+        const char c = hex[k];
+        if (c == '*' || (c == '{' && k >= first_cut)) {
+            if (auto problem = refused_part(std::move(part))) {
+                return problem;
+            }
+            part.clear();
+            k = c == '*' ? k + 1 : hex.find('}', k) + 1;
+            part_start = k;
+        } else if (c == '{') {  // a small `{n}` ClamAV expands to n `??`
+            const std::size_t close = hex.find('}', k);
+            const auto n = digits_value(hex.substr(k + 1, close - k - 1));
+            part.insert(part.end(), static_cast<std::size_t>(n), part_element{kind::variable, 0});
+            k = close + 1;
+        } else if (c == '[') {
+            // `aa[x-y]HEXSIG` anchors a part's first byte, `HEXSIG[x-y]aa` its last.
+            const std::size_t close = hex.find(']', k);
+            const bool before =
+                k == part_start + 2 && part.size() == 1 && part.front().what == kind::fixed;
+            const bool after = close + 3 <= hex.size() && hex_digit_value(hex[close + 1]) >= 0 &&
+                               hex_digit_value(hex[close + 2]) >= 0 && cuts_at(close + 3);
+            if (!before && !after) {
+                return malformed("[n-m] must anchor the first or the last byte of a subpattern");
+            }
+            if (before) {
+                part.clear();
+                k = close + 1;
+            } else {
+                k = close + 3;
+            }
+        } else if (c == '(' && k + 2 < hex.size() && hex[k + 2] == ')' &&
+                   (hex[k + 1] == 'B' || hex[k + 1] == 'L' || hex[k + 1] == 'W')) {
+            part.push_back(part_element{kind::boundary, 0});
+            k += 3;
+        } else if (c == '(' || c == '!') {
+            part.push_back(part_element{kind::variable, 0});
+            k = hex.find(')', k) + 1;
+        } else {
+            const int high = hex_digit_value(hex[k]);
+            const int low = hex_digit_value(hex[k + 1]);
+            if (high >= 0 && low >= 0) {
+                part.push_back(part_element{kind::fixed, static_cast<unsigned>(high * 16 + low)});
+            } else {
+                part.push_back(part_element{kind::variable, 0});
+            }
+            k += 2;
+        }
+    }
+    return refused_part(std::move(part));
 }
 
 }  // namespace
@@ -571,6 +717,9 @@ tl::expected<hex_translation, hex_problem> translate_hex(std::string_view hex) {
     auto f = translator(hex, false).run();
     if (!f) {
         return tl::unexpected(f.error());
+    }
+    if (auto problem = unanchored_part(hex)) {  // on well-formed text only
+        return tl::unexpected(*problem);
     }
     constexpr auto limit = std::numeric_limits<std::uint32_t>::max();
     if (f->min > limit || (f->max && *f->max > limit)) {
@@ -661,8 +810,8 @@ std::string expression_of(const std::vector<hex_token>& tokens) {
                 break;
             }
             case hex_token::kind::gap:
-                out += repeat_expression(t.low, t.unbounded ? std::nullopt
-                                                            : std::optional<std::uint64_t>(t.high));
+                out += repeat_expression(
+                    t.low, t.unbounded ? std::nullopt : std::optional<std::uint64_t>(t.high));
                 break;
             case hex_token::kind::alternatives: {
                 out += "(?:";

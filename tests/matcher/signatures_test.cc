@@ -204,6 +204,56 @@ TEST(NdbParser, RejectsGapsInsideAlternativesAsClamavDoes) {
     }
 }
 
+// ClamAV's matcher needs, in every part of a pattern, two elements and two consecutive fixed
+// bytes; random patterns are loaded by clamscan and by the parser, and both must agree on
+// which load.
+TEST(NdbParser, RefusesPatternsWithoutAFixedPairAsClamscanDoes) {
+    RINGSCAN_REQUIRE_FILE(testing::clamscan_path);
+    // Boundaries only at either end: inside a part before its first fixed bytes ClamAV
+    // refuses some and accepts others, by rules not reproduced (hexsig.cc).
+    const std::vector<std::string> elements = {
+        "41", "4243",  "444546", "??",    "4?",   "?7",      "(41|42)", "!(41|42)", "(4142|4344)",
+        "*",  "{1-2}", "{3}",    "{200}", "{-4}", "[1-3]48", "00",      "0000"};
+    const std::vector<std::string> ends = {"", "", "(B)", "(L)"};
+    std::uint64_t state = 31337;
+    const auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("ringscan-parts-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "in.txt") << "input\n";
+    int refused = 0;
+    for (int k = 0; k < 200; ++k) {
+        std::string hex = ends[next() % ends.size()];
+        for (auto n = 1 + next() % 5; n > 0; --n) {
+            hex += elements[next() % elements.size()];
+        }
+        hex += ends[next() % ends.size()];
+        SCOPED_TRACE(hex);
+        const std::string line = "P:0:*:" + hex + "\n";
+        std::ofstream(dir / "p.ndb") << line;
+        const std::string out = testing::run_command(
+            testing::clamscan_path.string() + " --no-summary -d " + (dir / "p.ndb").string() + " " +
+            (dir / "in.txt").string() + " 2>&1");
+        const bool clamscan_loads = out.find("in.txt: OK") != std::string::npos;
+        bool loads = true;
+        try {
+            static_cast<void>(parse_signatures(line, "p.ndb"));
+        } catch (const load_error&) {
+            loads = false;
+        }
+        EXPECT_EQ(loads, clamscan_loads) << out;
+        refused += clamscan_loads ? 0 : 1;
+    }
+    EXPECT_GT(refused, 20);  // the layouts cover both sides
+    EXPECT_LT(refused, 200 - 20);
+    std::filesystem::remove_all(dir);
+}
+
 TEST(NdbParser, SkipsWhatClamavSkipsAndLoadsTheRest) {
     const std::string m(magic_hex);
     const std::vector<std::string> lines = {
