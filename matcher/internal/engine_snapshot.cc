@@ -536,7 +536,8 @@ std::optional<snapshot_key> snapshot_key_of(std::span<const fs::path> paths) {
             if (error) {
                 return std::nullopt;
             }
-            std::sort(files.begin(), files.end());
+            // Unsorted: load_signatures() reads a directory in its listing order, which
+            // decides e.g. which of two names for one hash is reported.
         } else {
             files.push_back(path);
         }
