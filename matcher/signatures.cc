@@ -404,6 +404,7 @@ void add_structural_body(std::string name, std::string_view hex, unsigned target
     entry.name = std::move(name);
     entry.boyer_moore =
         detail::ndb_matcher(hex, offset, offset_text) == detail::clamav_matcher::boyer_moore;
+    entry.body_line = true;
     entry.origin = where.describe("");
     entry.origin.resize(entry.origin.size() - 2);
     entry.logic = std::make_shared<const detail::logical_signature>(std::move(signature));
@@ -432,6 +433,13 @@ void parse_yara_file(std::string_view text, std::string_view file_name, bool off
         entry.origin = std::string(file_name) + ":" + rule.name;
         entry.logic = std::make_shared<const detail::logical_signature>(std::move(rule));
         out.logicals.push_back(std::move(entry));
+    }
+    if (parsed->poisoned) {
+        logical_entry halt;
+        halt.name = signature_name(*parsed->poisoned, official, where);
+        halt.origin = std::string(file_name) + ":" + *parsed->poisoned;
+        halt.halts_generic = true;
+        out.logicals.push_back(std::move(halt));
     }
     for (const auto& message : parsed->skipped) {
         out.skipped.push_back(std::string(file_name) + ": " + message);

@@ -112,6 +112,13 @@ struct logical_entry {
     /// .ndb lines only: ClamAV's Boyer-Moore matcher holds it (plain bytes, exact offset),
     /// which checks `SEx` at the section start only.
     bool boyer_moore = false;
+    /// An .ndb/.db line held here for the whole-object matcher: a body signature to ClamAV,
+    /// not a logical one.
+    bool body_line = false;
+    /// No signature: where a YARA rule ClamAV loads but fails to run sits (see
+    /// detail::yara_rule_result::poisoned). ClamAV evaluates no generic (target 0) logical
+    /// signature loaded from here on, in any file.
+    bool halts_generic = false;
     std::string origin;  ///< "file:line"
 };
 

@@ -27,7 +27,7 @@ namespace {
 //  16  key (16 bytes)      32  u64 payload length  40  payload XXH3-128 (16 bytes)
 //  56  payload (serialize_engine)
 constexpr std::string_view file_magic = "RSCANEN\n";
-constexpr std::uint32_t format_version = 2;
+constexpr std::uint32_t format_version = 3;
 constexpr std::size_t header_size = 56;
 constexpr std::string_view snapshot_suffix = ".engine";
 // Bumped with the key's encoding, so an old key never means something new.
@@ -399,6 +399,7 @@ struct snapshot_codec {
         c.value(s.subsig_count);
         c.value(s.boyer_moore);
         c.value(s.has_macros);
+        c.value(s.body_line);
         c.value(s.always);
     }
 
@@ -446,6 +447,7 @@ struct snapshot_codec {
         hash_tables(c, db.pe_hashes.imports);
         c.value(db.pe_hashes.any);
         c.values(db.macro_members);
+        c.value(db.generic_halt);
         icons(c, db.icons);
         visit_database(c, db.pcre_gates);
         c.value(db.pcre_gate_count);

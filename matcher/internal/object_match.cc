@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
 #include <tuple>
-#include <limits>
 #include <utility>
 
 namespace ringscan::matcher::detail {
@@ -129,7 +129,8 @@ void verify_factor_hits(hit_collector& collector) {
         const factor_info& factor = db.factors[factor_id];
         for (std::uint32_t k = factor.first; k < factor.first + factor.count; ++k) {
             const object_pattern& pattern = db.patterns[db.factor_patterns[k]];
-            const std::uint32_t subsig = db.signatures[pattern.signature].first_subsig + pattern.subsig;
+            const std::uint32_t subsig =
+                db.signatures[pattern.signature].first_subsig + pattern.subsig;
             const verify_program& program = db.programs[pattern.program];
             if (pattern.chain != object_pattern::no_chain) {
                 // Every start of this hit pairs with its earliest end (prefix and suffix
@@ -310,9 +311,9 @@ void resolve_chains(hit_collector& collector) {
                 const auto first = std::lower_bound(previous.begin(), after, earliest_end, by_end);
                 if (first != after) {
                     current.push_back(reached{
-                        hit.end, latest_origin.query(
-                                     static_cast<std::size_t>(first - previous.begin()),
-                                     static_cast<std::size_t>(after - previous.begin()))});
+                        hit.end,
+                        latest_origin.query(static_cast<std::size_t>(first - previous.begin()),
+                                            static_cast<std::size_t>(after - previous.begin()))});
                 }
             }
             if (k + 1 < segments) {
@@ -399,7 +400,8 @@ void add_object_segment(object_database& db, std::uint32_t signature, std::uint3
         hs_expr_ext_t ext{};
         ext.flags = HS_EXT_FLAG_MIN_OFFSET | HS_EXT_FLAG_MAX_OFFSET;
         ext.min_offset = static_cast<unsigned long long>(offset.value) + width.first;
-        ext.max_offset = static_cast<unsigned long long>(offset.value) + offset.max_shift + *width.second;
+        ext.max_offset =
+            static_cast<unsigned long long>(offset.value) + offset.max_shift + *width.second;
         add_direct(input, expression_of(tokens),
                    HS_FLAG_DOTALL | (first_match_only ? HS_FLAG_SINGLEMATCH : 0U), id, ext);
         db.patterns.push_back(pattern);
@@ -512,9 +514,8 @@ void add_object_pattern(object_database& db, const logical_signature& logic,
     }
     // The greedy join (earliest segment ends first) is only right without upper bounds.
     const bool once = needed_once(logic, subsig) &&
-                      std::all_of(max_gaps.begin() + 1, max_gaps.end(), [](std::uint32_t m) {
-                          return m == pattern_chain::unbounded;
-                      });
+                      std::all_of(max_gaps.begin() + 1, max_gaps.end(),
+                                  [](std::uint32_t m) { return m == pattern_chain::unbounded; });
     const auto chain = static_cast<std::uint32_t>(db.chains.size());
     db.chains.push_back(pattern_chain{db.signatures[signature].first_subsig + subsig,
                                       std::move(gaps), std::move(max_gaps), db.chain_segments,
@@ -542,8 +543,8 @@ void finish_object_database(object_database& db, compile_state& state, compile_c
         const auto refused = [&](std::size_t at, const std::string& reason) {
             const object_pattern& pattern = db.patterns[input.expressions.ids[at]];
             skipped.push_back(std::string(names.get(db.signatures[pattern.signature].name)) +
-                              ": Hyperscan refuses subsignature " +
-                              std::to_string(pattern.subsig) + " (" + reason + ")");
+                              ": Hyperscan refuses subsignature " + std::to_string(pattern.subsig) +
+                              " (" + reason + ")");
         };
         group.factor_count = input.factors.size();
         group.factors.reset(
@@ -612,8 +613,7 @@ bool intermediates_hold(std::span<const std::string> wanted,
 /// The fields of `tdb` description_holds() checks per object, or null when it has none.
 std::unique_ptr<const target_description> checked_description(const target_description& tdb) {
     if (!tdb.file_size && !tdb.entry_point && !tdb.number_of_sections && !tdb.container &&
-        tdb.intermediates.empty() && !tdb.icon_group1 && !tdb.icon_group2 &&
-        !tdb.handler_type) {
+        tdb.intermediates.empty() && !tdb.icon_group1 && !tdb.icon_group2 && !tdb.handler_type) {
         return nullptr;
     }
     auto kept = std::make_unique<target_description>(tdb);
@@ -634,6 +634,11 @@ void compile_objects(const signature_set& signatures, compile_context& context,
     db->group_of.fill(-1);
     compile_state state;
     for (const logical_entry& entry : signatures.logicals) {
+        if (entry.halts_generic) {
+            db->generic_halt =
+                std::min(db->generic_halt, static_cast<std::uint32_t>(db->signatures.size()));
+            continue;
+        }
         const logical_signature& logic = *entry.logic;
         object_signature signature;
         signature.target = static_cast<std::uint8_t>(logic.target.target);
@@ -643,6 +648,7 @@ void compile_objects(const signature_set& signatures, compile_context& context,
         signature.description = checked_description(logic.target);
         signature.subsig_count = static_cast<std::uint32_t>(logic.subsignatures.size());
         signature.boyer_moore = entry.boyer_moore;
+        signature.body_line = entry.body_line;
         signature.first_subsig = static_cast<std::uint32_t>(db->subsigs.size());
         // Patterns are added only once the whole signature is known to compile.
         std::vector<std::pair<std::uint32_t, std::vector<hex_token>>> patterns;
@@ -678,8 +684,8 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                 runtime->flags = pcre->flags;
                 if (const auto gate = find_required_literals(pcre->pattern, pcre->flags)) {
                     for (const std::string& literal : gate->literals) {
-                        const auto placed = state.pcre_gates.add_literal(
-                            literal, gate->caseless, db->pcre_gate_count, true);
+                        const auto placed = state.pcre_gates.add_literal(literal, gate->caseless,
+                                                                         db->pcre_gate_count, true);
                         db->pcre_gate_count += placed.added ? 1U : 0U;
                         runtime->gate_literals.push_back(placed.id);
                     }
@@ -693,7 +699,8 @@ void compile_objects(const signature_set& signatures, compile_context& context,
             } else if (const auto* macro = std::get_if<macro_subsignature>(&variant)) {
                 // Checked from the previous subsignature's matches (macro.h); after a PCRE
                 // ClamAV checks each regex match's offset, which pcre_count does not keep.
-                if (k > 0 && std::holds_alternative<pcre_subsignature>(logic.subsignatures[k - 1])) {
+                if (k > 0 &&
+                    std::holds_alternative<pcre_subsignature>(logic.subsignatures[k - 1])) {
                     problem = "macro subsignature after a PCRE subsignature not supported yet";
                     break;
                 }
@@ -795,8 +802,8 @@ bool description_holds(const target_description& tdb, const object_view& object,
     if (tdb.file_size && !tdb.file_size->contains(object.bytes.size())) {
         return false;
     }
-    if (tdb.entry_point && (object.info == nullptr ||
-                            !tdb.entry_point->contains(object.info->entry_point))) {
+    if (tdb.entry_point &&
+        (object.info == nullptr || !tdb.entry_point->contains(object.info->entry_point))) {
         return false;
     }
     if (tdb.number_of_sections &&
@@ -856,8 +863,8 @@ std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bo
         return 0;
     }
     const pcre_flags& flags = sub.pcre->flags;
-    const auto window = start_window(sub.offset, object.info, object.bytes.size(),
-                                     object.header_failed);
+    const auto window =
+        start_window(sub.offset, object.info, object.bytes.size(), object.header_failed);
     if (!window) {
         return 0;
     }
@@ -906,8 +913,8 @@ std::span<const std::uint64_t> macro_group_starts(const object_database& db,
     out.clear();
     const auto first = std::lower_bound(db.macro_members.begin(), db.macro_members.end(),
                                         macro_member{target, group, 0});
-    for (auto member = first; member != db.macro_members.end() && member->target == target &&
-                              member->group == group;
+    for (auto member = first;
+         member != db.macro_members.end() && member->target == target && member->group == group;
          ++member) {
         auto at = std::lower_bound(object.starts.begin(), object.starts.end(),
                                    std::pair<std::uint32_t, std::uint64_t>{member->subsig, 0});
@@ -933,8 +940,7 @@ void finish_macros(const object_database& db, const object_signature& signature,
         }
         const auto group = macro_group_starts(db, object, signature.target, next.macro.group);
         macro_counts pair{counts[k], last_start[k], counts[k + 1], last_start[k + 1]};
-        finish_macro(pair, group.empty() ? std::nullopt : std::optional(group.back()),
-                     next.macro);
+        finish_macro(pair, group.empty() ? std::nullopt : std::optional(group.back()), next.macro);
         counts[k] = pair.before;
         last_start[k] = pair.before_last;
         counts[k + 1] = pair.macro;
@@ -962,10 +968,9 @@ bool signature_matches(const object_database& db, const object_signature& signat
         const auto global = signature.first_subsig + static_cast<std::uint32_t>(k);
         const object_subsig& sub = db.subsigs[global];
         if (sub.what == object_subsig::kind::hex) {
-            const auto window = start_window(sub.offset, object.info, object.bytes.size(),
-                                             object.header_failed,
-                                             signature.boyer_moore ? clamav_matcher::boyer_moore
-                                                                   : clamav_matcher::aho_corasick);
+            const auto window = start_window(
+                sub.offset, object.info, object.bytes.size(), object.header_failed,
+                signature.boyer_moore ? clamav_matcher::boyer_moore : clamav_matcher::aho_corasick);
             const bool version_info = sub.offset.from == body_offset::anchor::version_info;
             // A macro group member's matches feed the group only (macro_group_starts).
             const bool counted = sub.offset.from != body_offset::anchor::macro_group;
@@ -975,8 +980,7 @@ bool signature_matches(const object_database& db, const object_signature& signat
             before_starts.clear();
             for (; at < starts.size() && starts[at].first == global; ++at) {
                 const std::uint64_t start = starts[at].second;
-                if (!counted || !window || start < window->min_start ||
-                    start > window->max_start) {
+                if (!counted || !window || start < window->min_start || start > window->max_start) {
                     continue;
                 }
                 if (version_info &&
@@ -992,8 +996,8 @@ bool signature_matches(const object_database& db, const object_signature& signat
             if (before_macro) {
                 const macro_link link = db.subsigs[global + 1].macro;
                 const macro_counts replayed = follow_macro(
-                    before_starts,
-                    macro_group_starts(db, object, signature.target, link.group), link);
+                    before_starts, macro_group_starts(db, object, signature.target, link.group),
+                    link);
                 counts[k] = replayed.before;
                 last_start[k] = replayed.before_last;
                 counts[k + 1] = replayed.macro;
@@ -1131,10 +1135,9 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
     // signature's subsigs are contiguous from first_subsig).
     for (std::size_t i = 0; i < starts.size();) {
         const std::uint32_t subsig = starts[i].first;
-        const auto owner = std::upper_bound(db.signatures.begin(), db.signatures.end(), subsig,
-                                            [](std::uint32_t s, const object_signature& sig) {
-                                                return s < sig.first_subsig;
-                                            });
+        const auto owner = std::upper_bound(
+            db.signatures.begin(), db.signatures.end(), subsig,
+            [](std::uint32_t s, const object_signature& sig) { return s < sig.first_subsig; });
         candidates.push_back(static_cast<std::uint32_t>(owner - db.signatures.begin() - 1));
         while (i < starts.size() && starts[i].first == subsig) {
             ++i;
@@ -1154,17 +1157,20 @@ bool match_object(const engine::impl& compiled, hs_scratch_t* scratch, object_sc
         if (signature.target != target::any && signature.target != context.type) {
             continue;
         }
-        const auto first = std::lower_bound(
-            starts.begin(), starts.end(), std::pair<std::uint32_t, std::uint64_t>{signature.first_subsig, 0});
-        const auto last = std::lower_bound(
-            first, starts.end(),
-            std::pair<std::uint32_t, std::uint64_t>{
-                signature.first_subsig + signature.subsig_count,
-                0});
-        if (signature_matches(db, signature,
-                              std::span(starts).subspan(static_cast<std::size_t>(first - starts.begin()),
-                                                        static_cast<std::size_t>(last - first)),
-                              object, error)) {
+        if (signature.target == target::any && index >= db.generic_halt && !signature.body_line) {
+            continue;  // ClamAV's evaluation of generic logical signatures stopped before it
+        }
+        const auto first =
+            std::lower_bound(starts.begin(), starts.end(),
+                             std::pair<std::uint32_t, std::uint64_t>{signature.first_subsig, 0});
+        const auto last = std::lower_bound(first, starts.end(),
+                                           std::pair<std::uint32_t, std::uint64_t>{
+                                               signature.first_subsig + signature.subsig_count, 0});
+        if (signature_matches(
+                db, signature,
+                std::span(starts).subspan(static_cast<std::size_t>(first - starts.begin()),
+                                          static_cast<std::size_t>(last - first)),
+                object, error)) {
             const std::string_view name = compiled.names.get(signature.name);
             const target_description* description = signature.description.get();
             if (description && description->handler_type && context.raw && !retype) {

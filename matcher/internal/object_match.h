@@ -132,6 +132,7 @@ struct object_signature {
     std::uint32_t subsig_count = 0;
     bool boyer_moore = false;        ///< .ndb line held by ClamAV's BM matcher (SEx rule)
     bool has_macros = false;         ///< holds a macro subsignature (see macro.h)
+    bool body_line = false;          ///< an .ndb/.db line, not a logical signature to ClamAV
     /// True when the signature can match without any pattern hit (PCRE-only, or an
     /// expression true with every count 0): evaluated on every object of its type.
     bool always = false;
@@ -182,6 +183,9 @@ struct object_database {
     pe_hash_tables pe_hashes;
     icon_database icons;
     std::vector<macro_member> macro_members;  ///< sorted
+    /// Generic logical signatures from this index on are never evaluated: a YARA rule that
+    /// fails when run sits there (logical_entry::halts_generic). None: no such rule.
+    std::uint32_t generic_halt = std::numeric_limits<std::uint32_t>::max();
     /// Required literals of the PCREs, scanned once per object that reaches a PCRE.
     hs_database_ptr pcre_gates;
     std::uint32_t pcre_gate_count = 0;

@@ -1124,6 +1124,40 @@ TEST(ContentScanSzdd, SameNamesAsClamscanOnRandomFiles) {
     expect_same_names_as_clamscan({{"s.ndb", ndb}, {"s.hdb", hdb}}, files, engine::compile(set));
 }
 
+// --- A YARA rule that fails when run ------------------------------------------------------
+
+TEST(ContentScanYara, PoisonedRuleStopsLaterGenericLogicalSignatures) {
+    // A2 fails to compile and leaves bytecode that A3 runs and fails on: clamscan 1.4.6 then
+    // evaluates no generic logical signature loaded after A3 -- in any file, whatever the
+    // object holds -- while typed ones (L.Typed) and body signatures, also those matched
+    // whole-object here (E.Var, variable length at EOF-n), still alert.
+    const std::map<std::string, std::string> databases = {
+        {"a.yar",
+         "rule A1 { strings: $a = \"hello\" condition: $a }\n"
+         "rule A2 { strings: $a = \"hello\" condition: $a and zz }\n"
+         "rule A3 { strings: $a = \"world\" condition: $a }\n"},
+        {"b.ldb",
+         "L.Foo;Engine:51-255,Target:0;0;666f6f6f\n"
+         "L.Typed;Engine:51-255,Target:7;0;666f6f6f\n"},
+        {"c.ndb", "E.Var:0:EOF-20,20:666f{1-3}6f6f\n"}};
+    const std::string pad(20, 'z');  // E.Var's window is the last 20 bytes
+    const std::map<std::string, std::string> files = {{"f1", pad + "foooo\n"},
+                                                      {"f2", pad + "foooo world\n"},
+                                                      {"f3", pad + "foooo hello\n"},
+                                                      {"f5", "hello world\n"}};
+    signature_set set;
+    for (const auto& [name, text] : databases) {  // a.yar, b.ldb, c.ndb: clamscan's -d order
+        set.append(parse_signatures(text, name));
+    }
+    const auto compiled = engine::compile(set);
+    using names = std::set<std::string>;
+    EXPECT_EQ(all_names_of(compiled, files.at("f1")),
+              (names{"L.Typed.UNOFFICIAL", "E.Var.UNOFFICIAL"}));
+    EXPECT_EQ(all_names_of(compiled, files.at("f3")),
+              (names{"L.Typed.UNOFFICIAL", "E.Var.UNOFFICIAL", "YARA.A1.UNOFFICIAL"}));
+    expect_same_names_as_clamscan(databases, files, compiled);
+}
+
 // --- Long runs of one byte class --------------------------------------------------------
 
 TEST(ContentScanLongClassRuns, PptExploitSignatureLoadsAndMatchesAsClamscan) {
