@@ -33,6 +33,8 @@
 namespace ringscan::matcher::detail {
 namespace {
 
+using testing::content_names;
+
 const std::filesystem::path testfiles{"/usr/share/clamav-testfiles"};
 
 std::optional<std::string> slurp(const std::filesystem::path& path) {
@@ -592,13 +594,7 @@ TEST(ArchiveFuzz, RandomMutationsNeverCrash) {
             seeds.push_back(*s);
         }
     }
-    std::uint64_t state = 0x9E3779B97F4A7C15ULL;
-    const auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-    };
+    testing::xorshift next{0x9E3779B97F4A7C15ULL};
     archive_limits limits;
     limits.max_file_size = 1U << 20;
     for (const std::string& seed : seeds) {
@@ -625,15 +621,6 @@ TEST(ArchiveFuzz, RandomMutationsNeverCrash) {
 }
 
 // --- Intermediates: the chain of containers around an object ------------------------------
-
-std::set<std::string> all_names_of(const std::shared_ptr<const engine>& compiled,
-                                   std::string_view bytes) {
-    scanner context;
-    content_scan scan(compiled, context, scan_mode::all_matches);
-    scan.feed(std::as_bytes(std::span(bytes.data(), bytes.size())));
-    static_cast<void>(scan.finish());
-    return {scan.matches().begin(), scan.matches().end()};
-}
 
 std::string base64_lines(std::string_view in) {
     std::string encoded(4 * ((in.size() + 2) / 3) + 1, '\0');
@@ -678,13 +665,14 @@ TEST(ContentScanIntermediates, MatchTheContainerChainAsClamscan) {
         base64_lines(one_zip) + "\r\n--XX--\r\n";
     // What clamscan 1.4.6 --allmatch reported for the same files (names as a set).
     using names = std::set<std::string>;
-    EXPECT_EQ(all_names_of(compiled, inner), names{"I.None.UNOFFICIAL"});
-    EXPECT_EQ(all_names_of(compiled, one_zip), (names{"I.Zip.UNOFFICIAL", "I.None.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, two_zip), (names{"I.Zip.UNOFFICIAL", "I.ZipZip.UNOFFICIAL",
-                                                      "I.AnyZip.UNOFFICIAL", "I.None.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, tar_gz), (names{"I.GzTar.UNOFFICIAL", "I.Tar.UNOFFICIAL",
-                                                     "I.Gz.UNOFFICIAL", "I.None.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, mail),
+    EXPECT_EQ(content_names(compiled, inner), names{"I.None.UNOFFICIAL"});
+    EXPECT_EQ(content_names(compiled, one_zip), (names{"I.Zip.UNOFFICIAL", "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(content_names(compiled, two_zip),
+              (names{"I.Zip.UNOFFICIAL", "I.ZipZip.UNOFFICIAL", "I.AnyZip.UNOFFICIAL",
+                     "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(content_names(compiled, tar_gz), (names{"I.GzTar.UNOFFICIAL", "I.Tar.UNOFFICIAL",
+                                                      "I.Gz.UNOFFICIAL", "I.None.UNOFFICIAL"}));
+    EXPECT_EQ(content_names(compiled, mail),
               (names{"I.Zip.UNOFFICIAL", "I.AnyZip.UNOFFICIAL", "I.MailZip.UNOFFICIAL",
                      "I.Mail.UNOFFICIAL", "I.None.UNOFFICIAL"}));
 }
@@ -699,7 +687,7 @@ void expect_same_names_as_clamscan(const std::map<std::string, std::string>& dat
     for (const auto& [name, content] : files) {
         SCOPED_TRACE(name);
         ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
-        EXPECT_EQ(all_names_of(compiled, content), expected.at(name));
+        EXPECT_EQ(content_names(compiled, content), expected.at(name));
     }
 }
 
@@ -781,19 +769,19 @@ TEST(ContentScanHandlerType, RescansAsTheHandlerTypeAsClamscan) {
     // behind a prefix is unpacked, and Container is the object's own type.
     using names = std::set<std::string>;
     const auto& files = handler_files();
-    EXPECT_EQ(all_names_of(compiled, files.at("text_pdf.txt")),
+    EXPECT_EQ(content_names(compiled, files.at("text_pdf.txt")),
               (names{"N.Pdf.UNOFFICIAL", "L.PdfTarget.UNOFFICIAL", "H.Pdf.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, files.at("gfx.bin")),
+    EXPECT_EQ(content_names(compiled, files.at("gfx.bin")),
               (names{"N.Gfx.UNOFFICIAL", "H.Gfx.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, files.at("plain.bin")),
+    EXPECT_EQ(content_names(compiled, files.at("plain.bin")),
               (names{"N.Exe.UNOFFICIAL", "H.Plain.UNOFFICIAL", "L.Container.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, files.at("sfx.bin")),
+    EXPECT_EQ(content_names(compiled, files.at("sfx.bin")),
               (names{"N.Member.UNOFFICIAL", "H.Zip.UNOFFICIAL"}));
     // Two HandlerType signatures: only the first re-scans; the second alerts by name.
     const names two{"N.Pdf.UNOFFICIAL", "L.PdfTarget.UNOFFICIAL", "H.Pdf.UNOFFICIAL",
                     "H.Plain.UNOFFICIAL", "L.Container.UNOFFICIAL"};
-    EXPECT_EQ(all_names_of(compiled, files.at("two.bin")), two);
-    EXPECT_EQ(all_names_of(compiled, files.at("inzip.zip")), two);
+    EXPECT_EQ(content_names(compiled, files.at("two.bin")), two);
+    EXPECT_EQ(content_names(compiled, files.at("inzip.zip")), two);
     // First match: the re-scan's body signature comes before its logical ones.
     EXPECT_EQ(first_name_of(compiled, files.at("text_pdf.txt")), "N.Pdf.UNOFFICIAL");
     EXPECT_EQ(first_name_of(compiled, files.at("sfx.bin")), "N.Member.UNOFFICIAL");
@@ -829,9 +817,9 @@ TEST(ContentScanHandlerType, InternalTypeRunsTargetThirteenSignatures) {
     const auto compiled = internal_engine();
     using names = std::set<std::string>;
     // clamscan 1.4.6 --allmatch
-    EXPECT_EQ(all_names_of(compiled, internal_files.at("both.txt")),
+    EXPECT_EQ(content_names(compiled, internal_files.at("both.txt")),
               (names{"H13.UNOFFICIAL", "L13.UNOFFICIAL", "T13.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, internal_files.at("abcde.txt")), names{});
+    EXPECT_EQ(content_names(compiled, internal_files.at("abcde.txt")), names{});
     expect_same_names_as_clamscan(internal_databases, internal_files, compiled);
 }
 
@@ -921,13 +909,7 @@ TEST(ContentScanTnef, SameNamesAsClamscanOnRandomLayouts) {
         testing::md5_hex(hashed) + ":" + std::to_string(hashed.size()) + ":T.Hashed\n";
     const std::string ldb =
         "T.InTnef;Engine:81-255,Target:0,Container:CL_TYPE_TNEF;0;" + hex_text("MARKERTWO") + "\n";
-    std::uint64_t state = 20261124;
-    const auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-    };
+    testing::xorshift next{20261124};
     const std::vector<std::string> pieces = {tnef_version,
                                              tnef_render,
                                              tnef_title("a.exe"),
@@ -985,8 +967,8 @@ TEST(ContentScanTnef, WinmailDatInMailAsClamscan) {
     const auto compiled = engine::compile(parse_signatures(ldb, "t.ldb"));
     using names = std::set<std::string>;
     // clamscan 1.4.6 --allmatch
-    EXPECT_EQ(all_names_of(compiled, tnef), names{"T.InTnef.UNOFFICIAL"});
-    EXPECT_EQ(all_names_of(compiled, mail), (names{"T.InTnef.UNOFFICIAL", "T.Chain.UNOFFICIAL"}));
+    EXPECT_EQ(content_names(compiled, tnef), names{"T.InTnef.UNOFFICIAL"});
+    EXPECT_EQ(content_names(compiled, mail), (names{"T.InTnef.UNOFFICIAL", "T.Chain.UNOFFICIAL"}));
     expect_same_names_as_clamscan({{"t.ldb", ldb}}, {{"clam.tnef", tnef}, {"mail.eml", mail}},
                                   compiled);
 }
@@ -1068,13 +1050,7 @@ TEST(ArchiveSzdd, ExpandsAsClamavIncludingItsBlockOverrun) {
 }
 
 TEST(ContentScanSzdd, SameNamesAsClamscanOnRandomFiles) {
-    std::uint64_t state = 424242;
-    const auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-    };
+    testing::xorshift next{424242};
     std::map<std::string, std::string> files;
     std::string hdb;
     for (int k = 0; k < 60; ++k) {
@@ -1151,9 +1127,9 @@ TEST(ContentScanYara, PoisonedRuleStopsLaterGenericLogicalSignatures) {
     }
     const auto compiled = engine::compile(set);
     using names = std::set<std::string>;
-    EXPECT_EQ(all_names_of(compiled, files.at("f1")),
+    EXPECT_EQ(content_names(compiled, files.at("f1")),
               (names{"L.Typed.UNOFFICIAL", "E.Var.UNOFFICIAL"}));
-    EXPECT_EQ(all_names_of(compiled, files.at("f3")),
+    EXPECT_EQ(content_names(compiled, files.at("f3")),
               (names{"L.Typed.UNOFFICIAL", "E.Var.UNOFFICIAL", "YARA.A1.UNOFFICIAL"}));
     expect_same_names_as_clamscan(databases, files, compiled);
 }
@@ -1191,10 +1167,10 @@ TEST(ContentScanLongClassRuns, PptExploitSignatureLoadsAndMatchesAsClamscan) {
     };
     using names = std::set<std::string>;
     // clamscan 1.4.6 --allmatch
-    EXPECT_EQ(all_names_of(compiled, files.at("hit.ppt")),
+    EXPECT_EQ(content_names(compiled, files.at("hit.ppt")),
               names{"Ppt.Exploit.CVE_2016_2209-1.UNOFFICIAL"});
-    EXPECT_EQ(all_names_of(compiled, files.at("zero.ppt")), names{});
-    EXPECT_EQ(all_names_of(compiled, files.at("not_ole2.bin")), names{});
+    EXPECT_EQ(content_names(compiled, files.at("zero.ppt")), names{});
+    EXPECT_EQ(content_names(compiled, files.at("not_ole2.bin")), names{});
     expect_same_names_as_clamscan({{"ppt.ldb", line}}, files, compiled);
 }
 
@@ -1269,7 +1245,7 @@ TEST(ContentScanWideGaps, MatchAndCountAsClamscan) {
     };
     for (const auto& [name, want] : expected) {
         SCOPED_TRACE(name);
-        EXPECT_EQ(all_names_of(compiled, wide_gap_files().at(name)), want);
+        EXPECT_EQ(content_names(compiled, wide_gap_files().at(name)), want);
     }
 }
 

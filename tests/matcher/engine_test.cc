@@ -664,13 +664,7 @@ TEST(WildcardParity, SameNamesAsClamscanAllmatch) {
 // quicksort of the hash's size bucket and a binary search in it (matcher-hash.c).
 TEST(HashDuplicates, SameNameAsClamscanForRepeatedHashes) {
     RINGSCAN_REQUIRE_FILE(testing::clamscan_path);
-    std::uint64_t state = 777;
-    const auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-    };
+    testing::xorshift next{777};
     std::map<std::string, std::string> files;
     std::vector<std::string> lines;
     for (int k = 0; k < 40; ++k) {

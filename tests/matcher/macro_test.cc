@@ -6,10 +6,10 @@
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
-#include "tests/matcher/test_util.h"
 
 #include <gtest/gtest.h>
 
+#include "tests/matcher/test_util.h"
 #include <cstdint>
 #include <map>
 #include <random>
@@ -19,6 +19,8 @@
 
 namespace ringscan::matcher::detail {
 namespace {
+
+using testing::content_names;
 
 using testing::hex_of;
 
@@ -81,15 +83,6 @@ TEST(MacroReplay, EndOfObjectCheckUsesTheGroupsLastMatch) {
 
 // --- whole signatures, facts from clamscan 1.4.6 -----------------------------------------
 
-std::set<std::string> names_of(const std::shared_ptr<const engine>& compiled,
-                               std::string_view bytes) {
-    scanner context;
-    content_scan scan(compiled, context, scan_mode::all_matches);
-    scan.feed(std::as_bytes(std::span(bytes.data(), bytes.size())));
-    static_cast<void>(scan.finish());
-    return {scan.matches().begin(), scan.matches().end()};
-}
-
 const std::string pad(64, '.');
 const std::string before = "xxxxx";
 const std::string member = "ABCDE";
@@ -105,20 +98,22 @@ std::shared_ptr<const engine> compiled_from(const std::map<std::string, std::str
 TEST(MacroSignatures, GroupMembersNeverAlertAndTheMacroCountsAsClamscan) {
     const std::map<std::string, std::string> databases = {
         {"m.ndb", "MacroA:0:$1$:" + hex_of(member) + "\n"},
-        {"m.ldb", "Mac.Test;Engine:51-255,Target:0;0&1;" + hex_of(before) + ";${5-10}1$\n"
-                  "Mac.Trunc;Engine:51-255,Target:0;0&1;" + hex_of(before) +
-                      ";${65541-65546}1$\n"}};
+        {"m.ldb", "Mac.Test;Engine:51-255,Target:0;0&1;" + hex_of(before) +
+                      ";${5-10}1$\n"
+                      "Mac.Trunc;Engine:51-255,Target:0;0&1;" +
+                      hex_of(before) + ";${65541-65546}1$\n"}};
     const auto compiled = compiled_from(databases);
     EXPECT_TRUE(compiled->skipped().empty());
     using names = std::set<std::string>;
     const names both = {"Mac.Test.UNOFFICIAL", "Mac.Trunc.UNOFFICIAL"};
-    EXPECT_EQ(names_of(compiled, pad + before + "123" + member + pad), names{});
-    EXPECT_EQ(names_of(compiled, pad + before + "123" + member + pad + before + pad), both);
-    EXPECT_EQ(names_of(compiled, pad + member + pad), names{});
-    EXPECT_EQ(names_of(compiled, pad + before + "1234567890123" + member + pad + before + pad),
+    EXPECT_EQ(content_names(compiled, pad + before + "123" + member + pad), names{});
+    EXPECT_EQ(content_names(compiled, pad + before + "123" + member + pad + before + pad), both);
+    EXPECT_EQ(content_names(compiled, pad + member + pad), names{});
+    EXPECT_EQ(content_names(compiled, pad + before + "1234567890123" + member + pad + before + pad),
               names{});
-    EXPECT_EQ(names_of(compiled, pad + before + pad + before + "123" + member + pad + before + pad),
-              both);
+    EXPECT_EQ(
+        content_names(compiled, pad + before + pad + before + "123" + member + pad + before + pad),
+        both);
 }
 
 TEST(MacroSignatures, GroupBelongsToOneTargetType) {
@@ -129,27 +124,27 @@ TEST(MacroSignatures, GroupBelongsToOneTargetType) {
         "Mac.PE;Engine:51-255,Target:1;0&1;" + hex_of(before) + ";${5-10}1$\n";
     using names = std::set<std::string>;
     // clamscan: a target-0 group does not serve a target-1 signature, nor the reverse.
-    EXPECT_EQ(names_of(compiled_from({{"m.ndb", "MacroA:0:$1$:" + hex_of(member) + "\n"},
-                                      {"p.ldb", pe_lsig}}),
-                       pe),
+    EXPECT_EQ(content_names(compiled_from({{"m.ndb", "MacroA:0:$1$:" + hex_of(member) + "\n"},
+                                           {"p.ldb", pe_lsig}}),
+                            pe),
               names{});
-    EXPECT_EQ(names_of(compiled_from({{"p.ndb", "MacroP:1:$1$:" + hex_of(member) + "\n"},
-                                      {"p.ldb", pe_lsig}}),
-                       pe),
+    EXPECT_EQ(content_names(compiled_from({{"p.ndb", "MacroP:1:$1$:" + hex_of(member) + "\n"},
+                                           {"p.ldb", pe_lsig}}),
+                            pe),
               names{"Mac.PE.UNOFFICIAL"});
 }
 
 TEST(MacroSignatures, SubsignatureStartingWithDollarMustBeAMacro) {
     // ClamAV reads any subsignature starting with '$' as a macro: `$1$:hex` is a load error.
-    EXPECT_THROW(static_cast<void>(parse_signatures(
-                     "Bad;Engine:51-255,Target:0;0&1;" + hex_of(before) + ";$1$:" +
-                         hex_of(member) + "\n",
-                     "bad.ldb")),
-                 load_error);
-    EXPECT_THROW(static_cast<void>(parse_signatures(
-                     "Bad;Engine:51-255,Target:0;0&1;" + hex_of(before) + ";${5-10}32$\n",
-                     "bad.ldb")),
-                 load_error);
+    EXPECT_THROW(
+        static_cast<void>(parse_signatures(
+            "Bad;Engine:51-255,Target:0;0&1;" + hex_of(before) + ";$1$:" + hex_of(member) + "\n",
+            "bad.ldb")),
+        load_error);
+    EXPECT_THROW(
+        static_cast<void>(parse_signatures(
+            "Bad;Engine:51-255,Target:0;0&1;" + hex_of(before) + ";${5-10}32$\n", "bad.ldb")),
+        load_error);
 }
 
 // --- randomized, against clamscan live ---------------------------------------------------
@@ -166,15 +161,12 @@ std::string macro_ldb() {
     const std::string y = hex_of("yyyyy");
     const std::string z = hex_of("zzzzz");
     const std::string head = ";Engine:51-255,Target:0;";
-    return "M.Basic" + head + "0&1;" + x + ";${5-10}1$\n" +
-           "M.MacroOnly" + head + "1;" + x + ";${0-40}1$\n" +
-           "M.Wide" + head + "0&1;" + y + ";${0-300}2$\n" +
-           "M.Counted" + head + "0>2&1;" + x + ";${5-60}1$\n" +
-           "M.MacroTwice" + head + "1>1;" + x + ";${0-100}1$\n" +
-           "M.Chain" + head + "0&1&2;" + x + ";${0-50}1$;${0-80}2$\n" +
-           "M.First" + head + "0|1;${1-2}1$;" + z + "\n" +
-           "M.Either" + head + "(0&1)|(2&3);" + x + ";${10-30}1$;" + y + ";${0-20}1$\n" +
-           "M.Trunc" + head + "0&1;" + x + ";${65541-65546}1$\n" +
+    return "M.Basic" + head + "0&1;" + x + ";${5-10}1$\n" + "M.MacroOnly" + head + "1;" + x +
+           ";${0-40}1$\n" + "M.Wide" + head + "0&1;" + y + ";${0-300}2$\n" + "M.Counted" + head +
+           "0>2&1;" + x + ";${5-60}1$\n" + "M.MacroTwice" + head + "1>1;" + x + ";${0-100}1$\n" +
+           "M.Chain" + head + "0&1&2;" + x + ";${0-50}1$;${0-80}2$\n" + "M.First" + head +
+           "0|1;${1-2}1$;" + z + "\n" + "M.Either" + head + "(0&1)|(2&3);" + x + ";${10-30}1$;" +
+           y + ";${0-20}1$\n" + "M.Trunc" + head + "0&1;" + x + ";${65541-65546}1$\n" +
            "M.PE;Engine:51-255,Target:1;0&1;" + x + ";${5-40}3$\n" +
            "M.OtherTarget;Engine:51-255,Target:1;0&1;" + x + ";${5-40}1$\n";
 }
@@ -222,7 +214,7 @@ TEST(MacroSignatures, SameNamesAsClamscanAllmatchOnRandomLayouts) {
     for (const auto& [name, content] : files) {
         SCOPED_TRACE(name);
         ASSERT_TRUE(expected.contains(name)) << "clamscan gave no verdict";
-        EXPECT_EQ(names_of(compiled, content), expected.at(name));
+        EXPECT_EQ(content_names(compiled, content), expected.at(name));
         seen.insert(expected.at(name).begin(), expected.at(name).end());
     }
     // The layouts exercise every signature that can match (clamscan finds each somewhere;

@@ -215,13 +215,7 @@ TEST(NdbParser, RefusesPatternsWithoutAFixedPairAsClamscanDoes) {
         "41", "4243",  "444546", "??",    "4?",   "?7",      "(41|42)", "!(41|42)", "(4142|4344)",
         "*",  "{1-2}", "{3}",    "{200}", "{-4}", "[1-3]48", "00",      "0000"};
     const std::vector<std::string> ends = {"", "", "(B)", "(L)"};
-    std::uint64_t state = 31337;
-    const auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-    };
+    testing::xorshift next{31337};
     const auto dir =
         std::filesystem::temp_directory_path() / ("ringscan-parts-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);

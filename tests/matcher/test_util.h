@@ -2,25 +2,30 @@
 
 // Helpers shared by the matcher tests: test data locations and byte-buffer builders.
 
+#include "matcher/content_scan.h"
+#include "matcher/engine.h"
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unistd.h>
 #include <vector>
 
 namespace ringscan::matcher::testing {
@@ -151,6 +156,29 @@ inline std::map<std::string, std::vector<std::string>> clamscan_names_by_file(
         }
     }
     return names_by_file;
+}
+
+/// A small deterministic generator (xorshift64) for randomized layouts: the same seed gives
+/// the same files on every machine, so a failure can be replayed.
+struct xorshift {
+    std::uint64_t state;
+    std::uint64_t operator()() {
+        state ^= state << 13U;
+        state ^= state >> 7U;
+        state ^= state << 17U;
+        return state;
+    }
+};
+
+/// Every name content_scan reports for `bytes` in all-match mode, as a set (clamscan prints
+/// some names several times; comparisons with it go by set).
+inline std::set<std::string> content_names(const std::shared_ptr<const engine>& compiled,
+                                           std::string_view bytes) {
+    scanner context;
+    content_scan scan(compiled, context, scan_mode::all_matches);
+    scan.feed(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    static_cast<void>(scan.finish());
+    return {scan.matches().begin(), scan.matches().end()};
 }
 
 /// Debian's clamscan, the oracle the parity tests run.
