@@ -17,18 +17,14 @@ void check(macro_counts& counts, std::optional<std::uint64_t> group_last, macro_
     }
 }
 
-}  // namespace
-
-macro_counts follow_macro(std::span<const std::uint64_t> before_starts,
-                          std::span<const std::uint64_t> group_starts, macro_link link) {
+// lsig_sub_matched for each match of the subsignature before the macro, in order;
+// `group_last_at(start)` is where the group last matched when that match is seen.
+template <class GroupLast>
+macro_counts replay(std::span<const std::uint64_t> before_starts, macro_link link,
+                    GroupLast group_last_at) {
     macro_counts counts;
-    std::optional<std::uint64_t> group_last;
-    std::size_t next_group = 0;
     for (const std::uint64_t start : before_starts) {
-        // A group match starting where this one does is taken as seen first.
-        while (next_group < group_starts.size() && group_starts[next_group] <= start) {
-            group_last = group_starts[next_group++];
-        }
+        const std::optional<std::uint64_t> group_last = group_last_at(start);
         ++counts.before;
         if (counts.before == 1) {
             counts.before_last = start;
@@ -39,8 +35,27 @@ macro_counts follow_macro(std::span<const std::uint64_t> before_starts,
     return counts;
 }
 
-void finish_macro(macro_counts& counts, std::optional<std::uint64_t> group_last,
-                  macro_link link) {
+}  // namespace
+
+macro_counts follow_macro(std::span<const std::uint64_t> before_starts,
+                          std::span<const std::uint64_t> group_starts, macro_link link) {
+    std::optional<std::uint64_t> group_last;
+    std::size_t next_group = 0;
+    return replay(before_starts, link, [&](std::uint64_t start) {
+        // A group match starting where this one does is taken as seen first.
+        while (next_group < group_starts.size() && group_starts[next_group] <= start) {
+            group_last = group_starts[next_group++];
+        }
+        return group_last;
+    });
+}
+
+macro_counts follow_macro_after_scan(std::span<const std::uint64_t> before_starts,
+                                     std::optional<std::uint64_t> group_last, macro_link link) {
+    return replay(before_starts, link, [&](std::uint64_t) { return group_last; });
+}
+
+void finish_macro(macro_counts& counts, std::optional<std::uint64_t> group_last, macro_link link) {
     if (counts.before > 1) {
         check(counts, group_last, link, std::nullopt);
     }

@@ -45,10 +45,15 @@ struct macro_counts {
                                         std::span<const std::uint64_t> group_starts,
                                         macro_link link);
 
+/// The same for a PCRE subsignature before the macro: ClamAV runs regexes after the pattern
+/// scan, so every check sees the group's last match overall (`group_last`).
+[[nodiscard]] macro_counts follow_macro_after_scan(std::span<const std::uint64_t> before_starts,
+                                                   std::optional<std::uint64_t> group_last,
+                                                   macro_link link);
+
 /// ClamAV's end-of-object check (cli_ac_chkmacro) for a subsignature followed by a macro:
 /// with two or more matches, its last reference match is checked against the group's
 /// last match overall (`group_last`, none when the group never matched).
-void finish_macro(macro_counts& counts, std::optional<std::uint64_t> group_last,
-                  macro_link link);
+void finish_macro(macro_counts& counts, std::optional<std::uint64_t> group_last, macro_link link);
 
 }  // namespace ringscan::matcher::detail

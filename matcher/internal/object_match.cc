@@ -697,13 +697,7 @@ void compile_objects(const signature_set& signatures, compile_context& context,
                 sub.what = object_subsig::kind::byte_compare;
                 sub.compare = std::make_unique<byte_compare_subsignature>(*compare);
             } else if (const auto* macro = std::get_if<macro_subsignature>(&variant)) {
-                // Checked from the previous subsignature's matches (macro.h); after a PCRE
-                // ClamAV checks each regex match's offset, which pcre_count does not keep.
-                if (k > 0 &&
-                    std::holds_alternative<pcre_subsignature>(logic.subsignatures[k - 1])) {
-                    problem = "macro subsignature after a PCRE subsignature not supported yet";
-                    break;
-                }
+                // Checked from the previous subsignature's matches (macro.h).
                 sub.what = object_subsig::kind::macro;
                 sub.macro = macro_link{static_cast<std::uint16_t>(macro->min),
                                        static_cast<std::uint16_t>(macro->max),
@@ -856,7 +850,10 @@ struct match_context_deleter {
 };
 
 /// ClamAV's PCRE subsignature: matches counted from the offset window on, one unless `g`.
-std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bool& error) {
+/// How many times a PCRE subsignature matches, as ClamAV counts; with `starts`, where each
+/// counted match starts (a macro after the PCRE checks them).
+std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bool& error,
+                         std::vector<std::uint64_t>* starts = nullptr) {
     const pcre2_code* regex = sub.pcre->regex.get();
     if (regex == nullptr) {
         error = true;
@@ -897,6 +894,9 @@ std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bo
             break;
         }
         ++count;
+        if (starts != nullptr) {
+            starts->push_back(ovector[0]);
+        }
         if (!flags.global || exact) {
             break;
         }
@@ -1031,7 +1031,24 @@ bool signature_matches(const object_database& db, const object_signature& signat
         if ((trigger.nodes.empty() ||
              evaluate(trigger, std::span<const std::uint32_t>(counts.data(), k))) &&
             gate_open(db, sub, object, error)) {
-            counts[k] = pcre_count(sub, object, error);
+            const auto global = signature.first_subsig + static_cast<std::uint32_t>(k);
+            if (signature.has_macros && k + 1 < n &&
+                db.subsigs[global + 1].what == object_subsig::kind::macro) {
+                // Each regex match is checked against the macro group, after the scan.
+                auto& regex_starts = object.lists->macro_before_starts;
+                regex_starts.clear();
+                static_cast<void>(pcre_count(sub, object, error, &regex_starts));
+                const macro_link link = db.subsigs[global + 1].macro;
+                const auto group = macro_group_starts(db, object, signature.target, link.group);
+                const macro_counts replayed = follow_macro_after_scan(
+                    regex_starts, group.empty() ? std::nullopt : std::optional(group.back()), link);
+                counts[k] = replayed.before;
+                last_start[k] = replayed.before_last;
+                counts[k + 1] = replayed.macro;
+                last_start[k + 1] = replayed.macro_last;
+            } else {
+                counts[k] = pcre_count(sub, object, error);
+            }
         }
         unknown[k] = 0;
     }

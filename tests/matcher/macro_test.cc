@@ -168,7 +168,10 @@ std::string macro_ldb() {
            "0|1;${1-2}1$;" + z + "\n" + "M.Either" + head + "(0&1)|(2&3);" + x + ";${10-30}1$;" +
            y + ";${0-20}1$\n" + "M.Trunc" + head + "0&1;" + x + ";${65541-65546}1$\n" +
            "M.PE;Engine:51-255,Target:1;0&1;" + x + ";${5-40}3$\n" +
-           "M.OtherTarget;Engine:51-255,Target:1;0&1;" + x + ";${5-40}1$\n";
+           "M.OtherTarget;Engine:51-255,Target:1;0&1;" + x + ";${5-40}1$\n" +
+           // After a PCRE: each regex match is checked once the pattern scan is over.
+           "M.Pcre;Engine:81-255,Target:0;0&1&2;" + y + ";0/yyyy+/g;${0-60}1$\n" +
+           "M.PcreOne;Engine:81-255,Target:0;2;" + y + ";0/yyyyy/;${0-60}2$\n";
 }
 
 std::map<std::string, std::string> random_macro_files() {
@@ -220,7 +223,7 @@ TEST(MacroSignatures, SameNamesAsClamscanAllmatchOnRandomLayouts) {
     // The layouts exercise every signature that can match (clamscan finds each somewhere;
     // M.OtherTarget never can: its group is of another target type).
     for (const char* name : {"M.Basic", "M.MacroOnly", "M.Wide", "M.Counted", "M.MacroTwice",
-                             "M.Chain", "M.First", "M.Either", "M.Trunc", "M.PE"}) {
+                             "M.Chain", "M.First", "M.Either", "M.Trunc", "M.PE", "M.Pcre"}) {
         EXPECT_TRUE(seen.contains(std::string(name) + ".UNOFFICIAL")) << name;
     }
     EXPECT_FALSE(seen.contains("M.OtherTarget.UNOFFICIAL"));
