@@ -12,7 +12,9 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <sys/mman.h>
 #include <tuple>
@@ -127,15 +129,21 @@ std::size_t clamav_hash_search(const std::vector<hash_table::entry>& items,
 }
 
 // Of several lines with one hash and size, the name ClamAV reports: each size (and `*`)
-// is one bucket in load order, quicksorted, then binary-searched. Only buckets holding a
-// repeated hash are replayed; `entries` is in load order.
-std::map<std::pair<std::array<std::uint8_t, 32>, std::uint64_t>, name_pool::ref>
-clamav_duplicate_winners(const std::vector<hash_table::entry>& entries, std::size_t digest_length) {
+// is one bucket in load order, quicksorted, then binary-searched. Only the buckets of
+// `repeated_sizes` are replayed; `entries` is in load order.
+using duplicate_winners =
+    std::map<std::pair<std::array<std::uint8_t, 32>, std::uint64_t>, name_pool::ref>;
+
+duplicate_winners clamav_duplicate_winners(const std::vector<hash_table::entry>& entries,
+                                           const std::set<std::uint64_t>& repeated_sizes,
+                                           std::size_t digest_length) {
     std::map<std::uint64_t, std::vector<hash_table::entry>> buckets;
     for (const hash_table::entry& e : entries) {
-        buckets[e.size].push_back(e);
+        if (repeated_sizes.contains(e.size)) {
+            buckets[e.size].push_back(e);
+        }
     }
-    std::map<std::pair<std::array<std::uint8_t, 32>, std::uint64_t>, name_pool::ref> winners;
+    duplicate_winners winners;
     for (auto& [size, items] : buckets) {
         std::vector<std::array<std::uint8_t, 32>> digests;
         digests.reserve(items.size());
@@ -143,12 +151,9 @@ clamav_duplicate_winners(const std::vector<hash_table::entry>& entries, std::siz
             digests.push_back(e.digest);
         }
         std::sort(digests.begin(), digests.end());
-        const auto repeated = std::adjacent_find(digests.begin(), digests.end());
-        if (repeated == digests.end()) {
-            continue;
-        }
         clamav_hash_sort(items, 0, items.size(), digest_length);
-        for (auto d = repeated; d != digests.end(); d = std::adjacent_find(d + 1, digests.end())) {
+        for (auto d = std::adjacent_find(digests.begin(), digests.end()); d != digests.end();
+             d = std::adjacent_find(d + 1, digests.end())) {
             hash_table::entry wanted;
             wanted.digest = *d;
             const std::size_t at = clamav_hash_search(items, wanted, digest_length);
@@ -163,11 +168,26 @@ clamav_duplicate_winners(const std::vector<hash_table::entry>& entries, std::siz
 }  // namespace
 
 void hash_table::build(std::vector<entry> entries, std::size_t digest_length) {
-    const auto winners = clamav_duplicate_winners(entries, digest_length);
-    std::stable_sort(entries.begin(), entries.end(), key_less);
+    // By key, equal keys in load order; `entries` itself stays in load order, which decides
+    // the name of a repeated key (clamav_duplicate_winners).
+    std::vector<std::uint32_t> order(entries.size());
+    std::iota(order.begin(), order.end(), 0U);
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return key_less(entries[a], entries[b]);
+    });
+    std::set<std::uint64_t> repeated_sizes;
+    for (std::size_t k = 1; k < order.size(); ++k) {
+        if (same_key(entries[order[k - 1]], entries[order[k]])) {
+            repeated_sizes.insert(entries[order[k]].size);
+        }
+    }
+    const duplicate_winners winners =
+        repeated_sizes.empty() ? duplicate_winners{}
+                               : clamav_duplicate_winners(entries, repeated_sizes, digest_length);
     std::vector<entry> kept;
     kept.reserve(entries.size());
-    for (const entry& e : entries) {
+    for (const std::uint32_t index : order) {
+        const entry& e = entries[index];
         if (!kept.empty() && same_key(kept.back(), e)) {
             kept.back().name = winners.at({e.digest, e.size});
         } else {

@@ -233,10 +233,6 @@ private:
         if (in_alternative_ && close == ']') {
             return malformed("[n-m] anchor inside an alternative");
         }
-        if (in_alternative_ && wide) {
-            // gap_inside_alternative() lets only small `{n}` through
-            return malformed("alternative match contains unsupported ranged wildcard");
-        }
         if (low > std::numeric_limits<std::uint32_t>::max() ||
             (high && *high > std::numeric_limits<std::uint32_t>::max())) {
             return unsupported("bounded gap above 4 GiB");

@@ -905,27 +905,52 @@ std::uint32_t pcre_count(const object_subsig& sub, const object_view& object, bo
     return count;
 }
 
+/// Calls `visit` with the (subsig, start) matches of each signature of macro `group` of
+/// `target` type (each range sorted by start).
+template <class Visit>
+void for_each_group_member(const object_database& db, const object_view& object,
+                           std::uint8_t target, std::uint8_t group, Visit visit) {
+    using hit = std::pair<std::uint32_t, std::uint64_t>;
+    for (auto member = std::lower_bound(db.macro_members.begin(), db.macro_members.end(),
+                                        macro_member{target, group, 0});
+         member != db.macro_members.end() && member->target == target && member->group == group;
+         ++member) {
+        const auto first =
+            std::lower_bound(object.starts.begin(), object.starts.end(), hit{member->subsig, 0});
+        const auto last = std::lower_bound(first, object.starts.end(), hit{member->subsig + 1, 0});
+        visit(std::span<const hit>(first, last));
+    }
+}
+
 /// Where the signatures of macro `group` of `target` type matched in the object, ascending.
 std::span<const std::uint64_t> macro_group_starts(const object_database& db,
                                                   const object_view& object, std::uint8_t target,
                                                   std::uint8_t group) {
     std::vector<std::uint64_t>& out = object.lists->macro_group_starts;
     out.clear();
-    const auto first = std::lower_bound(db.macro_members.begin(), db.macro_members.end(),
-                                        macro_member{target, group, 0});
-    for (auto member = first;
-         member != db.macro_members.end() && member->target == target && member->group == group;
-         ++member) {
-        auto at = std::lower_bound(object.starts.begin(), object.starts.end(),
-                                   std::pair<std::uint32_t, std::uint64_t>{member->subsig, 0});
-        for (; at != object.starts.end() && at->first == member->subsig; ++at) {
-            out.push_back(at->second);
+    std::size_t members = 0;
+    for_each_group_member(db, object, target, group, [&](auto hits) {
+        ++members;
+        for (const auto& [subsig, start] : hits) {
+            out.push_back(start);
         }
-    }
-    if (first != db.macro_members.end() && std::next(first) != db.macro_members.end()) {
+    });
+    if (members > 1) {
         std::sort(out.begin(), out.end());
     }
     return out;
+}
+
+/// Where the group last matched in the whole object (none: never).
+std::optional<std::uint64_t> macro_group_last(const object_database& db, const object_view& object,
+                                              std::uint8_t target, std::uint8_t group) {
+    std::optional<std::uint64_t> last;
+    for_each_group_member(db, object, target, group, [&](auto hits) {
+        if (!hits.empty()) {
+            last = std::max(last.value_or(0), hits.back().second);
+        }
+    });
+    return last;
 }
 
 /// ClamAV's end-of-object macro check (cli_ac_chkmacro), in subsignature order: a macro
@@ -938,9 +963,9 @@ void finish_macros(const object_database& db, const object_signature& signature,
         if (next.what != object_subsig::kind::macro) {
             continue;
         }
-        const auto group = macro_group_starts(db, object, signature.target, next.macro.group);
         macro_counts pair{counts[k], last_start[k], counts[k + 1], last_start[k + 1]};
-        finish_macro(pair, group.empty() ? std::nullopt : std::optional(group.back()), next.macro);
+        finish_macro(pair, macro_group_last(db, object, signature.target, next.macro.group),
+                     next.macro);
         counts[k] = pair.before;
         last_start[k] = pair.before_last;
         counts[k + 1] = pair.macro;
@@ -1039,9 +1064,8 @@ bool signature_matches(const object_database& db, const object_signature& signat
                 regex_starts.clear();
                 static_cast<void>(pcre_count(sub, object, error, &regex_starts));
                 const macro_link link = db.subsigs[global + 1].macro;
-                const auto group = macro_group_starts(db, object, signature.target, link.group);
                 const macro_counts replayed = follow_macro_after_scan(
-                    regex_starts, group.empty() ? std::nullopt : std::optional(group.back()), link);
+                    regex_starts, macro_group_last(db, object, signature.target, link.group), link);
                 counts[k] = replayed.before;
                 last_start[k] = replayed.before_last;
                 counts[k + 1] = replayed.macro;
