@@ -1,0 +1,153 @@
+#pragma once
+
+/// One core's event loop: its io_uring, its provided-buffer ring, its mailbox, its
+/// listener copies and every connection it accepted. Private to ring/; the public face is
+/// reactor.h (reactor, connection, this_shard).
+///
+/// Created by the reactor; lives on (and is only touched by) its own thread, except for
+/// request_stop() and post(), which go through the mailbox. Dies after its thread has
+/// been joined, once no operation on its ring is in flight.
+
+#include "ring/internal/buffer_ring.h"
+#include "ring/internal/mailbox.h"
+#include "ring/reactor.h"
+
+#include <liburing.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <sys/socket.h>
+#include <unordered_map>
+#include <vector>
+
+namespace ringscan::ring {
+
+namespace internal {
+/// Descriptors accepted in one unix-socket message (clamd takes one per FILDES).
+constexpr std::size_t max_fds_per_message = 8;
+
+/// A read in flight: the op the CQE points at, and whose read it is (a connection's
+/// handler, or a file_reader task).
+struct read_op {
+    detail::op base;
+    connection* conn;
+    file_reader* reader;
+    std::uint64_t token;
+};
+}  // namespace internal
+
+/// recvmsg header for unix sockets; the multishot recvmsg reads its name and control
+/// lengths, so it must outlive the operation (it lives as long as the connection).
+struct connection::msghdr_storage {
+    msghdr header{};
+    alignas(cmsghdr) std::array<std::byte,
+                                CMSG_SPACE(sizeof(int) * internal::max_fds_per_message)> control{};
+};
+
+class shard {
+public:
+    shard(unsigned index, const reactor_options& options, const handler_factory& factory,
+          std::vector<unique_fd> tcp_listeners, int local_listener);
+    ~shard();
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+
+    [[nodiscard]] unsigned index() const { return index_; }
+
+    /// Thread body: sets up the ring, reports through `ready`, loops until stopped.
+    void run(std::promise<void>& ready) noexcept;
+    /// Any thread, also a signal handler: asks the loop to drain and exit.
+    void request_stop() noexcept;
+    /// Any thread: runs `task` on this shard's thread.
+    void post(std::function<void()> task) { mailbox_.post(std::move(task)); }
+
+    void set_peers(std::vector<std::unique_ptr<shard>>* peers) { peers_ = peers; }
+    [[nodiscard]] shard& peer(unsigned target) const { return *(*peers_)[target]; }
+    [[nodiscard]] unsigned peer_count() const { return static_cast<unsigned>(peers_->size()); }
+    /// The shard whose thread is calling (set by run()), for the this_shard calls.
+    [[nodiscard]] static shard& current();
+
+    // --- called by connection (and this_shard) on the shard's thread ------------------
+    void start_send(connection& conn);
+    void finish_after_send(connection& conn);
+    void abort_connection(connection& conn);
+    void pause(connection& conn);
+    void resume(connection& conn);
+    void submit_read(connection& conn, int file, std::span<std::byte> into, std::uint64_t offset,
+                     std::uint64_t token);
+    void submit_task_read(file_reader& reader, int file, std::span<std::byte> into,
+                          std::uint64_t offset, std::uint64_t token);
+
+private:
+    struct listener_state {
+        int fd;
+        socket_family family;
+        detail::op accept_op{detail::op_kind::accept, nullptr};
+        bool armed = false;
+        bool failed = false;  ///< re-arm on the next tick instead of spinning on an error
+    };
+
+    // Setup (shard.cc).
+    void pin();
+    void setup_ring();
+    io_uring_sqe* get_sqe();
+    void arm_accept(listener_state& listener);
+    void arm_wake();
+    void arm_tick();
+    void cancel(void* user_data);
+
+    // The loop (shard.cc).
+    void loop() noexcept;
+    void dispatch(const io_uring_cqe& cqe);
+    void on_accept(listener_state& listener, const io_uring_cqe& cqe);
+    void on_read(internal::read_op* operation, const io_uring_cqe& cqe);
+    void on_tick();
+    void begin_stop();
+    void abort_stragglers();
+    [[nodiscard]] bool finished() const;
+
+    // Connection I/O (connection.cc): receive, hand out, send, close.
+    void arm_recv(connection& conn);
+    void submit_send(connection& conn);
+    void stop_reading(connection& conn);
+    void maybe_shutdown(connection& conn);
+    void maybe_destroy(connection& conn);
+    void on_recv(connection& conn, const io_uring_cqe& cqe);
+    void on_send(connection& conn, const io_uring_cqe& cqe);
+    int deliver(connection& conn, std::byte* buffer, int length);
+    bool is_end_of_file(connection& conn, std::uint16_t bid, int length);
+    void mark_ready(connection& conn);
+    void drop_pending(connection& conn);
+    void serve_ready();
+
+    unsigned index_;
+    const reactor_options& options_;
+    const handler_factory& factory_;
+    std::vector<unique_fd> tcp_listeners_;
+    int local_listener_;  ///< shared by all shards; owned by the reactor
+    std::vector<listener_state> accept_ops_;
+    internal::mailbox mailbox_;
+    std::uint64_t wake_value_ = 0;
+    detail::op wake_op_{detail::op_kind::wake, nullptr};
+    detail::op tick_op_{detail::op_kind::tick, nullptr};
+    __kernel_timespec tick_spec_{};
+    io_uring ring_{};
+    bool ring_ready_ = false;
+    internal::buffer_ring buffers_;  ///< unmapped as a member, after ~shard tore the ring down
+    std::atomic<bool> stop_requested_{false};
+    bool stopping_ = false;
+    std::chrono::steady_clock::time_point drain_deadline_;
+    std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
+    std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
+    std::deque<connection*> ready_;        ///< connections with received bytes to hand out
+    std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
+    unsigned task_reads_ = 0;              ///< file_reader reads in flight
+    std::vector<std::unique_ptr<shard>>* peers_ = nullptr;
+};
+
+}  // namespace ringscan::ring
