@@ -22,9 +22,6 @@ void connection_handler::on_stop(connection& conn) noexcept { conn.abort(); }
 
 void connection_handler::on_send_drained(connection& /*conn*/) noexcept {}
 
-void connection_handler::on_file_read(connection& /*conn*/, std::uint64_t /*token*/,
-                                      int /*result*/) noexcept {}
-
 // --- connection ---------------------------------------------------------------------------
 
 connection::connection(shard& owner, int fd, socket_family family)
@@ -68,9 +65,9 @@ void connection::clear_deadline() { deadline_.reset(); }
 
 void connection::abort() { shard_.abort_connection(*this); }
 
-void connection::read_file(int file, std::span<std::byte> into, std::uint64_t offset,
-                           std::uint64_t token) {
-    shard_.submit_read(*this, file, into, offset, token);
+void connection::read_file(file_reader& reader, int file, std::span<std::byte> into,
+                           std::uint64_t offset) {
+    shard_.submit_read(reader, this, file, into, offset);
 }
 
 void connection::pause_reading() {

@@ -30,6 +30,7 @@
 namespace ringscan::ring {
 
 class connection;
+class file_reader;
 class shard;
 
 namespace detail {
@@ -67,8 +68,6 @@ public:
     virtual void on_stop(connection& conn) noexcept;
     /// Everything queued with send() has been handed to the kernel (back-pressure relief).
     virtual void on_send_drained(connection& conn) noexcept;
-    /// A read started with connection::read_file() finished: bytes read, or -errno.
-    virtual void on_file_read(connection& conn, std::uint64_t token, int result) noexcept;
 };
 
 enum class socket_family : std::uint8_t { tcp, local };
@@ -92,10 +91,11 @@ public:
     /// Calls handler->on_deadline() once `from_now` has passed (shard tick resolution).
     void set_deadline(std::chrono::steady_clock::duration from_now);
     void clear_deadline();
-    /// Reads from a file descriptor with io_uring into `into` (owned by the handler, which
-    /// must keep it alive until on_file_read(token) arrives -- it does, since the handler
-    /// dies only after every operation on the connection completed).
-    void read_file(int file, std::span<std::byte> into, std::uint64_t offset, std::uint64_t token);
+    /// Reads from `file` with io_uring into `into` for `reader`, which the handler owns (as
+    /// it owns `into`): the completion goes to reader.on_file_read(), and the read counts as
+    /// an operation on this connection, so neither the connection nor its handler -- nor
+    /// therefore the reader -- is destroyed before it completed.
+    void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset);
     /// Stops taking bytes from the socket (TCP back-pressure) until resume_reading().
     void pause_reading();
     void resume_reading();
@@ -147,14 +147,30 @@ private:
     std::unique_ptr<msghdr_storage> msg_;
 };
 
-/// Work that is not a connection but reads files on a shard (a task posted from another
-/// shard). It must stay alive until its on_file_read() arrives.
+/// Something that reads a file through a shard's io_uring: a path scan of a connection, a
+/// MULTISCAN file posted to another shard. One read at a time; its completion comes
+/// straight to on_file_read(), on the shard that started it. A reader stays alive until its
+/// read completed: one owned by a connection's handler reads through
+/// connection::read_file() (the connection outlives the read); a task that owns itself
+/// reads through this_shard::read_file() (the shard does not exit while it is in flight).
 class file_reader {
 public:
-    virtual void on_file_read(std::uint64_t token, int result) noexcept = 0;
+    /// Bytes read, or -errno. The reader may start its next read, or destroy itself, here.
+    virtual void on_file_read(int result) noexcept = 0;
 
 protected:
-    ~file_reader() = default;
+    file_reader() = default;
+    virtual ~file_reader() = default;  // virtual: the shard, a friend, could reach it
+    file_reader(const file_reader&) = delete;
+    file_reader& operator=(const file_reader&) = delete;
+
+private:
+    friend class shard;
+    /// What the read's SQE points at: the reader is the operation's one owner.
+    detail::op read_op_{detail::op_kind::read, this};
+    /// The connection this read keeps alive, or null for a task's read.
+    connection* holder_ = nullptr;
+    bool reading_ = false;
 };
 
 /// Calls for code running on a shard thread (handlers, posted tasks).
@@ -165,9 +181,8 @@ namespace this_shard {
 /// Runs `task` on shard `target`'s thread (the one cross-shard path: a mailbox and an
 /// eventfd wake-up). Tasks posted to a shard that has stopped are dropped unrun.
 void post(unsigned target, std::function<void()> task);
-/// Starts an io_uring read on the calling shard for `reader`.
-void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset,
-               std::uint64_t token);
+/// Starts an io_uring read on the calling shard for `reader`, a task that owns itself.
+void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset);
 }  // namespace this_shard
 
 /// Creates the handler for a new connection, on the connection's shard thread.

@@ -1,11 +1,13 @@
 #include "ring/internal/shard.h"
 
+#include "base/assert.h"
 #include "ring/internal/system.h"
 
 #include <cerrno>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#include <utility>
 
 namespace ringscan::ring {
 
@@ -157,42 +159,35 @@ void shard::on_accept(listener_state& listener, const io_uring_cqe& cqe) {
     arm_recv(conn);
 }
 
-void shard::submit_read(connection& conn, int file, std::span<std::byte> into,
-                        std::uint64_t offset, std::uint64_t token) {
-    auto* operation = new internal::read_op{{op_kind::read, nullptr}, &conn, nullptr, token};
-    operation->base.owner = operation;
+void shard::submit_read(file_reader& reader, connection* holder, int file,
+                        std::span<std::byte> into, std::uint64_t offset) {
+    RINGSCAN_ASSERT(!reader.reading_);  // one read at a time: the op lives in the reader
+    reader.reading_ = true;
+    reader.holder_ = holder;
     io_uring_sqe* sqe = get_sqe();
     ::io_uring_prep_read(sqe, file, into.data(), static_cast<unsigned>(into.size()), offset);
-    ::io_uring_sqe_set_data(sqe, &operation->base);
-    ++conn.in_flight_;
+    ::io_uring_sqe_set_data(sqe, &reader.read_op_);
+    if (holder != nullptr) {
+        ++holder->in_flight_;
+    } else {
+        ++task_reads_;
+    }
 }
 
-void shard::submit_task_read(file_reader& reader, int file, std::span<std::byte> into,
-                             std::uint64_t offset, std::uint64_t token) {
-    auto* operation = new internal::read_op{{op_kind::read, nullptr}, nullptr, &reader, token};
-    operation->base.owner = operation;
-    io_uring_sqe* sqe = get_sqe();
-    ::io_uring_prep_read(sqe, file, into.data(), static_cast<unsigned>(into.size()), offset);
-    ::io_uring_sqe_set_data(sqe, &operation->base);
-    ++task_reads_;
-}
-
-void shard::on_read(internal::read_op* operation, const io_uring_cqe& cqe) {
-    if (operation->reader != nullptr) {
-        file_reader& reader = *operation->reader;
-        const std::uint64_t task_token = operation->token;
-        delete operation;
+void shard::on_read(file_reader& reader, const io_uring_cqe& cqe) {
+    // Taken before the call: the reader may read again, or be destroyed, inside it.
+    connection* holder = std::exchange(reader.holder_, nullptr);
+    reader.reading_ = false;
+    if (holder == nullptr) {
         --task_reads_;
-        reader.on_file_read(task_token, cqe.res);
+        reader.on_file_read(cqe.res);
         return;
     }
-    connection& conn = *operation->conn;
-    const std::uint64_t token = operation->token;
-    delete operation;
-    --conn.in_flight_;
-    // Delivered even while closing: the handler may own descriptors it must release.
-    conn.handler_->on_file_read(conn, token, cqe.res);
-    maybe_destroy(conn);
+    --holder->in_flight_;
+    // Delivered even while closing: the reader may own descriptors it must release. The
+    // holder is destroyed at the end of the batch at the earliest, never inside this call.
+    reader.on_file_read(cqe.res);
+    maybe_destroy(*holder);
 }
 
 void shard::on_tick() {
@@ -303,7 +298,7 @@ void shard::dispatch(const io_uring_cqe& cqe) {
             on_send(*static_cast<connection*>(operation->owner), cqe);
             break;
         case op_kind::read:
-            on_read(static_cast<internal::read_op*>(operation->owner), cqe);
+            on_read(*static_cast<file_reader*>(operation->owner), cqe);
             break;
         case op_kind::wake:
             mailbox_.run();
@@ -339,9 +334,8 @@ void post(unsigned target, std::function<void()> task) {
     shard::current().peer(target).post(std::move(task));
 }
 
-void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset,
-               std::uint64_t token) {
-    shard::current().submit_task_read(reader, file, into, offset, token);
+void read_file(file_reader& reader, int file, std::span<std::byte> into, std::uint64_t offset) {
+    shard::current().submit_read(reader, nullptr, file, into, offset);
 }
 
 }  // namespace this_shard

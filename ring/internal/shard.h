@@ -30,15 +30,6 @@ namespace ringscan::ring {
 namespace internal {
 /// Descriptors accepted in one unix-socket message (clamd takes one per FILDES).
 constexpr std::size_t max_fds_per_message = 8;
-
-/// A read in flight: the op the CQE points at, and whose read it is (a connection's
-/// handler, or a file_reader task).
-struct read_op {
-    detail::op base;
-    connection* conn;
-    file_reader* reader;
-    std::uint64_t token;
-};
 }  // namespace internal
 
 /// recvmsg header for unix sockets; the multishot recvmsg reads its name and control
@@ -78,10 +69,9 @@ public:
     void abort_connection(connection& conn);
     void pause(connection& conn);
     void resume(connection& conn);
-    void submit_read(connection& conn, int file, std::span<std::byte> into, std::uint64_t offset,
-                     std::uint64_t token);
-    void submit_task_read(file_reader& reader, int file, std::span<std::byte> into,
-                          std::uint64_t offset, std::uint64_t token);
+    /// Starts `reader`'s read; `holder` (null for a task) stays alive until it completes.
+    void submit_read(file_reader& reader, connection* holder, int file, std::span<std::byte> into,
+                     std::uint64_t offset);
 
 private:
     struct listener_state {
@@ -105,7 +95,7 @@ private:
     void loop() noexcept;
     void dispatch(const io_uring_cqe& cqe);
     void on_accept(listener_state& listener, const io_uring_cqe& cqe);
-    void on_read(internal::read_op* operation, const io_uring_cqe& cqe);
+    void on_read(file_reader& reader, const io_uring_cqe& cqe);
     void on_tick();
     void begin_stop();
     void abort_stragglers();
@@ -146,7 +136,7 @@ private:
     std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
     std::deque<connection*> ready_;        ///< connections with received bytes to hand out
     std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
-    unsigned task_reads_ = 0;              ///< file_reader reads in flight
+    unsigned task_reads_ = 0;              ///< task reads in flight (no connection holds them)
     std::vector<std::unique_ptr<shard>>* peers_ = nullptr;
 };
 

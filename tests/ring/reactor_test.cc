@@ -65,7 +65,10 @@ public:
             return;
         }
         if (text.find("readfd") != std::string_view::npos && passed_fd_ >= 0) {
-            conn.read_file(passed_fd_, std::as_writable_bytes(std::span(file_buffer_)), 0, 42);
+            file_read_.handler = this;
+            file_read_.conn = &conn;
+            conn.read_file(file_read_, passed_fd_, std::as_writable_bytes(std::span(file_buffer_)),
+                           0);
             return;
         }
         conn.send(text);
@@ -80,7 +83,7 @@ public:
             }
         }
     }
-    void on_file_read(connection& conn, std::uint64_t token, int result) noexcept override {
+    void reply_file_read(connection& conn, std::uint64_t token, int result) {
         const std::string reply =
             "read " + std::to_string(token) + " " + std::to_string(result) + ": " +
             std::string(file_buffer_.data(), result > 0 ? static_cast<std::size_t>(result) : 0);
@@ -123,7 +126,7 @@ private:
         unsigned reader_shard = 0;
         connection* conn = nullptr;
         std::array<char, 8> bytes{};
-        void on_file_read(std::uint64_t /*token*/, int result) noexcept override {
+        void on_file_read(int result) noexcept override {
             ::close(fd);
             const std::string reply = "hopped from " + std::to_string(origin) + " to " +
                                       std::to_string(reader_shard) + " read " +
@@ -144,7 +147,7 @@ private:
             task->reader_shard = other;
             task->fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
             ringscan::ring::this_shard::read_file(
-                *task, task->fd, std::as_writable_bytes(std::span(task->bytes)), 0, 1);
+                *task, task->fd, std::as_writable_bytes(std::span(task->bytes)), 0);
         });
     }
 
@@ -153,6 +156,15 @@ private:
     bool busy_ = false;
     int passed_fd_ = -1;
     std::array<char, 256> file_buffer_{};
+    /// The handler's reader for "readfd": the connection keeps it alive until it completes.
+    struct fd_read final : ringscan::ring::file_reader {
+        echo_handler* handler = nullptr;
+        connection* conn = nullptr;
+        void on_file_read(int result) noexcept override {
+            handler->reply_file_read(*conn, 42, result);
+        }
+    };
+    fd_read file_read_;
 };
 
 std::uint16_t free_port() {

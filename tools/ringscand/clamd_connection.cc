@@ -201,21 +201,6 @@ void clamd_connection::on_stop(ring::connection& conn) noexcept {
     settle(conn);  // closes now unless a scan or stream is still running
 }
 
-void clamd_connection::on_file_read(ring::connection& conn, std::uint64_t token,
-                                    int result) noexcept {
-    const auto it = std::find_if(jobs_.begin(), jobs_.end(),
-                                 [token](const auto& job) { return job->token() == token; });
-    if (it == jobs_.end()) {
-        return;
-    }
-    path_scan& job = **it;
-    if (conn.closing()) {
-        job.cancel();
-    }
-    job.on_read(conn, result);
-    reap(conn, job);
-}
-
 void clamd_connection::reap(ring::connection& conn, path_scan& job) {
     const auto it = std::find_if(jobs_.begin(), jobs_.end(),
                                  [&job](const auto& each) { return each.get() == &job; });
@@ -304,7 +289,7 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
             const int fd = descriptors_.front();
             descriptors_.pop_front();
             service_.engine_for(shard_);
-            auto job = std::make_unique<path_scan>(service_, shard_, fd, ctx, next_token_++);
+            auto job = std::make_unique<path_scan>(service_, shard_, conn, fd, ctx);
             start_job(conn, std::move(job), "FILDES", "fd[" + std::to_string(fd) + "]");
             return;
         }
@@ -327,8 +312,8 @@ void clamd_connection::execute(ring::connection& conn, const proto::parsed_comma
                                : request.cmd == command::multiscan ? "MULTISCAN"
                                                                    : "ALLMATCHSCAN";
             service_.engine_for(shard_);
-            auto job = std::make_unique<path_scan>(service_, shard_, mode, request.argument, ctx,
-                                                   next_token_++);
+            auto job =
+                std::make_unique<path_scan>(service_, shard_, conn, mode, request.argument, ctx);
             start_job(conn, std::move(job), name, request.argument);
             return;
         }
@@ -377,7 +362,7 @@ void clamd_connection::start_job(ring::connection& conn, std::unique_ptr<path_sc
     path_scan& started = *job;
     started.on_progress = [this, &conn](path_scan& progressed) { reap(conn, progressed); };
     jobs_.push_back(std::move(job));
-    started.advance(conn);
+    started.advance();
     if (started.finished()) {
         jobs_.pop_back();
         if (jobs_.empty() && !stream_) {

@@ -6,7 +6,7 @@
 /// numbers commands and answers each as it finishes (out of order, as clamd does).
 ///
 /// Lives on (and is only called from) the shard that accepted the connection; owned by the
-/// ring::connection, so it dies when the connection does -- after every read it started.
+/// ring::connection, so it dies when the connection does -- after every read its jobs started.
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
@@ -37,7 +37,6 @@ public:
     void on_deadline(ring::connection& conn) noexcept override;
     void on_descriptors(ring::connection& conn, std::span<const int> fds,
                         bool truncated) noexcept override;
-    void on_file_read(ring::connection& conn, std::uint64_t token, int result) noexcept override;
     void on_send_drained(ring::connection& conn) noexcept override;
     /// Shutdown drains: a running scan or stream finishes and replies, idle clients close.
     void on_stop(ring::connection& conn) noexcept override;
@@ -84,7 +83,6 @@ private:
     proto::reply_context stream_reply_;
 
     std::vector<std::unique_ptr<path_scan>> jobs_;
-    std::uint64_t next_token_ = 1;
 
     std::deque<int> descriptors_;  ///< received with SCM_RIGHTS, not yet claimed by FILDES
     bool descriptors_in_packet_ = false;

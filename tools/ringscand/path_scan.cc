@@ -6,17 +6,13 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace ringscan::daemon {
 
 namespace {
-
-/// Bytes per io_uring read: large enough to amortise the syscall, small enough that one
-/// slice of scanning (~50 us) never holds up the other connections of the shard.
-constexpr std::size_t read_slice = 128 * 1024;
 
 std::string strip_trailing_slashes(std::string path) {
     while (path.size() > 1 && path.back() == '/') {
@@ -36,103 +32,56 @@ std::string join(const std::string& directory, const char* name) {
 struct multiscan_link {
     bool origin_alive = true;
     path_scan* job = nullptr;
-    ring::connection* conn = nullptr;
     unsigned origin_shard = 0;
 };
 
 namespace {
 
 /// One MULTISCAN file scanned on the shard it was posted to, with that shard's scanner
-/// and io_uring; deletes itself after posting its result back to the job's shard.
-class remote_file_scan final : public ring::file_reader {
+/// and io_uring (its own file_scan); deletes itself after posting its result back to the
+/// job's shard.
+class remote_file final : private file_scan::listener {
 public:
-    remote_file_scan(service& svc, std::shared_ptr<multiscan_link> link, std::string path)
-        : service_(svc), link_(std::move(link)), result_{std::move(path), {}, {}} {}
+    remote_file(service& svc, std::shared_ptr<multiscan_link> link, std::string path)
+        : service_(svc), link_(std::move(link)), path_(std::move(path)), scan_(svc, *this, nullptr) {}
 
     /// Runs on the target shard.
     void start() {
         shard_ = service_.shards[ring::this_shard::index()].get();
         ++shard_->busy_jobs;
-        shard_->set_activity("MULTISCAN", result_.path);
-        fd_ = ::open(result_.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        struct stat st {};
-        if (fd_ < 0 || ::fstat(fd_, &st) != 0) {
-            result_.error =
-                errno == EACCES ? "Access denied. ERROR" : "Can't open file or directory ERROR";
+        shard_->set_activity("MULTISCAN", path_);
+        if (!scan_.start(*shard_, path_, matcher::scan_mode::first_match)) {
             report();
-            return;
         }
-        size_ = static_cast<std::uint64_t>(st.st_size);
-        if (size_ > service_.settings.max_file_size) {
-            if (service_.settings.alert_exceeds_max) {
-                result_.found = "Heuristics.Limits.Exceeded.MaxFileSize";
-            }
-            report();
-            return;
-        }
-        stream_.emplace(service_.engine_for(*shard_), shard_->scanner,
-                        matcher::scan_mode::first_match, service_.settings.content_limits);
-        buffer_ = std::make_unique<std::byte[]>(read_slice);
-        next_read();
-    }
-
-    void on_file_read(std::uint64_t /*token*/, int result) noexcept override {
-        if (result < 0) {
-            result_.error = "Can't read file ERROR";
-            report();
-            return;
-        }
-        if (result > 0) {
-            stream_->feed(
-                std::span<const std::byte>(buffer_.get(), static_cast<std::size_t>(result)));
-            offset_ += static_cast<std::uint64_t>(result);
-        }
-        next_read();
     }
 
 private:
-    void next_read() {
-        if (offset_ >= size_) {
-            const matcher::verdict verdict = stream_->finish();
-            if (verdict.infected) {
-                result_.found = std::string(verdict.name);
-            } else if (stream_->scan_error()) {
-                result_.error = "Unspecified error ERROR";
-            }
-            report();
-            return;
-        }
-        const auto want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, size_ - offset_));
-        ring::this_shard::read_file(*this, fd_, std::span<std::byte>(buffer_.get(), want), offset_,
-                                    0);
-    }
+    ~remote_file() = default;
+
+    void on_file_scanned(file_scan& /*scan*/) noexcept override { report(); }
 
     void report() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
+        const file_outcome& outcome = scan_.outcome();
+        path_scan::remote_result result{std::move(path_),
+                                        outcome.found.empty() ? std::string() : outcome.found.front(),
+                                        std::string(outcome.error)};
         if (--shard_->busy_jobs == 0) {
             shard_->set_idle();
         }
         const unsigned origin = link_->origin_shard;
-        ring::this_shard::post(origin, [link = std::move(link_), result = std::move(result_)] {
+        ring::this_shard::post(origin, [link = std::move(link_), result = std::move(result)] {
             if (link->origin_alive) {
-                link->job->on_remote_result(*link->conn, result);
+                link->job->on_remote_result(result);
             }
         });
-        delete this;
+        delete this;  // the last act of the completion that called us
     }
 
     service& service_;
     std::shared_ptr<multiscan_link> link_;
-    path_scan::remote_result result_;
+    std::string path_;
     shard_context* shard_ = nullptr;
-    int fd_ = -1;
-    std::uint64_t size_ = 0;
-    std::uint64_t offset_ = 0;
-    std::optional<matcher::content_scan> stream_;
-    std::unique_ptr<std::byte[]> buffer_;
+    file_scan scan_;
 };
 
 /// Files of one MULTISCAN in flight per shard: enough to keep every core busy, few enough
@@ -141,88 +90,68 @@ constexpr unsigned remote_files_per_shard = 2;
 
 }  // namespace
 
-path_scan::path_scan(service& svc, shard_context& shard, scan_mode mode, std::string argument,
-                     proto::reply_context reply, std::uint64_t token)
+path_scan::path_scan(service& svc, shard_context& shard, ring::connection& conn, scan_mode mode,
+                     std::string argument, proto::reply_context reply)
     : service_(svc),
       settings_(svc.settings),
       shard_(shard),
+      conn_(conn),
       mode_(mode),
       argument_(std::move(argument)),
       reply_(reply),
-      token_(token) {}
+      file_(svc, *this, &conn) {}
 
-path_scan::path_scan(service& svc, shard_context& shard, int fd, proto::reply_context reply,
-                     std::uint64_t token)
-    : path_scan(svc, shard, scan_mode::fildes, "fd[" + std::to_string(fd) + "]", reply, token) {
-    file_fd_ = fd;
+path_scan::path_scan(service& svc, shard_context& shard, ring::connection& conn, int fd,
+                     proto::reply_context reply)
+    : path_scan(svc, shard, conn, scan_mode::fildes, "fd[" + std::to_string(fd) + "]", reply) {
+    fildes_ = fd;
 }
 
 path_scan::~path_scan() {
     if (link_) {
         link_->origin_alive = false;  // results still out on other shards are dropped
     }
-    if (file_fd_ >= 0) {
-        ::close(file_fd_);
+    if (fildes_ >= 0) {
+        ::close(fildes_);
     }
 }
 
 void path_scan::cancel() {
-    cancelled_ = true;
     finished_ = true;
     remote_outstanding_ = 0;
 }
 
-void path_scan::reply_found(ring::connection& conn, const std::string& path,
-                            std::string_view name) {
+unsigned path_scan::shard_count() const { return static_cast<unsigned>(service_.shards.size()); }
+
+void path_scan::reply_found(const std::string& path, std::string_view name) {
     out_.clear();
     proto::append_found(out_, reply_, path, name);
-    conn.send(out_);
+    conn_.send(out_);
 }
 
-void path_scan::reply_status(ring::connection& conn, const std::string& path,
-                             std::string_view status) {
+void path_scan::reply_status(const std::string& path, std::string_view status) {
     out_.clear();
     proto::append_path_status(out_, reply_, path, status);
-    conn.send(out_);
+    conn_.send(out_);
 }
 
-void path_scan::advance(ring::connection& conn) {
+void path_scan::advance() {
     if (!started_) {
         started_ = true;
-        start(conn);
+        start();
     }
-    const unsigned remote_limit = remote_files_per_shard * ring::this_shard::count();
-    while (!finished_ && !read_in_flight_ && remote_outstanding_ < remote_limit) {
-        if (stop_walk_ || !next_file(conn)) {
+    const unsigned remote_limit = remote_files_per_shard * shard_count();
+    while (!finished_ && !file_.reading() && remote_outstanding_ < remote_limit) {
+        if (stop_walk_ || !next_file()) {
             if (remote_outstanding_ == 0) {
-                finish(conn);
+                finish();
             }
             break;
         }
     }
 }
 
-void path_scan::dispatch(ring::connection& conn, const std::string& path) {
-    if (!link_) {
-        link_ = std::make_shared<multiscan_link>(
-            multiscan_link{true, this, &conn, ring::this_shard::index()});
-    }
-    const unsigned target = next_target_++ % ring::this_shard::count();
-    ++remote_outstanding_;
-    auto* task = new remote_file_scan(service_, link_, path);
-    ring::this_shard::post(target, [task] { task->start(); });
-}
-
-void path_scan::on_remote_result(ring::connection& conn, const remote_result& result) {
-    --remote_outstanding_;
-    if (!result.found.empty()) {
-        reply_found(conn, result.path, result.found);
-        ++infected_;
-    } else if (!result.error.empty()) {
-        reply_status(conn, result.path, result.error);
-        ++errors_;
-    }
-    advance(conn);
+void path_scan::notify_progress() {
     if (on_progress) {
         // The owner may destroy this job (and with it on_progress) inside the call.
         const std::function<void(path_scan&)> notify = on_progress;
@@ -230,19 +159,45 @@ void path_scan::on_remote_result(ring::connection& conn, const remote_result& re
     }
 }
 
-void path_scan::start(ring::connection& conn) {
+void path_scan::dispatch(const std::string& path) {
+    if (!link_) {
+        link_ = std::make_shared<multiscan_link>(multiscan_link{true, this, conn_.shard_index()});
+    }
+    const unsigned target = next_target_++ % shard_count();
+    ++remote_outstanding_;
+    auto* task = new remote_file(service_, link_, path);
+    ring::this_shard::post(target, [task] { task->start(); });
+}
+
+void path_scan::on_remote_result(const remote_result& result) {
+    --remote_outstanding_;
+    if (!result.found.empty()) {
+        reply_found(result.path, result.found);
+        ++infected_;
+    } else if (!result.error.empty()) {
+        reply_status(result.path, result.error);
+        ++errors_;
+    }
+    advance();
+    notify_progress();
+}
+
+void path_scan::start() {
     if (mode_ == scan_mode::fildes) {
         struct stat st {};
-        if (::fstat(file_fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-            reply_status(conn, argument_, "Not a regular file ERROR");
+        if (::fstat(fildes_, &st) != 0 || !S_ISREG(st.st_mode)) {
+            reply_status(argument_, "Not a regular file ERROR");
             skip_final_ok_ = true;
             finished_ = true;
             return;
         }
         total_ = 1;
         file_path_ = argument_;
-        file_size_ = static_cast<std::uint64_t>(st.st_size);
-        open_and_scan(conn, argument_);
+        const int fd = std::exchange(fildes_, -1);
+        if (!file_.start(shard_, fd, static_cast<std::uint64_t>(st.st_size),
+                         matcher::scan_mode::first_match)) {
+            apply(file_.outcome());
+        }
         return;
     }
     // clamd needs a full path; anything else is looked up from "/" and fails like this.
@@ -251,7 +206,7 @@ void path_scan::start(ring::connection& conn) {
     struct stat st {};
     if (argument_.empty() || argument_.front() != '/' || ::lstat(argument_.c_str(), &st) != 0) {
         const int err = argument_.empty() || argument_.front() != '/' ? ENOENT : errno;
-        reply_status(conn, argument_,
+        reply_status(argument_,
                      std::string("File path check failure: ") + std::strerror(err) + ". ERROR");
         skip_final_ok_ = true;
         stop_walk_ = true;
@@ -260,7 +215,7 @@ void path_scan::start(ring::connection& conn) {
     top_device_ = st.st_dev;
     if (service_.excluded(argument_)) {
         if (mode_ != scan_mode::multiscan) {
-            reply_status(conn, argument_, "Excluded");
+            reply_status(argument_, "Excluded");
         }
         skip_final_ok_ = true;
         stop_walk_ = true;
@@ -280,21 +235,21 @@ void path_scan::start(ring::connection& conn) {
         }
     }
     if (S_ISDIR(st.st_mode)) {
-        if (!push_directory(conn, argument_, 0)) {
-            reply_status(conn, argument_, "Access denied. ERROR");
+        if (!push_directory(argument_, 0)) {
+            reply_status(argument_, "Access denied. ERROR");
             ++errors_;
         }
         return;
     }
     if (S_ISREG(st.st_mode)) {
-        open_and_scan(conn, argument_);
+        scan_file(argument_);
         return;
     }
     // Sockets, FIFOs, devices: clamd reports the type error and still ends with OK.
-    reply_status(conn, argument_, "Not supported file type ERROR");
+    reply_status(argument_, "Not supported file type ERROR");
 }
 
-bool path_scan::push_directory(ring::connection& conn, const std::string& path, unsigned depth) {
+bool path_scan::push_directory(const std::string& path, unsigned depth) {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) {
         return false;
@@ -315,7 +270,7 @@ bool path_scan::push_directory(ring::connection& conn, const std::string& path, 
             return false;
         }
         if (mode_ != scan_mode::multiscan) {
-            reply_status(conn, child, "Excluded");
+            reply_status(child, "Excluded");
         }
         return true;
     });
@@ -323,7 +278,7 @@ bool path_scan::push_directory(ring::connection& conn, const std::string& path, 
     return true;
 }
 
-bool path_scan::next_file(ring::connection& conn) {
+bool path_scan::next_file() {
     while (!frames_.empty()) {
         directory_frame& frame = frames_.back();
         if (frame.next == frame.names.size()) {
@@ -348,13 +303,13 @@ bool path_scan::next_file(ring::connection& conn) {
         }
         if (!settings_.cross_filesystems && st.st_dev != top_device_) {
             if (mode_ != scan_mode::multiscan) {
-                reply_status(conn, path, "Excluded (another filesystem)");
+                reply_status(path, "Excluded (another filesystem)");
             }
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
             if (depth + 1 <= settings_.max_directory_recursion) {
-                push_directory(conn, path, depth + 1);  // unreadable ones are skipped
+                push_directory(path, depth + 1);  // unreadable ones are skipped
             }
             continue;
         }
@@ -362,124 +317,54 @@ bool path_scan::next_file(ring::connection& conn) {
             continue;  // special files inside a tree are skipped silently
         }
         ++total_;
-        if (mode_ == scan_mode::multiscan && ring::this_shard::count() > 1) {
-            dispatch(conn, path);  // clamd: each file of the tree is its own job
+        if (mode_ == scan_mode::multiscan && shard_count() > 1) {
+            dispatch(path);  // clamd: each file of the tree is its own job
         } else {
-            open_and_scan(conn, path);
+            scan_file(path);
         }
         return true;
     }
     return false;
 }
 
-void path_scan::open_and_scan(ring::connection& conn, const std::string& path) {
+void path_scan::scan_file(const std::string& path) {
     file_path_ = path;
-    if (mode_ != scan_mode::fildes) {
-        file_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        struct stat st {};
-        if (file_fd_ < 0 || ::fstat(file_fd_, &st) != 0) {
-            reply_status(
-                conn, path,
-                errno == EACCES ? "Access denied. ERROR" : "Can't open file or directory ERROR");
-            ++errors_;
-            if (file_fd_ >= 0) {
-                ::close(file_fd_);
-                file_fd_ = -1;
-            }
-            return;
-        }
-        file_size_ = static_cast<std::uint64_t>(st.st_size);
+    if (!file_.start(shard_, path,
+                     mode_ == scan_mode::allmatch ? matcher::scan_mode::all_matches
+                                                  : matcher::scan_mode::first_match)) {
+        apply(file_.outcome());
     }
-    if (file_size_ > settings_.max_file_size) {
-        // Over MaxFileSize clamd does not scan: clean, unless AlertExceedsMax says otherwise.
-        if (settings_.alert_exceeds_max) {
-            reply_found(conn, path, "Heuristics.Limits.Exceeded.MaxFileSize");
-            ++infected_;
-            stop_walk_ = stops_at_first_infected();
-        }
-        ::close(file_fd_);
-        file_fd_ = -1;
-        return;
-    }
-    stream_.emplace(service_.engine_for(shard_), shard_.scanner,
-                    mode_ == scan_mode::allmatch ? matcher::scan_mode::all_matches
-                                                 : matcher::scan_mode::first_match,
-                    settings_.content_limits);
-    file_offset_ = 0;
-    if (!buffer_) {
-        buffer_ = std::make_unique<std::byte[]>(read_slice);
-    }
-    if (file_size_ == 0) {
-        finish_file(conn);
-        return;
-    }
-    issue_read(conn);
 }
 
-void path_scan::issue_read(ring::connection& conn) {
-    const auto want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, file_size_ - file_offset_));
-    read_in_flight_ = true;
-    conn.read_file(file_fd_, std::span<std::byte>(buffer_.get(), want), file_offset_, token_);
+void path_scan::on_file_scanned(file_scan& scan) noexcept {
+    if (scan.outcome().abandoned) {
+        cancel();
+    } else {
+        apply(scan.outcome());
+        advance();
+    }
+    notify_progress();
 }
 
-void path_scan::on_read(ring::connection& conn, int result) {
-    read_in_flight_ = false;
-    if (cancelled_) {
-        stream_.reset();
-        return;
-    }
-    if (result < 0) {
-        reply_status(conn, file_path_, "Can't read file ERROR");
-        ++errors_;
-        stream_.reset();
-        ::close(file_fd_);
-        file_fd_ = -1;
-        advance(conn);
-        return;
-    }
-    if (result > 0) {
-        stream_->feed(std::span<const std::byte>(buffer_.get(), static_cast<std::size_t>(result)));
-        file_offset_ += static_cast<std::uint64_t>(result);
-    }
-    if (result == 0 || file_offset_ >= file_size_) {
-        finish_file(conn);
-        advance(conn);
-        return;
-    }
-    issue_read(conn);
-}
-
-void path_scan::finish_file(ring::connection& conn) {
-    const matcher::verdict result = stream_->finish();
-    if (result.infected) {
-        if (mode_ == scan_mode::allmatch) {
-            for (const std::string_view name : stream_->matches()) {  // one line per signature
-                reply_found(conn, file_path_, name);
-            }
-        } else {
-            reply_found(conn, file_path_, result.name);
+void path_scan::apply(const file_outcome& outcome) {
+    if (!outcome.found.empty()) {
+        for (const std::string& name : outcome.found) {
+            reply_found(file_path_, name);
         }
         ++infected_;
         stop_walk_ = stops_at_first_infected();
-    } else if (stream_->scan_error()) {
-        reply_status(conn, file_path_, "Unspecified error ERROR");
+    } else if (!outcome.error.empty()) {
+        reply_status(file_path_, outcome.error);
         ++errors_;
-    }
-    stream_.reset();
-    ::close(file_fd_);
-    file_fd_ = -1;
-    if (mode_ == scan_mode::fildes) {
-        stop_walk_ = true;
     }
 }
 
-void path_scan::finish(ring::connection& conn) {
+void path_scan::finish() {
     finished_ = true;
     frames_.clear();
     // clamd's final line: OK when nothing was infected and not everything failed.
     if (!skip_final_ok_ && infected_ == 0 && errors_ != total_) {
-        reply_status(conn, argument_, "OK");
+        reply_status(argument_, "OK");
     }
 }
 
