@@ -25,8 +25,8 @@ void buffer_ring::setup(io_uring& ring, unsigned count, unsigned size) {
     count_ = count;
     size_ = size;
     ring_bytes_ = count * sizeof(io_uring_buf);
-    void* ring_memory = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* ring_memory =
+        ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ring_memory == MAP_FAILED) {
         throw setup_error("mmap for the provided-buffer ring: " + errno_text(errno));
     }

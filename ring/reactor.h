@@ -15,8 +15,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -124,7 +124,7 @@ private:
     bool recv_armed_ = false;
     bool recv_needs_rearm_ = false;
     bool paused_ = false;
-    bool peer_closed_ = false;      ///< EOF seen: never re-arm the receive
+    bool peer_closed_ = false;  ///< EOF seen: never re-arm the receive
     bool eof_pending_ = false;  ///< EOF seen while received bytes still wait for the handler
     bool in_ready_ = false;     ///< listed in the shard's ready queue
     /// A provided buffer received but not yet handed to the handler (serve_ready slices).

@@ -36,8 +36,8 @@ constexpr std::size_t max_fds_per_message = 8;
 /// lengths, so it must outlive the operation (it lives as long as the connection).
 struct connection::msghdr_storage {
     msghdr header{};
-    alignas(cmsghdr) std::array<std::byte,
-                                CMSG_SPACE(sizeof(int) * internal::max_fds_per_message)> control{};
+    alignas(cmsghdr)
+        std::array<std::byte, CMSG_SPACE(sizeof(int) * internal::max_fds_per_message)> control{};
 };
 
 class shard {

@@ -1,4 +1,4 @@
-#include "tools/ringscand/clamd_connection.h"
+#include "daemon/clamd_connection.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,6 +1,6 @@
-#include "tools/ringscand/file_scan.h"
+#include "daemon/file_scan.h"
 
-#include "tools/ringscand/service.h"
+#include "daemon/service.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -12,12 +12,12 @@
 /// Owned by a clamd_connection, on the connection's shard; lives until finished and until
 /// no read is in flight (the connection, and so its handler, outlives every read).
 
+#include "daemon/daemon_config.h"
+#include "daemon/file_scan.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "proto/clamd_reply.h"
 #include "ring/reactor.h"
-#include "tools/ringscand/daemon_config.h"
-#include "tools/ringscand/file_scan.h"
 
 #include <cstdint>
 #include <functional>
@@ -126,7 +126,7 @@ private:
     unsigned errors_ = 0;
     unsigned infected_ = 0;
 
-    int fildes_ = -1;  ///< FILDES: the passed descriptor until its file_scan takes it
+    int fildes_ = -1;        ///< FILDES: the passed descriptor until its file_scan takes it
     std::string file_path_;  ///< the file being scanned
     file_scan file_;
     std::string out_;

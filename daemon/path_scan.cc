@@ -1,6 +1,6 @@
-#include "tools/ringscand/path_scan.h"
+#include "daemon/path_scan.h"
 
-#include "tools/ringscand/service.h"
+#include "daemon/service.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -43,7 +43,10 @@ namespace {
 class remote_file final : private file_scan::listener {
 public:
     remote_file(service& svc, std::shared_ptr<multiscan_link> link, std::string path)
-        : service_(svc), link_(std::move(link)), path_(std::move(path)), scan_(svc, *this, nullptr) {}
+        : service_(svc),
+          link_(std::move(link)),
+          path_(std::move(path)),
+          scan_(svc, *this, nullptr) {}
 
     /// Runs on the target shard.
     void start() {
@@ -62,9 +65,9 @@ private:
 
     void report() {
         const file_outcome& outcome = scan_.outcome();
-        path_scan::remote_result result{std::move(path_),
-                                        outcome.found.empty() ? std::string() : outcome.found.front(),
-                                        std::string(outcome.error)};
+        path_scan::remote_result result{
+            std::move(path_), outcome.found.empty() ? std::string() : outcome.found.front(),
+            std::string(outcome.error)};
         if (--shard_->busy_jobs == 0) {
             shard_->set_idle();
         }

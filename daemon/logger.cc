@@ -1,4 +1,4 @@
-#include "tools/ringscand/logger.h"
+#include "daemon/logger.h"
 
 #include <cerrno>
 #include <cstring>

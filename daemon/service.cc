@@ -1,10 +1,10 @@
-#include "tools/ringscand/service.h"
+#include "daemon/service.h"
 
 #include "base/memory.h"
 #include "proto/clamd_reply.h"
 
-#include <signal.h>
 #include <filesystem>
+#include <signal.h>
 #include <span>
 #include <stdexcept>
 #include <thread>
@@ -83,8 +83,8 @@ void service::load_database() {
     }
     std::shared_ptr<const matcher::engine> fresh = std::move(loaded.compiled);
     const matcher::compile_report& report = fresh->compile_stats();
-    const std::string cache = compile.cache_directory.empty() ? std::string("off")
-                                                              : compile.cache_directory.string();
+    const std::string cache =
+        compile.cache_directory.empty() ? std::string("off") : compile.cache_directory.string();
     if (report.from_snapshot) {
         log.verbose("Read the compiled engine from its snapshot in " + cache + " (" +
                     std::to_string(report.cache_bytes_read) + " bytes)");
@@ -126,6 +126,12 @@ void service::request_reload() {
         }
         reload_in_progress.store(false);
     }).detach();
+}
+
+void service::wait_for_reload() const {
+    while (reload_in_progress.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
 }
 
 void service::request_shutdown() {

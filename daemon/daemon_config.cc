@@ -1,4 +1,4 @@
-#include "tools/ringscand/daemon_config.h"
+#include "daemon/daemon_config.h"
 
 #include <algorithm>
 #include <cctype>

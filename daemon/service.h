@@ -3,9 +3,9 @@
 /// What the daemon's connections share: the process-wide service (settings, log, the
 /// current engine and its reload machinery) and one shard_context per reactor shard.
 
+#include "daemon/daemon_config.h"
+#include "daemon/logger.h"
 #include "matcher/engine.h"
-#include "tools/ringscand/daemon_config.h"
-#include "tools/ringscand/logger.h"
 
 #include <atomic>
 #include <chrono>
@@ -82,6 +82,8 @@ public:
 
     /// Starts a background reload unless one is running; returns at once.
     void request_reload();
+    /// Waits until a reload thread still compiling (it refers to this object) has finished.
+    void wait_for_reload() const;
     /// Asks the daemon to drain and exit (what SHUTDOWN and SIGTERM do).
     static void request_shutdown();
 };

@@ -8,13 +8,13 @@
 /// Lives on (and is only called from) the shard that accepted the connection; owned by the
 /// ring::connection, so it dies when the connection does -- after every read its jobs started.
 
+#include "daemon/path_scan.h"
+#include "daemon/service.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
 #include "proto/clamd_decoder.h"
 #include "proto/clamd_reply.h"
 #include "ring/reactor.h"
-#include "tools/ringscand/path_scan.h"
-#include "tools/ringscand/service.h"
 
 #include <cstdint>
 #include <deque>
