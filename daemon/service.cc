@@ -94,13 +94,7 @@ void service::load_database() {
                     " compiled (cache " + cache + ")");
     }
     const std::size_t count = fresh->signature_count();
-    const auto& daily = loaded.daily_version;
-    version_.store(std::make_shared<const std::string>(proto::version_string(
-                       protocol_version, daily ? std::optional(daily->version) : std::nullopt,
-                       daily ? daily->build_time : std::string())),
-                   std::memory_order_release);
-    engine.store(std::move(fresh), std::memory_order_release);
-    engine_generation.fetch_add(1, std::memory_order_acq_rel);
+    install(std::move(fresh), loaded.daily_version);
     give_back_free_memory();
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
@@ -108,6 +102,16 @@ void service::load_database() {
              (settings.database_directory ? *settings.database_directory
                                           : std::string("the embedded default database")) +
              " in " + std::to_string(elapsed.count()) + " ms");
+}
+
+void service::install(std::shared_ptr<const matcher::engine> fresh,
+                      const std::optional<matcher::database_version>& daily) {
+    version_.store(std::make_shared<const std::string>(proto::version_string(
+                       protocol_version, daily ? std::optional(daily->version) : std::nullopt,
+                       daily ? daily->build_time : std::string())),
+                   std::memory_order_release);
+    engine.store(std::move(fresh), std::memory_order_release);
+    engine_generation.fetch_add(1, std::memory_order_acq_rel);
 }
 
 void service::request_reload() {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex.h>
 #include <string>
 #include <vector>
@@ -72,6 +73,11 @@ public:
     /// Loads and compiles DatabaseDirectory (or the embedded set), logging what was skipped,
     /// and makes it the engine new scans use. Throws matcher::load_error.
     void load_database();
+    /// Makes `fresh` the engine new scans use and VERSION report (`daily`: the daily
+    /// database's version, if one was loaded). What load_database() ends with; tests give
+    /// the service an engine this way.
+    void install(std::shared_ptr<const matcher::engine> fresh,
+                 const std::optional<matcher::database_version>& daily);
     /// VERSION reply: "ClamAV 1.4.6", or "ClamAV 1.4.6/<daily>/<build time>" with a daily DB.
     [[nodiscard]] std::shared_ptr<const std::string> version() const {
         return version_.load(std::memory_order_acquire);

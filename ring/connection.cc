@@ -22,9 +22,9 @@ void connection_handler::on_stop(connection& conn) noexcept { conn.abort(); }
 
 void connection_handler::on_send_drained(connection& /*conn*/) noexcept {}
 
-// --- connection ---------------------------------------------------------------------------
+// --- socket_connection ---------------------------------------------------------------------------
 
-connection::connection(shard& owner, int fd, socket_family family)
+socket_connection::socket_connection(shard& owner, int fd, socket_family family)
     : shard_(owner), fd_(fd), family_(family) {
     if (family_ == socket_family::local) {
         msg_ = std::make_unique<msghdr_storage>();
@@ -32,7 +32,7 @@ connection::connection(shard& owner, int fd, socket_family family)
     }
 }
 
-connection::~connection() {
+socket_connection::~socket_connection() {
     handler_.reset();
     if (reset_on_close_) {
         const linger reset{1, 0};
@@ -41,7 +41,7 @@ connection::~connection() {
     ::close(fd_);
 }
 
-void connection::send(std::string_view bytes) {
+void socket_connection::send(std::string_view bytes) {
     if (shutting_down_ || bytes.empty()) {
         return;
     }
@@ -49,7 +49,7 @@ void connection::send(std::string_view bytes) {
     shard_.start_send(*this);
 }
 
-void connection::close_after_send() {
+void socket_connection::close_after_send() {
     if (close_requested_) {
         return;
     }
@@ -57,34 +57,34 @@ void connection::close_after_send() {
     shard_.finish_after_send(*this);
 }
 
-void connection::set_deadline(std::chrono::steady_clock::duration from_now) {
+void socket_connection::set_deadline(std::chrono::steady_clock::duration from_now) {
     deadline_ = std::chrono::steady_clock::now() + from_now;
 }
 
-void connection::clear_deadline() { deadline_.reset(); }
+void socket_connection::clear_deadline() { deadline_.reset(); }
 
-void connection::abort() { shard_.abort_connection(*this); }
+void socket_connection::abort() { shard_.abort_connection(*this); }
 
-void connection::read_file(file_reader& reader, int file, std::span<std::byte> into,
-                           std::uint64_t offset) {
+void socket_connection::read_file(file_reader& reader, int file, std::span<std::byte> into,
+                                  std::uint64_t offset) {
     shard_.submit_read(reader, this, file, into, offset);
 }
 
-void connection::pause_reading() {
+void socket_connection::pause_reading() {
     if (!paused_ && !close_requested_) {
         shard_.pause(*this);
     }
 }
 
-void connection::resume_reading() {
+void socket_connection::resume_reading() {
     if (paused_) {
         shard_.resume(*this);
     }
 }
 
-unsigned connection::shard_index() const { return shard_.index(); }
+unsigned socket_connection::shard_index() const { return shard_.index(); }
 
-const std::string& connection::peer() {
+const std::string& socket_connection::peer() {
     if (peer_.empty()) {
         peer_ = describe_peer(fd_);
     }
@@ -93,7 +93,7 @@ const std::string& connection::peer() {
 
 // --- the shard's I/O on connections ------------------------------------------------------
 
-void shard::start_send(connection& conn) {
+void shard::start_send(socket_connection& conn) {
     if (conn.shutting_down_ || !conn.send_in_flight_.empty() || conn.send_queue_.empty()) {
         return;
     }
@@ -102,12 +102,12 @@ void shard::start_send(connection& conn) {
     submit_send(conn);
 }
 
-void shard::finish_after_send(connection& conn) {
+void shard::finish_after_send(socket_connection& conn) {
     stop_reading(conn);
     maybe_shutdown(conn);
 }
 
-void shard::arm_recv(connection& conn) {
+void shard::arm_recv(socket_connection& conn) {
     io_uring_sqe* sqe = get_sqe();
     if (conn.family_ == socket_family::local) {
         // recvmsg, so SCM_RIGHTS descriptors (clamd's FILDES) come with the bytes.
@@ -123,7 +123,7 @@ void shard::arm_recv(connection& conn) {
     ++conn.in_flight_;
 }
 
-void shard::submit_send(connection& conn) {
+void shard::submit_send(socket_connection& conn) {
     io_uring_sqe* sqe = get_sqe();
     const std::string& bytes = conn.send_in_flight_;
     ::io_uring_prep_send(sqe, conn.fd_, bytes.data() + conn.send_offset_,
@@ -132,7 +132,7 @@ void shard::submit_send(connection& conn) {
     ++conn.in_flight_;
 }
 
-void shard::stop_reading(connection& conn) {
+void shard::stop_reading(socket_connection& conn) {
     conn.close_requested_ = true;
     if (conn.recv_armed_) {
         cancel(&conn.recv_op_);
@@ -141,7 +141,7 @@ void shard::stop_reading(connection& conn) {
 }
 
 /// Closes once the send queue is drained; the object goes when nothing is in flight.
-void shard::maybe_shutdown(connection& conn) {
+void shard::maybe_shutdown(socket_connection& conn) {
     if (!conn.close_requested_ || !conn.send_in_flight_.empty() || !conn.send_queue_.empty()) {
         return;
     }
@@ -149,7 +149,7 @@ void shard::maybe_shutdown(connection& conn) {
     maybe_destroy(conn);
 }
 
-void shard::abort_connection(connection& conn) {
+void shard::abort_connection(socket_connection& conn) {
     stop_reading(conn);
     drop_pending(conn);
     conn.send_queue_.clear();
@@ -163,9 +163,9 @@ void shard::abort_connection(connection& conn) {
     maybe_destroy(conn);
 }
 
-/// Queues the connection for destruction at the end of the completion batch: a
+/// Queues the socket_connection for destruction at the end of the completion batch: a
 /// handler may be on the stack right now, so it must not be freed here.
-void shard::maybe_destroy(connection& conn) {
+void shard::maybe_destroy(socket_connection& conn) {
     if (!conn.shutting_down_ || conn.in_flight_ != 0 || conn.destroy_queued_) {
         return;
     }
@@ -173,21 +173,21 @@ void shard::maybe_destroy(connection& conn) {
     graveyard_.push_back(&conn);
 }
 
-void shard::pause(connection& conn) {
+void shard::pause(socket_connection& conn) {
     conn.paused_ = true;
     if (conn.recv_armed_) {
         cancel(&conn.recv_op_);
     }
 }
 
-void shard::resume(connection& conn) {
+void shard::resume(socket_connection& conn) {
     conn.paused_ = false;
     if (!conn.recv_armed_ && !conn.close_requested_ && !conn.peer_closed_) {
         arm_recv(conn);
     }
 }
 
-void shard::on_recv(connection& conn, const io_uring_cqe& cqe) {
+void shard::on_recv(socket_connection& conn, const io_uring_cqe& cqe) {
     const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
     if (!more) {
         conn.recv_armed_ = false;
@@ -243,7 +243,7 @@ void shard::on_recv(connection& conn, const io_uring_cqe& cqe) {
 
 /// Hands one received buffer to the handler; returns a positive length, 0 for end of
 /// file, or -errno for a malformed message.
-int shard::deliver(connection& conn, std::byte* buffer, int length) {
+int shard::deliver(socket_connection& conn, std::byte* buffer, int length) {
     if (conn.close_requested_) {
         return length;
     }
@@ -291,7 +291,7 @@ int shard::deliver(connection& conn, std::byte* buffer, int length) {
 }
 
 /// recvmsg reports end of file as a message with neither payload nor control data.
-bool shard::is_end_of_file(connection& conn, std::uint16_t bid, int length) {
+bool shard::is_end_of_file(socket_connection& conn, std::uint16_t bid, int length) {
     if (conn.family_ != socket_family::local) {
         return false;
     }
@@ -301,32 +301,32 @@ bool shard::is_end_of_file(connection& conn, std::uint16_t bid, int length) {
            ::io_uring_recvmsg_payload_length(out, length, &header) == 0;
 }
 
-void shard::mark_ready(connection& conn) {
+void shard::mark_ready(socket_connection& conn) {
     if (!conn.in_ready_) {
         conn.in_ready_ = true;
         ready_.push_back(&conn);
     }
 }
 
-void shard::drop_pending(connection& conn) {
-    for (const connection::pending_buffer& pending : conn.pending_) {
+void shard::drop_pending(socket_connection& conn) {
+    for (const socket_connection::pending_buffer& pending : conn.pending_) {
         buffers_.recycle(pending.bid);
     }
     conn.pending_.clear();
     conn.eof_pending_ = false;
 }
 
-/// Gives every connection with received bytes one slice (reactor_options::slice_bytes)
+/// Gives every socket_connection with received bytes one slice (reactor_options::slice_bytes)
 /// per loop turn, round robin, so a 100 MB stream and a PING on the same shard take
 /// turns instead of the PING waiting behind the whole stream.
 void shard::serve_ready() {
     for (std::size_t turns = ready_.size(); turns > 0; --turns) {
-        connection& conn = *ready_.front();
+        socket_connection& conn = *ready_.front();
         ready_.pop_front();
         conn.in_ready_ = false;
         std::size_t budget = options_.slice_bytes;
         while (!conn.pending_.empty() && budget > 0 && !conn.close_requested_) {
-            const connection::pending_buffer next = conn.pending_.front();
+            const socket_connection::pending_buffer next = conn.pending_.front();
             conn.pending_.pop_front();
             const int delivered = deliver(conn, buffers_.address(next.bid), next.length);
             buffers_.recycle(next.bid);
@@ -349,7 +349,7 @@ void shard::serve_ready() {
     }
 }
 
-void shard::on_send(connection& conn, const io_uring_cqe& cqe) {
+void shard::on_send(socket_connection& conn, const io_uring_cqe& cqe) {
     --conn.in_flight_;
     if (cqe.res < 0) {
         // The peer cannot take our reply; nothing more to do for it.

@@ -152,14 +152,14 @@ void shard::on_accept(listener_state& listener, const io_uring_cqe& cqe) {
         ::close(cqe.res);
         return;
     }
-    auto owned = std::make_unique<connection>(*this, cqe.res, listener.family);
-    connection& conn = *owned;
+    auto owned = std::make_unique<socket_connection>(*this, cqe.res, listener.family);
+    socket_connection& conn = *owned;
     connections_.emplace(&conn, std::move(owned));
     conn.handler_ = factory_(conn);
     arm_recv(conn);
 }
 
-void shard::submit_read(file_reader& reader, connection* holder, int file,
+void shard::submit_read(file_reader& reader, socket_connection* holder, int file,
                         std::span<std::byte> into, std::uint64_t offset) {
     RINGSCAN_ASSERT(!reader.reading_);  // one read at a time: the op lives in the reader
     reader.reading_ = true;
@@ -176,7 +176,7 @@ void shard::submit_read(file_reader& reader, connection* holder, int file,
 
 void shard::on_read(file_reader& reader, const io_uring_cqe& cqe) {
     // Taken before the call: the reader may read again, or be destroyed, inside it.
-    connection* holder = std::exchange(reader.holder_, nullptr);
+    socket_connection* holder = std::exchange(reader.holder_, nullptr);
     reader.reading_ = false;
     if (holder == nullptr) {
         --task_reads_;
@@ -193,7 +193,7 @@ void shard::on_read(file_reader& reader, const io_uring_cqe& cqe) {
 void shard::on_tick() {
     const auto now = std::chrono::steady_clock::now();
     for (auto& [key, owned] : connections_) {
-        connection& conn = *owned;  // handlers may close, never destroy, during the walk
+        socket_connection& conn = *owned;  // handlers may close, never destroy, during the walk
         if (conn.deadline_ && *conn.deadline_ <= now && !conn.close_requested_) {
             conn.deadline_.reset();
             conn.handler_->on_deadline(conn);
@@ -263,13 +263,13 @@ void shard::loop() noexcept {
         }
         ::io_uring_cq_advance(&ring_, seen);
         serve_ready();
-        for (connection* conn : rearm_list_) {
+        for (socket_connection* conn : rearm_list_) {
             if (conn->recv_needs_rearm_ && !conn->close_requested_ && !conn->paused_) {
                 arm_recv(*conn);
             }
         }
         rearm_list_.clear();
-        for (connection* conn : graveyard_) {
+        for (socket_connection* conn : graveyard_) {
             if (conn->in_ready_) {
                 std::erase(ready_, conn);
             }
@@ -292,10 +292,10 @@ void shard::dispatch(const io_uring_cqe& cqe) {
             on_accept(*static_cast<listener_state*>(operation->owner), cqe);
             break;
         case op_kind::recv:
-            on_recv(*static_cast<connection*>(operation->owner), cqe);
+            on_recv(*static_cast<socket_connection*>(operation->owner), cqe);
             break;
         case op_kind::send:
-            on_send(*static_cast<connection*>(operation->owner), cqe);
+            on_send(*static_cast<socket_connection*>(operation->owner), cqe);
             break;
         case op_kind::read:
             on_read(*static_cast<file_reader*>(operation->owner), cqe);

@@ -10,6 +10,7 @@
 
 #include "ring/internal/buffer_ring.h"
 #include "ring/internal/mailbox.h"
+#include "ring/internal/socket_connection.h"
 #include "ring/reactor.h"
 
 #include <liburing.h>
@@ -33,8 +34,8 @@ constexpr std::size_t max_fds_per_message = 8;
 }  // namespace internal
 
 /// recvmsg header for unix sockets; the multishot recvmsg reads its name and control
-/// lengths, so it must outlive the operation (it lives as long as the connection).
-struct connection::msghdr_storage {
+/// lengths, so it must outlive the operation (it lives as long as the socket_connection).
+struct socket_connection::msghdr_storage {
     msghdr header{};
     alignas(cmsghdr)
         std::array<std::byte, CMSG_SPACE(sizeof(int) * internal::max_fds_per_message)> control{};
@@ -63,15 +64,15 @@ public:
     /// The shard whose thread is calling (set by run()), for the this_shard calls.
     [[nodiscard]] static shard& current();
 
-    // --- called by connection (and this_shard) on the shard's thread ------------------
-    void start_send(connection& conn);
-    void finish_after_send(connection& conn);
-    void abort_connection(connection& conn);
-    void pause(connection& conn);
-    void resume(connection& conn);
+    // --- called by socket_connection (and this_shard) on the shard's thread ------------------
+    void start_send(socket_connection& conn);
+    void finish_after_send(socket_connection& conn);
+    void abort_connection(socket_connection& conn);
+    void pause(socket_connection& conn);
+    void resume(socket_connection& conn);
     /// Starts `reader`'s read; `holder` (null for a task) stays alive until it completes.
-    void submit_read(file_reader& reader, connection* holder, int file, std::span<std::byte> into,
-                     std::uint64_t offset);
+    void submit_read(file_reader& reader, socket_connection* holder, int file,
+                     std::span<std::byte> into, std::uint64_t offset);
 
 private:
     struct listener_state {
@@ -101,18 +102,18 @@ private:
     void abort_stragglers();
     [[nodiscard]] bool finished() const;
 
-    // Connection I/O (connection.cc): receive, hand out, send, close.
-    void arm_recv(connection& conn);
-    void submit_send(connection& conn);
-    void stop_reading(connection& conn);
-    void maybe_shutdown(connection& conn);
-    void maybe_destroy(connection& conn);
-    void on_recv(connection& conn, const io_uring_cqe& cqe);
-    void on_send(connection& conn, const io_uring_cqe& cqe);
-    int deliver(connection& conn, std::byte* buffer, int length);
-    bool is_end_of_file(connection& conn, std::uint16_t bid, int length);
-    void mark_ready(connection& conn);
-    void drop_pending(connection& conn);
+    // Connection I/O (socket_connection.cc): receive, hand out, send, close.
+    void arm_recv(socket_connection& conn);
+    void submit_send(socket_connection& conn);
+    void stop_reading(socket_connection& conn);
+    void maybe_shutdown(socket_connection& conn);
+    void maybe_destroy(socket_connection& conn);
+    void on_recv(socket_connection& conn, const io_uring_cqe& cqe);
+    void on_send(socket_connection& conn, const io_uring_cqe& cqe);
+    int deliver(socket_connection& conn, std::byte* buffer, int length);
+    bool is_end_of_file(socket_connection& conn, std::uint16_t bid, int length);
+    void mark_ready(socket_connection& conn);
+    void drop_pending(socket_connection& conn);
     void serve_ready();
 
     unsigned index_;
@@ -132,11 +133,11 @@ private:
     std::atomic<bool> stop_requested_{false};
     bool stopping_ = false;
     std::chrono::steady_clock::time_point drain_deadline_;
-    std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
-    std::vector<connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
-    std::deque<connection*> ready_;        ///< connections with received bytes to hand out
-    std::vector<connection*> graveyard_;   ///< nothing in flight; free after the batch
-    unsigned task_reads_ = 0;              ///< task reads in flight (no connection holds them)
+    std::unordered_map<socket_connection*, std::unique_ptr<socket_connection>> connections_;
+    std::vector<socket_connection*> rearm_list_;  ///< multishot recv ended; re-arm after the batch
+    std::deque<socket_connection*> ready_;        ///< connections with received bytes to hand out
+    std::vector<socket_connection*> graveyard_;   ///< nothing in flight; free after the batch
+    unsigned task_reads_ = 0;  ///< task reads in flight (no socket_connection holds them)
     std::vector<std::unique_ptr<shard>>* peers_ = nullptr;
 };
 
