@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a library includes a sibling it may not depend on (ARCHITECTURE.md):
-# ring, matcher and proto depend on no other in-tree library; milter only on proto.
+# ring, matcher and proto depend on no other in-tree library; milter only on proto; daemon
+# on ring, proto and matcher (public headers); tools/ on public headers only.
 set -u
 root=${1:-$(dirname "$0")/..}
 status=0
@@ -13,9 +14,25 @@ check() {  # check <dir> <forbidden include prefixes...>
         fi
     done
 }
+check_private() {  # check_private <dir>: no private header of another library (a path with /internal/)
+    local dir=$1
+    [ -d "$root/$dir" ] || return 0
+    if hits=$(grep -rnE --include='*.h' --include='*.cc' '#include "[^"]*/internal/' "$root/$dir"); then
+        echo "layering: $dir/ must not include another library's internal/ headers:"; echo "$hits"; status=1
+    fi
+}
 check ring    matcher proto milter tools
 check matcher ring proto milter tools
 check proto   ring matcher milter tools
 check milter  ring matcher tools
+# daemon/ (ringscan::daemon) builds on ring, proto and matcher; nothing below it knows it.
+check daemon  milter tools
+check_private daemon
+check ring    daemon
+check proto   daemon
+check matcher daemon
+check milter  daemon
+# tools/ use the libraries' public headers only.
+check_private tools
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status
