@@ -31,7 +31,7 @@
 
 namespace ringscan::matcher::testing {
 
-/// ../shared next to the project root (STYLE.md: tests reach shared data through it).
+/// ../shared next to the project root (tests reach shared data through it; CI has it there too).
 inline std::filesystem::path shared_dir() {
     return std::filesystem::path(RINGSCAN_SOURCE_DIR) / ".." / "shared";
 }
