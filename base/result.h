@@ -1,7 +1,7 @@
 #pragma once
 
 /// Errors as values on hot paths: one alias so a later switch to std::expected is a
-/// one-line change (STYLE.md, error handling policy).
+/// one-line change (STYLE.md, "Errors").
 
 #include <tl/expected.hpp>
 

@@ -9,8 +9,7 @@
 #include "base/memory.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
-#include "matcher/internal/engine_impl.h"
-#include "matcher/internal/object_match.h"
+#include "matcher/introspect.h"
 
 #include <benchmark/benchmark.h>
 
@@ -513,35 +512,8 @@ BENCHMARK_CAPTURE(BM_Compile, warm_snapshot, start_kind::snapshot)->Unit(benchma
 // their literal and expression counts, and how many prefilter candidates (factor hits,
 // each verified exactly afterwards) each MiB of the corpora yields. Timed: scanning both
 // corpora through this target's literal databases alone.
-struct target_databases {
-    const hs_database_t* stream_literals = nullptr;
-    const hs_database_t* object_literals = nullptr;
-    std::size_t bytes = 0;
-    std::size_t literals = 0;
-    std::size_t expressions = 0;
-};
-
-target_databases databases_of(const engine& compiled, std::uint8_t target) {
-    target_databases out;
-    const auto& state = compiled.internals();
-    for (const auto& shard : state.shards) {
-        if (shard.target == target) {
-            out.stream_literals = shard.prefilter.get();
-            out.bytes += shard.database_bytes;
-            out.literals += shard.factor_count;
-            out.expressions += shard.direct_count;
-        }
-    }
-    for (const auto& group : state.objects->groups) {
-        if (group.target == target) {
-            out.object_literals = group.factors.get();
-            out.bytes += group.database_bytes;
-            out.literals += group.factor_count;
-            out.expressions += group.direct_count;
-        }
-    }
-    return out;
-}
+using introspect::databases_of;
+using introspect::target_databases;
 
 int count_hit(unsigned int, unsigned long long, unsigned long long, unsigned int, void* context) {
     ++*static_cast<std::uint64_t*>(context);

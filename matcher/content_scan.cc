@@ -1,11 +1,11 @@
 #include "matcher/content_scan.h"
 
-#include "matcher/internal/archive.h"
-#include "matcher/internal/engine_impl.h"
-#include "matcher/internal/filetype.h"
-#include "matcher/internal/mime.h"
-#include "matcher/internal/normalize.h"
-#include "matcher/internal/object_match.h"
+#include "matcher/engine/engine_impl.h"
+#include "matcher/engine/object_match.h"
+#include "matcher/unpack/archive.h"
+#include "matcher/unpack/filetype.h"
+#include "matcher/unpack/mime.h"
+#include "matcher/unpack/normalize.h"
 
 #include <openssl/evp.h>
 

@@ -36,7 +36,7 @@ struct content_limits {
 /// Mail is recognised from the first bytes as libclamav types CL_TYPE_MAIL (header magic
 /// at offset 0 such as "From ", "Received: ", "Return-Path: ", or two header lines within
 /// the first 4 KiB). Any other object is typed from its first 1 KiB as cli_filetype2 does
-/// (internal/filetype.h content_kind):
+/// (unpack/filetype.h content_kind):
 ///   HTML (an HTML signature in the first 1 KiB of an object with no magic; UTF-16 too):
 ///     the raw bytes are NOT matched (hashes included); nocomment, then notags, are matched
 ///     as target 3 + 0 with hashes and whole-object signatures; each `data:` URI payload is

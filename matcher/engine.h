@@ -73,7 +73,7 @@ struct loaded_database {
 };
 
 /// load_signatures() of every path, merged in order, then engine::compile() -- unless
-/// options.cache_directory holds a snapshot (internal/engine_snapshot.h) of the engine this
+/// options.cache_directory holds a snapshot (engine/engine_snapshot.h) of the engine this
 /// same build compiled from files of the same names and contents: that engine is read back
 /// without parsing or compiling anything (compile_stats().from_snapshot). A fresh compile
 /// stores its snapshot there (best effort). Throws load_error as those two do.

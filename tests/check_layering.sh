@@ -32,7 +32,33 @@ check ring    daemon
 check proto   daemon
 check matcher daemon
 check milter  daemon
-# tools/ use the libraries' public headers only.
+# tools/ and bench/ use the libraries' public headers only.
 check_private tools
+check_private bench
+
+# Inside matcher/ (matcher/README.md): model at the bottom, formats and unpack on it, engine on
+# all three, content_scan.cc on top. `check_matcher <dir> <allowed include prefixes...>`: every
+# `#include "matcher/...` in <dir> must start with one of the prefixes.
+check_matcher() {
+    local dir=$1; shift
+    [ -d "$root/$dir" ] || return 0
+    local pattern
+    pattern=$(printf '%s\\|' "$@"); pattern=${pattern%\\|}
+    if hits=$(grep -rn --include='*.h' --include='*.cc' '#include "matcher/' "$root/$dir" |
+              grep -v "#include \"\\($pattern\\)"); then
+        echo "layering: $dir/ may include only $* of matcher/:"; echo "$hits"; status=1
+    fi
+}
+check_matcher matcher/model   matcher/model/
+check_matcher matcher/unpack  matcher/model/ matcher/unpack/
+check_matcher matcher/formats matcher/model/ matcher/formats/ matcher/signatures.h matcher/unpack/icon.h
+check_matcher matcher/engine  matcher/model/ matcher/formats/ matcher/unpack/ matcher/engine/ \
+                              matcher/signatures.h matcher/engine.h
+# Outside matcher/ only its public headers (matcher/*.h); tests/matcher may look inside.
+for dir in ring proto milter daemon tools bench; do
+    check_matcher "$dir" matcher/signatures.h matcher/engine.h matcher/content_scan.h \
+                  matcher/introspect.h
+done
+
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

@@ -10,7 +10,7 @@
 // - clam_cache_emax.tgz: gzip -> tar with clam01.tgz (1539 bytes) and clam02.tgz (1362);
 //   clam01.tgz -> tar with clam02.tgz ... 16 CDBNAME lines in all; the caller rescans.
 
-#include "matcher/internal/archive.h"
+#include "matcher/unpack/archive.h"
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"

@@ -10,7 +10,7 @@
 
 #include "matcher/content_scan.h"
 
-#include "matcher/internal/mime.h"
+#include "matcher/unpack/mime.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -6,8 +6,9 @@
 // by error message. The signature arithmetic was checked against libclamav.so.12's own
 // cli_versig, called from a small C program: each such fact says "libclamav agrees".
 
-#include "matcher/internal/cvd.h"
+#include "matcher/formats/cvd.h"
 
+#include "base/hex.h"
 #include "matcher/engine.h"
 #include "matcher/signatures.h"
 
@@ -37,13 +38,7 @@ namespace fs = std::filesystem;
 using testing::as_bytes;
 
 std::string hex_of(const unsigned char* data, unsigned int size) {
-    static constexpr std::string_view digits = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < size; ++i) {
-        text += digits[data[i] >> 4U];
-        text += digits[data[i] & 0xFU];
-    }
-    return text;
+    return hex::encode(std::span<const std::uint8_t>(data, size));
 }
 
 std::string digest_hex(std::string_view bytes, const EVP_MD* kind) {

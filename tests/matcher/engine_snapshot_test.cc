@@ -1,11 +1,11 @@
-// Engine snapshots (matcher/internal/engine_snapshot.h): an engine read back answers as
+// Engine snapshots (matcher/engine/engine_snapshot.h): an engine read back answers as
 // the compiled one, and load_database uses a snapshot only when it matches the files.
 
-#include "matcher/internal/engine_snapshot.h"
+#include "matcher/engine/engine_snapshot.h"
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
-#include "matcher/internal/engine_impl.h"
+#include "matcher/engine/engine_impl.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,7 @@
-#include "matcher/internal/executable.h"
+#include "matcher/unpack/executable.h"
+#include "matcher/formats/offset.h"
 
+#include "base/hex.h"
 #include "tests/matcher/test_util.h"
 
 #include <openssl/evp.h>
@@ -32,13 +34,7 @@ std::span<const unsigned char> as_span(const std::string& data) {
 }
 
 std::string hex_of(std::span<const unsigned char> data) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char b : data) {
-        out += digits[b >> 4U];
-        out += digits[b & 15U];
-    }
-    return out;
+    return hex::encode(data);
 }
 
 std::string unhex(std::string_view hex) {

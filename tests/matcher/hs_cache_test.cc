@@ -1,4 +1,4 @@
-#include "matcher/internal/hs_cache.h"
+#include "matcher/engine/hs_cache.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

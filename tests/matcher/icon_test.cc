@@ -1,4 +1,4 @@
-#include "matcher/internal/icon.h"
+#include "matcher/unpack/icon.h"
 
 #include <gtest/gtest.h>
 

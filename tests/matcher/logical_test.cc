@@ -1,4 +1,5 @@
-#include "matcher/internal/logical.h"
+#include "matcher/engine/logical_eval.h"
+#include "matcher/formats/ldb.h"
 
 #include <gtest/gtest.h>
 

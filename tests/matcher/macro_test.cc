@@ -2,7 +2,7 @@
 // of ClamAV's bookkeeping (macro.h) on its own, facts taken from clamscan 1.4.6, and a
 // randomized comparison with clamscan run live.
 
-#include "matcher/internal/macro.h"
+#include "matcher/engine/macro.h"
 
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"

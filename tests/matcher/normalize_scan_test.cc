@@ -15,7 +15,7 @@
 // The ParityWithClamscan test re-checks every case against clamscan when it is installed.
 
 #include "matcher/content_scan.h"
-#include "matcher/internal/filetype.h"
+#include "matcher/unpack/filetype.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

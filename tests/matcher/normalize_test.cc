@@ -1,4 +1,4 @@
-#include "matcher/internal/normalize.h"
+#include "matcher/unpack/normalize.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,5 @@
-#include "matcher/internal/pcre_literals.h"
+#include "matcher/engine/pcre_literals.h"
+#include "matcher/formats/ldb.h"
 
 #include <gtest/gtest.h>
 

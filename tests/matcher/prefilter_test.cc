@@ -1,13 +1,14 @@
-// The rarest-literal prefilter (matcher/internal/prefilter.h) against Hyperscan itself: the
+// The rarest-literal prefilter (matcher/engine/prefilter.h) against Hyperscan itself: the
 // same random hex signatures compiled once as full Hyperscan expressions (hex cleared) and
 // once through prefilter + exact verification must report the same names on the same data,
 // with any chunking.
 
-#include "matcher/internal/prefilter.h"
+#include "matcher/engine/prefilter.h"
 
+#include "base/hex.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
-#include "matcher/internal/hexsig.h"
+#include "matcher/formats/hexsig.h"
 
 #include <gtest/gtest.h>
 
@@ -27,9 +28,9 @@ namespace {
 using testing::as_bytes;
 
 std::string hex_byte(unsigned b) {
-    std::array<char, 3> text{};
-    std::snprintf(text.data(), text.size(), "%02x", b);
-    return {text.data(), 2};
+    std::string text;
+    hex::append_byte(text, static_cast<std::uint8_t>(b));
+    return text;
 }
 
 // A random ClamAV hex pattern over a small alphabet (so that planted copies and near misses

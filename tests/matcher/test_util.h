@@ -2,6 +2,7 @@
 
 // Helpers shared by the matcher tests: test data locations and byte-buffer builders.
 
+#include "base/hex.h"
 #include "matcher/content_scan.h"
 #include "matcher/engine.h"
 
@@ -30,7 +31,7 @@
 
 namespace ringscan::matcher::testing {
 
-/// ../shared next to the project root (STYLE.md: tests reach shared data through it).
+/// ../shared next to the project root (tests reach shared data through it; CI has it there too).
 inline std::filesystem::path shared_dir() {
     return std::filesystem::path(RINGSCAN_SOURCE_DIR) / ".." / "shared";
 }
@@ -64,14 +65,7 @@ inline std::span<const std::byte> as_bytes(std::string_view text) {
 
 /// Lower-case hex digits of `bytes` (signature lines are written with it).
 inline std::string hex_of(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const char c : bytes) {
-        const auto b = static_cast<unsigned char>(c);
-        out += digits[b >> 4U];
-        out += digits[b & 0xFU];
-    }
-    return out;
+    return hex::encode(bytes);
 }
 
 /// MD5 of `bytes` in lower-case hex, as .hdb lines write it.

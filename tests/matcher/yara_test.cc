@@ -1,4 +1,5 @@
-#include "matcher/internal/yara.h"
+#include "matcher/formats/yara.h"
+#include "matcher/engine/logical_eval.h"
 
 #include <gtest/gtest.h>
 
