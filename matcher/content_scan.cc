@@ -149,47 +149,8 @@ private:
 
 /// libclamav's type name of an archive, as .ldb `Container:` names its members' container.
 std::string_view container_name(detail::archive_kind kind) {
-    switch (kind) {
-        case detail::archive_kind::gzip:
-            return "CL_TYPE_GZ";
-        case detail::archive_kind::bzip2:
-            return "CL_TYPE_BZ";
-        case detail::archive_kind::zip:
-            return "CL_TYPE_ZIP";
-        case detail::archive_kind::tar_posix:
-            return "CL_TYPE_POSIX_TAR";
-        case detail::archive_kind::tar_old:
-            return "CL_TYPE_OLD_TAR";
-        case detail::archive_kind::cpio_newc:
-            return "CL_TYPE_CPIO_NEWC";
-        case detail::archive_kind::cpio_crc:
-            return "CL_TYPE_CPIO_CRC";
-        case detail::archive_kind::cpio_odc:
-            return "CL_TYPE_CPIO_ODC";
-        case detail::archive_kind::cpio_old_le:
-        case detail::archive_kind::cpio_old_be:
-            return "CL_TYPE_CPIO_OLD";
-        case detail::archive_kind::tnef:
-            return "CL_TYPE_TNEF";
-        case detail::archive_kind::szdd:
-            return "CL_TYPE_MSSZDD";
-        case detail::archive_kind::none:
-            break;
-    }
-    return {};
-}
-
-detail::archive_kind archive_of_type_name(std::string_view type_name) {
-    for (const auto kind :
-         {detail::archive_kind::gzip, detail::archive_kind::bzip2, detail::archive_kind::zip,
-          detail::archive_kind::tar_posix, detail::archive_kind::tar_old,
-          detail::archive_kind::cpio_newc, detail::archive_kind::cpio_crc,
-          detail::archive_kind::cpio_odc, detail::archive_kind::tnef, detail::archive_kind::szdd}) {
-        if (container_name(kind) == type_name) {
-            return kind;
-        }
-    }
-    return detail::archive_kind::none;
+    const detail::archive_format* format = detail::archive_format_of(kind);
+    return format != nullptr ? format->type_name : std::string_view{};
 }
 
 /// Kinds whose derived buffers need the whole object after the raw stream has ended. An
@@ -513,7 +474,7 @@ struct content_scan::impl {
             if (limits.scan_mail) {
                 unpack(bytes, depth);
             }
-        } else if (const auto format = unpacked(archive_of_type_name(type_name));
+        } else if (const auto format = unpacked(detail::archive_kind_of_handler_type(type_name));
                    format != detail::archive_kind::none) {
             unpack_archive(bytes, format, depth);
         }
@@ -768,11 +729,16 @@ struct content_scan::impl {
         }
     }
 
-    /// `kind` when this scan unpacks it, else none: TNEF is mail to ClamAV (ScanMail), the
-    /// other kinds archives (ScanArchive).
+    /// `kind` when this scan unpacks it, else none: the format's option (ScanArchive, or
+    /// ScanMail for TNEF) must be on.
     [[nodiscard]] detail::archive_kind unpacked(detail::archive_kind found) const {
-        const bool wanted =
-            found == detail::archive_kind::tnef ? limits.scan_mail : limits.scan_archive;
+        const detail::archive_format* format = detail::archive_format_of(found);
+        if (format == nullptr) {
+            return detail::archive_kind::none;
+        }
+        const bool wanted = format->option == detail::archive_option::scan_mail
+                                ? limits.scan_mail
+                                : limits.scan_archive;
         return wanted ? found : detail::archive_kind::none;
     }
 

@@ -20,7 +20,7 @@
 #include "matcher/engine/pcre_literals.h"
 #include "matcher/formats/ldb.h"
 #include "matcher/unpack/executable.h"
-#include "matcher/unpack/icon.h"
+#include "matcher/engine/icon_match.h"
 
 #include <cstdint>
 #include <limits>

@@ -4,12 +4,12 @@
 #include "base/hex.h"
 #include "matcher/formats/cvd.h"
 #include "matcher/formats/hexsig.h"
+#include "matcher/formats/idb.h"
 #include "matcher/formats/ldb.h"
 #include "matcher/formats/offset.h"
 #include "matcher/formats/offset.h"
 #include "matcher/formats/yara.h"
 #include "matcher/model/text.h"
-#include "matcher/unpack/icon.h"
 
 #include <openssl/evp.h>
 

@@ -2,18 +2,18 @@
 
 /// Archive typing and unpacking, as libclamav does it for CL_TYPE_GZ, CL_TYPE_BZ, CL_TYPE_ZIP,
 /// CL_TYPE_POSIX_TAR / CL_TYPE_OLD_TAR, the CL_TYPE_CPIO_* types, CL_TYPE_TNEF and
-/// CL_TYPE_MSSZDD: which objects
-/// are archives, and which members an archive yields. Sans-I/O: the archive is one byte view, the
-/// members are streamed to a sink one at a time (so a caller in first-match mode can stop at
-/// once, and memory stays bounded by one member). No scanning and no recursion here: a gzip
-/// of a tar yields the tar as its one member, and the caller types and unpacks it again.
+/// CL_TYPE_MSSZDD: which objects are archives (detect_archive), and which members an archive
+/// yields (unpack_archive, through the format's unpacker: unpack/unpacker.h). One table in
+/// archive.cc lists every format with its type name and unpacker; content_scan asks it
+/// instead of switching on the kind.
 ///
 /// Facts checked against Debian clamscan 1.4.6 (`--debug`: "Recognized ...", CDBNAME lines,
 /// cli_untar traces) are listed in tests/matcher/archive_test.cc.
 
+#include "matcher/unpack/unpacker.h"
+
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <string_view>
 
@@ -43,57 +43,39 @@ enum class archive_kind : std::uint8_t {
 /// are all at offset 0 except ustar at 257. Embedded archives (ZIPSFX etc.) are not found.
 [[nodiscard]] archive_kind detect_archive(std::span<const unsigned char> head);
 
-/// ClamAV's extraction limits (clamd.conf MaxFileSize / MaxScanSize / MaxFiles; the values
-/// below are the clamscan 1.4 defaults). 0 means unlimited. A caller that already spent part
-/// of its scan budget on the enclosing objects passes what is left.
-struct archive_limits {
-    std::uint64_t max_file_size = 100ULL << 20;  ///< per member
-    std::uint64_t max_scan_size = 400ULL << 20;  ///< all members of this call together
-    std::uint64_t max_files = 10000;             ///< members delivered by this call
+/// Which clamd.conf option lets the scan unpack a format.
+enum class archive_option : std::uint8_t {
+    scan_archive,  ///< ScanArchive
+    scan_mail,     ///< ScanMail: TNEF is mail to ClamAV
 };
 
-/// One member. The views are valid only during the sink call (they point into the input for
-/// stored members and into a buffer reused for the next member otherwise).
-struct archive_member {
-    std::string_view name;                 ///< as stored ("" for gzip without FNAME, bzip2)
-    std::span<const unsigned char> bytes;  ///< content, possibly cut short (see `truncated`)
-    /// Content is a prefix only: a size limit cut it (ClamAV does this for tar, in whole
-    /// 512-byte blocks, and for zip members whose real size exceeds the declared one; zip and
-    /// cpio members declared too large and gzip/bzip2 output too large are skipped instead),
-    /// or the input ended inside it (ClamAV scans such prefixes too).
-    bool truncated = false;
+/// One row of the format table: everything the scan needs to know about a container format.
+struct archive_format {
+    archive_kind kind = archive_kind::none;
+    /// libclamav's type name: the `Container:`/`Intermediates:` its members are scanned
+    /// under, and the object's own type name in a HandlerType re-scan.
+    std::string_view type_name;
+    unpack_function unpack = nullptr;
+    archive_option option = archive_option::scan_archive;
+    /// A HandlerType of `type_name` re-scans the object as this format. Not for the two
+    /// old-binary cpio rows, which share CL_TYPE_CPIO_OLD: such a re-scan does not unpack.
+    bool handler_type = true;
 };
 
-enum class sink_action : std::uint8_t { next, stop };
-using member_sink = std::function<sink_action(const archive_member&)>;
+/// The row of `kind`; null for archive_kind::none.
+[[nodiscard]] const archive_format* archive_format_of(archive_kind kind);
 
-/// What one unpack did. ClamAV treats a limit hit as clean (with "heuristic exceeds max"
-/// off) and a malformed archive as clean after scanning what it could extract.
-struct [[nodiscard]] unpack_result {
-    std::uint64_t members = 0;              ///< delivered to the sink
-    std::uint64_t bytes = 0;                ///< total size of delivered members
-    std::uint32_t skipped_too_large = 0;    ///< members left out by a size limit
-    std::uint32_t skipped_encrypted = 0;    ///< zip members with the encryption flag
-    std::uint32_t skipped_unsupported = 0;  ///< zip methods not implemented (see archive.cc)
-    bool size_limit_hit = false;   ///< max_file_size or max_scan_size skipped or cut a member
-    bool files_limit_hit = false;  ///< max_files stopped the walk
-    bool corrupt = false;          ///< malformed or truncated input; earlier members delivered
-    bool stopped = false;          ///< the sink returned sink_action::stop
-    /// zip: more than 5 entries overlap others -- ClamAV stops unzipping and, with heuristic
-    /// alerts on (clamscan's default), reports Heuristics.Zip.OverlappingFiles.
-    bool zip_overlapping_files = false;
+/// The format a HandlerType of `type_name` (a CL_TYPE_* name) re-scans as; none when no row
+/// of that name takes HandlerType re-scans.
+[[nodiscard]] archive_kind archive_kind_of_handler_type(std::string_view type_name);
 
-    [[nodiscard]] bool limit_hit() const { return size_limit_hit || files_limit_hit; }
-};
-
-/// Streams the members of `data` (an archive of `kind`) to `sink`, in ClamAV's order: zip
-/// entries by local header offset (central directory, else a walk of local headers), the
-/// others in stream order. A TNEF yields its attachment files as libclamav's cli_tnef writes
-/// them -- attachment data appended to one file until a message-level attribute starts the
-/// next -- and nothing at all when an attribute is malformed (ClamAV then skips the
-/// extracted files). Empty members and directories are not delivered. Never throws on
-/// malformed input (allocation failure and exceptions from `sink` aside); every offset and
-/// length read from the input is checked against its size.
+/// Streams the members of `data` (an archive of `kind`) to `sink` with that format's unpacker
+/// (unpacker.h has the contract), in ClamAV's order: zip entries by local header offset
+/// (central directory, else a walk of local headers), the others in stream order. A TNEF
+/// yields its attachment files as libclamav's cli_tnef writes them -- attachment data
+/// appended to one file until a message-level attribute starts the next -- and nothing at
+/// all when an attribute is malformed (ClamAV then skips the extracted files). archive_kind::
+/// none yields nothing.
 unpack_result unpack_archive(archive_kind kind, std::span<const unsigned char> data,
                              const archive_limits& limits, const member_sink& sink);
 

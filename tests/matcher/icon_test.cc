@@ -1,3 +1,5 @@
+#include "matcher/engine/icon_match.h"
+#include "matcher/formats/idb.h"
 #include "matcher/unpack/icon.h"
 
 #include <gtest/gtest.h>
