@@ -28,6 +28,28 @@ public:
                 return "milter asked for actions or protocol steps the MTA did not offer";
             case errc::modification_not_allowed:
                 return "milter modification not negotiated or not at end of message";
+            case errc::unknown_command:
+                return "unknown milter command code";
+            case errc::short_packet:
+                return "milter command shorter than its fixed fields";
+            case errc::missing_nul:
+                return "milter command string field not NUL-terminated";
+            case errc::bad_field_count:
+                return "milter command with the wrong number of strings";
+            case errc::bad_address_family:
+                return "milter CONNECT with an unknown address family";
+            case errc::unsupported_version:
+                return "MTA offers a milter protocol version below 2";
+            case errc::unexpected_command:
+                return "milter command not legal at this point of the session";
+            case errc::action_not_allowed:
+                return "milter action not legal at this step or not negotiated";
+            case errc::invalid_reply_text:
+                return "milter reply text is not a valid 4xx/5xx SMTP reply";
+            case errc::invalid_modification:
+                return "milter modification with an empty name or an embedded NUL";
+            case errc::no_verdict_pending:
+                return "milter verdict given while no end of message awaits one";
         }
         return "unknown milter error";
     }

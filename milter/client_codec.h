@@ -23,15 +23,29 @@
 
 namespace ringscan::milter {
 
-/// Protocol errors seen from the MTA side. Each one means: drop the connection.
+/// Protocol errors of both sides (MTA side: client_codec / mta_session; milter side:
+/// filter_codec / filter_session). Each one means: log it and drop that connection only.
 enum class errc {
-    packet_too_large = 1,     ///< length field above the negotiated maximum
-    empty_packet,             ///< length 0 (not even a command byte)
-    unknown_reply,            ///< reply byte that is not an SMFIR_* code
-    malformed_reply,          ///< payload too short or missing its NUL terminators
-    unexpected_reply,         ///< a reply where none is due, or of the wrong kind
-    negotiation_rejected,     ///< OPTNEG reply asks for more than the MTA offered
-    modification_not_allowed  ///< modification not negotiated, or not at end of message
+    packet_too_large = 1,      ///< length field above the negotiated maximum
+    empty_packet,              ///< length 0 (not even a command byte)
+    unknown_reply,             ///< reply byte that is not an SMFIR_* code
+    malformed_reply,           ///< payload too short or missing its NUL terminators
+    unexpected_reply,          ///< a reply where none is due, or of the wrong kind
+    negotiation_rejected,      ///< OPTNEG reply asks for more than the MTA offered
+    modification_not_allowed,  ///< modification not negotiated, or not at end of message
+    // Milter (filter) side: what the MTA sent.
+    unknown_command,      ///< command byte that is not an SMFIC_* code
+    short_packet,         ///< payload shorter than the command's fixed fields
+    missing_nul,          ///< a string field not NUL-terminated
+    bad_field_count,      ///< HEADER not name+value, MACRO not in pairs, MAIL/RCPT empty
+    bad_address_family,   ///< CONNECT family other than '4', '6', 'L', 'U'
+    unsupported_version,  ///< OPTNEG offers a protocol version below 2
+    unexpected_command,   ///< command not legal in the session's state
+    // Milter (filter) side: what our consumer asked the session to send.
+    action_not_allowed,    ///< action illegal at this step (or the step takes no reply)
+    invalid_reply_text,    ///< reply text not "4xx/5xx ...", wrong class, CR/LF, too long
+    invalid_modification,  ///< empty header name, or a NUL inside a name/value/reason
+    no_verdict_pending     ///< answer() while no end of message awaits one
 };
 
 const std::error_category& milter_category() noexcept;
