@@ -28,6 +28,17 @@ void append_terminator(std::string& out, const reply_context& ctx) {
     out += ctx.style == framing::z ? '\0' : '\n';
 }
 
+/// `<prefix><path>: <text><suffix><terminator>`, the shape of every per-path reply line.
+void append_path_line(std::string& out, const reply_context& ctx, std::string_view path,
+                      std::string_view text, std::string_view suffix) {
+    append_prefix(out, ctx);
+    out += path;
+    out += ": ";
+    out += text;
+    out += suffix;
+    append_terminator(out, ctx);
+}
+
 }  // namespace
 
 void append_single(std::string& out, const reply_context& ctx, std::string_view status) {
@@ -38,21 +49,12 @@ void append_single(std::string& out, const reply_context& ctx, std::string_view 
 
 void append_path_status(std::string& out, const reply_context& ctx, std::string_view path,
                         std::string_view status) {
-    append_prefix(out, ctx);
-    out += path;
-    out += ": ";
-    out += status;
-    append_terminator(out, ctx);
+    append_path_line(out, ctx, path, status, {});
 }
 
 void append_found(std::string& out, const reply_context& ctx, std::string_view path,
                   std::string_view virus_name) {
-    append_prefix(out, ctx);
-    out += path;
-    out += ": ";
-    out += virus_name;
-    out += " FOUND";
-    append_terminator(out, ctx);
+    append_path_line(out, ctx, path, virus_name, " FOUND");
 }
 
 void append_error(std::string& out, const reply_context& ctx, std::string_view message) {

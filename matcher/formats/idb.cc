@@ -121,23 +121,29 @@ tl::expected<idb_entry, std::string> parse_idb_line(std::string_view line) {
         }
         return true;
     };
-    if (!read_windows(m.color_avg, m.color_x, m.color_y, 3, true)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad color data)"));
-    }
-    if (!read_windows(m.gray_avg, m.gray_x, m.gray_y, 3, true)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad gray data)"));
-    }
-    if (!read_windows(m.bright_avg, m.bright_x, m.bright_y, 2, false)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad bright data)"));
-    }
-    if (!read_windows(m.dark_avg, m.dark_x, m.dark_y, 2, false)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad dark data)"));
-    }
-    if (!read_windows(m.edge_avg, m.edge_x, m.edge_y, 2, false)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad edge data)"));
-    }
-    if (!read_windows(m.noedge_avg, m.noedge_x, m.noedge_y, 2, false)) {
-        return tl::unexpected(std::string("malformed .idb hash (bad noedge data)"));
+    // The six window groups in hash order: average digits, whether the average is range
+    // checked, and the name ClamAV's message gives them.
+    struct window_group {
+        triple icon_metrics::*avg;
+        triple icon_metrics::*xs;
+        triple icon_metrics::*ys;
+        std::size_t avg_digits;
+        bool check_avg;
+        std::string_view name;
+    };
+    using im = icon_metrics;
+    static constexpr std::array<window_group, 6> groups{{
+        {&im::color_avg, &im::color_x, &im::color_y, 3, true, "color"},
+        {&im::gray_avg, &im::gray_x, &im::gray_y, 3, true, "gray"},
+        {&im::bright_avg, &im::bright_x, &im::bright_y, 2, false, "bright"},
+        {&im::dark_avg, &im::dark_x, &im::dark_y, 2, false, "dark"},
+        {&im::edge_avg, &im::edge_x, &im::edge_y, 2, false, "edge"},
+        {&im::noedge_avg, &im::noedge_x, &im::noedge_y, 2, false, "noedge"},
+    }};
+    for (const window_group& g : groups) {
+        if (!read_windows(m.*g.avg, m.*g.xs, m.*g.ys, g.avg_digits, g.check_avg)) {
+            return tl::unexpected("malformed .idb hash (bad " + std::string(g.name) + " data)");
+        }
     }
     m.rsum = in.take(2);
     m.gsum = in.take(2);

@@ -77,35 +77,6 @@ std::vector<std::string_view> str_tokenize(std::string_view text, char delim,
     return fields;
 }
 
-/// The `%u` conversion of sscanf(): blanks, optional sign, at least one digit; the value
-/// wraps like strtoul() stored into an unsigned int. Returns the value and the end.
-struct scanned {
-    std::uint32_t value = 0;
-    std::size_t end = 0;
-};
-std::optional<scanned> scan_unsigned(std::string_view text, std::size_t pos) {
-    while (pos < text.size() && is_space(text[pos])) {
-        ++pos;
-    }
-    bool negative = false;
-    if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-        negative = text[pos] == '-';
-        ++pos;
-    }
-    std::size_t end = pos;
-    while (end < text.size() && is_digit(text[end])) {
-        ++end;
-    }
-    if (end == pos) {
-        return std::nullopt;
-    }
-    std::uint64_t value = digits_value(text.substr(pos, end - pos));  // saturates = ULONG_MAX
-    if (negative) {
-        value = ~value + 1;
-    }
-    return scanned{static_cast<std::uint32_t>(value), end};
-}
-
 // ----------------------------------------------------------------------------------------
 // Logical expressions: cli_ac_chklsig's decomposition, recorded as a tree.
 

@@ -81,37 +81,32 @@ bool ends_with_ignoring_case(std::string_view text, std::string_view suffix) {
     });
 }
 
+/// Database files by extension (lower-cased first, see extension_of):
+/// a new signature format gets its row here.
+constexpr std::array<std::pair<std::string_view, db_format>, 15> formats_by_extension{{
+    {"db", db_format::db},
+    {"ndb", db_format::ndb},
+    {"hdb", db_format::hash},
+    {"hsb", db_format::hash},
+    {"fp", db_format::allow},
+    {"sfp", db_format::allow},
+    {"ign", db_format::ignore},
+    {"ign2", db_format::ignore},
+    {"mdb", db_format::section_hash},
+    {"msb", db_format::section_hash},
+    {"imp", db_format::import_hash},
+    {"ldb", db_format::logical},
+    {"yar", db_format::yara},
+    {"yara", db_format::yara},
+    {"idb", db_format::icon},
+}};
+
 std::optional<db_format> format_of(std::string_view file_name) {
     const std::string e = extension_of(file_name);
-    if (e == "db") {
-        return db_format::db;
-    }
-    if (e == "ndb") {
-        return db_format::ndb;
-    }
-    if (e == "hdb" || e == "hsb") {
-        return db_format::hash;
-    }
-    if (e == "fp" || e == "sfp") {
-        return db_format::allow;
-    }
-    if (e == "ign" || e == "ign2") {
-        return db_format::ignore;
-    }
-    if (e == "mdb" || e == "msb") {
-        return db_format::section_hash;
-    }
-    if (e == "imp") {
-        return db_format::import_hash;
-    }
-    if (e == "ldb") {
-        return db_format::logical;
-    }
-    if (e == "yar" || e == "yara") {
-        return db_format::yara;
-    }
-    if (e == "idb") {
-        return db_format::icon;
+    for (const auto& [extension, format] : formats_by_extension) {
+        if (e == extension) {
+            return format;
+        }
     }
     return std::nullopt;
 }
@@ -233,6 +228,22 @@ constexpr bool is_pattern_char(char c) {
     }
 }
 
+/// True when `hex` is only hex digits (a literal); throws on a character no hex signature
+/// may hold, as ClamAV refuses the line.
+bool is_plain_hex(std::string_view hex, const line_ref& where) {
+    bool literal = true;
+    for (const char c : hex) {
+        if (hex::digit_value(c) >= 0) {
+            continue;
+        }
+        if (!is_pattern_char(c)) {
+            malformed(where, std::string("invalid character '") + c + "' in hex signature");
+        }
+        literal = false;
+    }
+    return literal;
+}
+
 void add_body(std::string name, std::string_view hex, unsigned target,
               const detail::body_offset& offset, std::string_view offset_text,
               const line_ref& where, signature_set& out);
@@ -280,16 +291,7 @@ void parse_ndb_line(std::string_view line, const line_ref& where, bool official,
     std::string name = signature_name(f[0], official, where);
 
     const std::string_view hex = f[3];
-    bool literal = true;
-    for (const char c : hex) {
-        if (hex::digit_value(c) >= 0) {
-            continue;
-        }
-        if (!is_pattern_char(c)) {
-            malformed(where, std::string("invalid character '") + c + "' in hex signature");
-        }
-        literal = false;
-    }
+    const bool literal = is_plain_hex(hex, where);
     if (literal && hex.size() % 2 != 0) {
         malformed(where, "hex signature has an odd number of digits");
     }
@@ -459,16 +461,7 @@ void parse_db_line(std::string_view line, const line_ref& where, bool official,
     }
     std::string name = signature_name(line.substr(0, equals), official, where);
     const std::string_view hex = line.substr(equals + 1);
-    bool literal = true;
-    for (const char c : hex) {
-        if (hex::digit_value(c) >= 0) {
-            continue;
-        }
-        if (!is_pattern_char(c)) {
-            malformed(where, std::string("invalid character '") + c + "' in hex signature");
-        }
-        literal = false;
-    }
+    const bool literal = is_plain_hex(hex, where);
     if (literal && hex.size() / 2 < min_literal_length) {
         malformed(where, "signature too short: " + std::to_string(hex.size() / 2) +
                              " bytes, at least 3 needed");

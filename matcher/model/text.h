@@ -43,18 +43,29 @@ namespace ringscan::matcher::detail {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
+/// Where C's number conversions (atoi, strtol, sscanf %u) start reading digits: past the
+/// leading blanks and one optional sign.
+struct c_number_start {
+    std::size_t pos = 0;
+    bool negative = false;
+};
+[[nodiscard]] constexpr c_number_start skip_blanks_and_sign(std::string_view text,
+                                                            std::size_t pos) {
+    while (pos < text.size() && is_c_space(text[pos])) {
+        ++pos;
+    }
+    bool negative = false;
+    if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+        negative = text[pos] == '-';
+        ++pos;
+    }
+    return {pos, negative};
+}
+
 /// atoi(): optional blanks and sign, then as many digits as there are; anything else is
 /// ignored and no digits give 0. Saturates at the int64 range.
 [[nodiscard]] constexpr std::int64_t c_atoi(std::string_view text) {
-    std::size_t i = 0;
-    while (i < text.size() && is_c_space(text[i])) {
-        ++i;
-    }
-    bool negative = false;
-    if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-        negative = text[i] == '-';
-        ++i;
-    }
+    const auto [i, negative] = skip_blanks_and_sign(text, 0);
     std::size_t end = i;
     while (end < text.size() && is_digit(text[end])) {
         ++end;
@@ -71,17 +82,34 @@ namespace ringscan::matcher::detail {
 /// strtol() that must consume the whole field: blanks, optional sign, at least one digit,
 /// nothing after. nullopt when the field is not such a number.
 [[nodiscard]] constexpr std::optional<std::int64_t> c_strtol_whole(std::string_view text) {
-    std::size_t i = 0;
-    while (i < text.size() && is_c_space(text[i])) {
-        ++i;
-    }
-    if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-        ++i;
-    }
+    const std::size_t i = skip_blanks_and_sign(text, 0).pos;
     if (i == text.size() || !all_digits(text.substr(i))) {
         return std::nullopt;
     }
     return c_atoi(text);
+}
+
+/// The `%u` conversion of sscanf(): blanks, optional sign, at least one digit; the value
+/// wraps like strtoul() stored into an unsigned int. Returns the value and the end.
+struct scanned_unsigned {
+    std::uint32_t value = 0;
+    std::size_t end = 0;
+};
+[[nodiscard]] constexpr std::optional<scanned_unsigned> scan_unsigned(std::string_view text,
+                                                                      std::size_t pos) {
+    const auto [start, negative] = skip_blanks_and_sign(text, pos);
+    std::size_t end = start;
+    while (end < text.size() && is_digit(text[end])) {
+        ++end;
+    }
+    if (end == start) {
+        return std::nullopt;
+    }
+    std::uint64_t value = digits_value(text.substr(start, end - start));  // saturates = ULONG_MAX
+    if (negative) {
+        value = ~value + 1;
+    }
+    return scanned_unsigned{static_cast<std::uint32_t>(value), end};
 }
 
 /// strtol()/strtoll() with `base` (0 = C prefixes), reporting where it stopped. No digits:
@@ -92,14 +120,9 @@ struct scanned_long {
 };
 [[nodiscard]] constexpr scanned_long scan_long(std::string_view text, std::size_t pos, int base) {
     const std::size_t begin = pos;
-    while (pos < text.size() && is_c_space(text[pos])) {
-        ++pos;
-    }
-    bool negative = false;
-    if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-        negative = text[pos] == '-';
-        ++pos;
-    }
+    const c_number_start start = skip_blanks_and_sign(text, pos);
+    pos = start.pos;
+    const bool negative = start.negative;
     if (base == 0 || base == 16) {
         if (pos + 1 < text.size() && text[pos] == '0' &&
             (text[pos + 1] == 'x' || text[pos + 1] == 'X') &&

@@ -183,24 +183,12 @@ inline constexpr std::uint64_t tar_block = 512;
 
 // ---------------------------------------------------------------- the formats (one file each)
 
-unpack_result unpack_gzip(byte_view data, const archive_limits& limits, const member_sink& sink);
-unpack_result unpack_bzip2(byte_view data, const archive_limits& limits, const member_sink& sink);
-unpack_result unpack_zip(byte_view data, const archive_limits& limits, const member_sink& sink);
-unpack_result unpack_tar_posix(byte_view data, const archive_limits& limits,
-                               const member_sink& sink);
-unpack_result unpack_tar_old(byte_view data, const archive_limits& limits,
-                             const member_sink& sink);
-unpack_result unpack_cpio_newc(byte_view data, const archive_limits& limits,
-                               const member_sink& sink);
-unpack_result unpack_cpio_crc(byte_view data, const archive_limits& limits,
-                              const member_sink& sink);
-unpack_result unpack_cpio_odc(byte_view data, const archive_limits& limits,
-                              const member_sink& sink);
-unpack_result unpack_cpio_old_le(byte_view data, const archive_limits& limits,
-                                 const member_sink& sink);
-unpack_result unpack_cpio_old_be(byte_view data, const archive_limits& limits,
-                                 const member_sink& sink);
-unpack_result unpack_tnef(byte_view data, const archive_limits& limits, const member_sink& sink);
-unpack_result unpack_szdd(byte_view data, const archive_limits& limits, const member_sink& sink);
+/// Every unpacker has the unpack_function signature (unpacker.h); declared through one
+/// function type so the list stays one name per format.
+using unpack_signature = unpack_result(byte_view data, const archive_limits& limits,
+                                       const member_sink& sink);
+unpack_signature unpack_gzip, unpack_bzip2, unpack_zip, unpack_tar_posix, unpack_tar_old,
+    unpack_cpio_newc, unpack_cpio_crc, unpack_cpio_odc, unpack_cpio_old_le, unpack_cpio_old_be,
+    unpack_tnef, unpack_szdd;
 
 }  // namespace ringscan::matcher::detail

@@ -26,6 +26,22 @@ u32 read_u32(const unsigned char* p) {
            (static_cast<u32>(p[2]) << 16U) | (static_cast<u32>(p[3]) << 24U);
 }
 
+/// Values of `bits` (1, 2, 4 or 8) bits read from a row of bytes, most significant first: the
+/// palette indexes of 1/4/8-bit bitmaps and the AND mask. The caller bounds the row.
+struct msb_bits {
+    const unsigned char* at;
+    u32 byte = 0;
+    u32 left = 0;
+    u32 next(u32 bits) {
+        if (left == 0) {
+            byte = *at++;
+            left = 8;
+        }
+        left -= bits;
+        return (byte >> left) & ((1U << bits) - 1);
+    }
+};
+
 class pe_reader {
 public:
     explicit pe_reader(const icon_pe_view& pe) : pe_(pe) {}
@@ -579,15 +595,9 @@ std::optional<icon_metrics> decode_icon(const pe_reader& pe, u32 data_entry_rva)
             case 1:
             case 4:
             case 8: {
-                u32 bits_left = 0;
-                u32 byte = 0;
+                msb_bits row{raw + offset};
                 for (u32 x = 0; x < width; ++x) {
-                    if (bits_left == 0) {
-                        byte = raw[offset++];
-                        bits_left = 8;
-                    }
-                    bits_left -= depth;
-                    const u32 index = (byte >> bits_left) & ((1U << depth) - 1);
+                    const u32 index = row.next(depth);
                     pixel(y, x) = read_u32(palette + std::size_t{index} * 4);
                 }
                 break;
@@ -636,16 +646,9 @@ std::optional<icon_metrics> decode_icon(const pe_reader& pe, u32 data_entry_rva)
     }
     if ((depth & 0x1fU) != 0 || alpha_seen == 0) {
         for (u32 y = 0; y < height; ++y) {
-            std::size_t offset = std::size_t{y} * maskline;
-            u32 bits_left = 0;
-            u32 byte = 0;
+            msb_bits row{raw + std::size_t{y} * maskline};
             for (u32 x = 0; x < width; ++x) {
-                if (bits_left == 0) {
-                    byte = raw[offset++];
-                    bits_left = 8;
-                }
-                --bits_left;
-                if (((byte >> bits_left) & 1U) == 0) {
+                if (row.next(1) == 0) {
                     pixel(y, x) |= 0xff000000U;
                 }
             }
