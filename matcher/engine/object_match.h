@@ -88,6 +88,7 @@ public:
     [[nodiscard]] std::uint32_t options() const { return options_; }
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc counts the fields it stores
     std::string pattern_;
     std::uint32_t options_ = 0;
     mutable std::once_flag ready_;
