@@ -200,6 +200,7 @@ struct object_database {
 
 /// Compiles the whole-object part of `signatures` into `compiled.objects` (its names into
 /// compiled.names; patterns Hyperscan refuses into compiled.skipped). Throws load_error.
+/// Defined in object_build.cc; match_object below in object_match.cc.
 void compile_objects(const signature_set& signatures, compile_context& context,
                      engine::impl& compiled);
 
