@@ -115,6 +115,9 @@ inline constexpr std::size_t hash_kind_count = 3;
     return static_cast<std::size_t>(kind);
 }
 
+inline constexpr std::array<hash_kind, hash_kind_count> all_hash_kinds = {
+    hash_kind::md5, hash_kind::sha1, hash_kind::sha256};
+
 /// The hash signatures of one kind, sorted by (digest, size) for binary search. Digests
 /// are stored at their own length (16 bytes for MD5, most entries), apart from the sizes
 /// and names, so that a table costs its digest plus 16 bytes per signature.

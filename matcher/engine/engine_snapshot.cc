@@ -199,8 +199,82 @@ struct engine_reader : snapshot_reader {
 /// The fields of every engine structure, in one order for both directions. `Codec` is
 /// snapshot_writer (with const structures) or snapshot_reader (with mutable ones).
 struct snapshot_codec {
+    /// Compiles only when `T` has exactly `N` non-static data members. Each visit function
+    /// that lists the members of a structure one by one states first how many it knows of
+    /// (those it carries plus those it leaves out on purpose, named there): a member added
+    /// to the structure later breaks the build here ("N names provided for structured
+    /// binding ... decomposes into M elements", from the visit function's instantiation)
+    /// until the visit function carries it or says why not, and the count is updated.
+    /// Structures stored as bytes (value/values) need no count: their bytes carry every
+    /// member. A structured binding sees private members too, as this struct is the friend
+    /// of the classes it visits; it cannot bind a class whose members are spread over a
+    /// base and a derived class (none is visited member-wise).
+    template <std::size_t N, class T>
+    static void expect_fields(const T& object) {
+        if constexpr (N == 1) {
+            [[maybe_unused]] const auto& [a] = object;
+        } else if constexpr (N == 2) {
+            [[maybe_unused]] const auto& [a, b] = object;
+        } else if constexpr (N == 3) {
+            [[maybe_unused]] const auto& [a, b, c] = object;
+        } else if constexpr (N == 4) {
+            [[maybe_unused]] const auto& [a, b, c, d] = object;
+        } else if constexpr (N == 5) {
+            [[maybe_unused]] const auto& [a, b, c, d, e] = object;
+        } else if constexpr (N == 6) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f] = object;
+        } else if constexpr (N == 7) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g] = object;
+        } else if constexpr (N == 8) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h] = object;
+        } else if constexpr (N == 9) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i] = object;
+        } else if constexpr (N == 10) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j] = object;
+        } else if constexpr (N == 11) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k] = object;
+        } else if constexpr (N == 12) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l] = object;
+        } else if constexpr (N == 13) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m] = object;
+        } else if constexpr (N == 14) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n] = object;
+        } else if constexpr (N == 15) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o] = object;
+        } else if constexpr (N == 16) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = object;
+        } else if constexpr (N == 17) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q] = object;
+        } else if constexpr (N == 18) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r] = object;
+        } else if constexpr (N == 19) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s] = object;
+        } else if constexpr (N == 20) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s, t] = object;
+        } else if constexpr (N == 21) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s, t, u] = object;
+        } else if constexpr (N == 22) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s, t, u, v] = object;
+        } else if constexpr (N == 23) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s, t, u, v, w] = object;
+        } else if constexpr (N == 24) {
+            [[maybe_unused]] const auto& [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,
+                                          q, r, s, t, u, v, w, x] = object;
+        } else {
+            static_assert(N > 0 && N <= 24, "expect_fields takes 1 to 24 members");
+        }
+    }
+
     template <class Codec, class Pool>
     static void names(Codec& c, Pool& pool) {
+        expect_fields<2>(pool);  // text_, or mapped_ when read back from a mappable file
         if constexpr (Codec::reading) {
             // Left in the file when the caller can map it (see name_pool).
             const std::span<const std::byte> text = c.raw();
@@ -217,6 +291,7 @@ struct snapshot_codec {
 
     template <class Codec, class Table>
     static void hashes(Codec& c, Table& table) {
+        expect_fields<6>(table);
         c.value(table.digest_length_);
         c.values(table.digests_);
         c.values(table.values_);
@@ -237,6 +312,7 @@ struct snapshot_codec {
 
     template <class Codec, class Token>
     static void token(Codec& c, Token& t) {
+        expect_fields<6>(t);
         c.value(t.what);
         c.value(t.bytes);
         c.value(t.low);
@@ -252,6 +328,7 @@ struct snapshot_codec {
 
     template <class Codec, class Program>
     static void program(Codec& c, Program& p) {
+        expect_fields<10>(p);
         std::span<const std::byte> bytes;
         if constexpr (Codec::reading) {
             bytes = c.raw();
@@ -273,6 +350,7 @@ struct snapshot_codec {
                 p.tokens_ = std::move(context);
             }
         } else if (has_tokens) {
+            expect_fields<2>(*p.tokens_);
             tokens(c, p.tokens_->prefix);
             tokens(c, p.tokens_->suffix);
         }
@@ -296,6 +374,7 @@ struct snapshot_codec {
 
     template <class Codec, class Expression>
     static void expression(Codec& c, Expression& e) {
+        expect_fields<3>(e);
         c.values(e.nodes);
         c.value(e.root);
         c.value(e.highest_subsig);
@@ -317,6 +396,7 @@ struct snapshot_codec {
 
     template <class Codec, class Description>
     static void description(Codec& c, Description& d) {
+        expect_fields<10>(d);
         c.value(d.target);
         c.value(d.engine);
         c.value(d.file_size);
@@ -347,6 +427,7 @@ struct snapshot_codec {
 
     template <class Codec, class Runtime>
     static void pcre(Codec& c, Runtime& r) {
+        expect_fields<4>(r);  // regex: by subsig()
         expression(c, r.trigger);
         c.value(r.flags);
         c.values(r.gate_literals);
@@ -354,6 +435,7 @@ struct snapshot_codec {
 
     template <class Codec, class Subsig>
     static void subsig(Codec& c, Subsig& s) {
+        expect_fields<5>(s);
         c.value(s.what);
         c.value(s.offset);
         c.value(s.macro);
@@ -371,6 +453,8 @@ struct snapshot_codec {
                 s.pcre = std::move(runtime);
             }
         } else if (has_pcre) {
+            // pattern_ and options_; ready_ and code_ are made on first use.
+            expect_fields<4>(s.pcre->regex);
             c.text(s.pcre->regex.pattern());
             c.value(s.pcre->regex.options());
             pcre(c, *s.pcre);
@@ -378,6 +462,7 @@ struct snapshot_codec {
         owned(
             c, s.compare, [] { return std::make_unique<byte_compare_subsignature>(); },
             [&](auto& compare) {
+                expect_fields<7>(compare);
                 c.value(compare.reference);
                 c.value(compare.offset);
                 c.value(compare.number_base);
@@ -390,6 +475,7 @@ struct snapshot_codec {
 
     template <class Codec, class Signature>
     static void signature(Codec& c, Signature& s) {
+        expect_fields<10>(s);
         c.value(s.name);
         c.value(s.target);
         expression(c, s.expression);
@@ -406,11 +492,13 @@ struct snapshot_codec {
 
     template <class Codec, class Icons>
     static void icons(Codec& c, Icons& db) {
+        expect_fields<2>(db);
         for (auto& names : db.group_names_) {
             c.each(names, [&](auto& name) { c.text(name); });
         }
         for (auto& list : db.icons_) {
             c.each(list, [&](auto& icon) {
+                expect_fields<3>(icon);
                 c.text(icon.name);
                 c.value(icon.group);
                 c.value(icon.metrics);
@@ -420,11 +508,13 @@ struct snapshot_codec {
 
     template <class Codec, class Objects>
     static void objects(Codec& c, Objects& db) {
+        expect_fields<16>(db);
         c.each(db.signatures, [&](auto& s) { signature(c, s); });
         c.each(db.subsigs, [&](auto& s) { subsig(c, s); });
         c.values(db.patterns);
         programs(c, db.programs);
         c.each(db.chains, [&](auto& chain) {
+            expect_fields<5>(chain);
             c.value(chain.subsig);
             c.values(chain.gaps);
             c.values(chain.max_gaps);
@@ -435,6 +525,7 @@ struct snapshot_codec {
         c.values(db.factors);
         c.values(db.factor_patterns);
         c.each(db.groups, [&](auto& group) {
+            expect_fields<7>(group);
             c.value(group.target);
             visit_database(c, group.factors);
             visit_database(c, group.direct);
@@ -444,6 +535,7 @@ struct snapshot_codec {
             c.value(group.database_bytes);
         });
         c.value(db.group_of);
+        expect_fields<3>(db.pe_hashes);
         hash_tables(c, db.pe_hashes.sections);
         hash_tables(c, db.pe_hashes.imports);
         c.value(db.pe_hashes.any);
@@ -456,9 +548,13 @@ struct snapshot_codec {
 
     template <class Codec, class Engine>
     static void engine(Codec& c, Engine& e) {
+        // Not stored: id (each engine gets a new one), report and digests (set again by
+        // deserialize_engine).
+        expect_fields<21>(e);
         c.value(e.signature_count);
         names(c, e.names);
         c.each(e.shards, [&](auto& s) {
+            expect_fields<6>(s);
             c.value(s.target);
             visit_database(c, s.direct);
             visit_database(c, s.prefilter);
@@ -485,6 +581,7 @@ struct snapshot_codec {
 
     template <class Codec, class Extras>
     static void extras(Codec& c, Extras& x) {
+        expect_fields<2>(x);
         c.each(x.skipped, [&](auto& line) { c.text(line); });
         bool has_daily = x.daily_version.has_value();
         c.value(has_daily);
@@ -494,6 +591,7 @@ struct snapshot_codec {
             }
         }
         if (has_daily) {
+            expect_fields<2>(*x.daily_version);
             c.value(x.daily_version->version);
             c.text(x.daily_version->build_time);
         }

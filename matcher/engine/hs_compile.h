@@ -2,8 +2,8 @@
 
 /// The one way the engine builds a Hyperscan database: through the on-disk cache
 /// (engine/hs_cache.h), with patterns Hyperscan refuses set aside instead of failing the
-/// load. Used for the streaming body shards (engine.cc) and the block-mode whole-object
-/// groups (object_match.cc), literal factor databases and full expressions alike.
+/// load. Used for the streaming body shards (engine_build.cc) and the block-mode whole-object
+/// groups (object_build.cc), literal factor databases and full expressions alike.
 
 #include "matcher/engine/hs_cache.h"
 #include "matcher/engine/prefilter.h"

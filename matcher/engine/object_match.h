@@ -88,6 +88,7 @@ public:
     [[nodiscard]] std::uint32_t options() const { return options_; }
 
 private:
+    friend struct snapshot_codec;  // engine_snapshot.cc counts the fields it stores
     std::string pattern_;
     std::uint32_t options_ = 0;
     mutable std::once_flag ready_;
@@ -199,6 +200,7 @@ struct object_database {
 
 /// Compiles the whole-object part of `signatures` into `compiled.objects` (its names into
 /// compiled.names; patterns Hyperscan refuses into compiled.skipped). Throws load_error.
+/// Defined in object_build.cc; match_object below in object_match.cc.
 void compile_objects(const signature_set& signatures, compile_context& context,
                      engine::impl& compiled);
 

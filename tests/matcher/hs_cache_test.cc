@@ -50,7 +50,7 @@ private:
     fs::path path_;
 };
 
-/// Owns the arrays a request views, like engine.cc's hs_input.
+/// Owns the arrays a request views, like engine_build.cc compiles them.
 struct expression_set {
     std::vector<std::string> expressions;
     std::vector<unsigned> flags;
