@@ -5,6 +5,8 @@
 
 #include "matcher/engine/object_match.h"
 
+#include "matcher/formats/idb.h"
+
 #include <algorithm>
 #include <limits>
 #include <optional>

@@ -5,7 +5,6 @@
 
 #include "matcher/engine/object_match.h"
 
-#include "matcher/formats/idb.h"
 #include "matcher/unpack/filetype.h"
 
 #include <openssl/evp.h>
