@@ -27,6 +27,17 @@ struct zip_entry {
     std::uint64_t local_header_size = 0;  ///< 0 when no valid local header is there
 };
 
+/// The fields local and central headers share, in the same layout: flags, method, CRC,
+/// sizes, name length. `fields` is where they start (local header + 6, central + 8).
+zip_entry common_fields(byte_view data, std::uint64_t fields) {
+    zip_entry e;
+    e.flags = le16(data, fields);
+    e.method = le16(data, fields + 2);
+    e.csize = le32(data, fields + 12);
+    e.usize = le32(data, fields + 16);
+    return e;
+}
+
 /// Size of the local header at `at` with its name and extra field, or 0 if there is none.
 std::uint64_t zip_local_header_size(byte_view data, std::uint64_t at) {
     if (!has(data, at, zip_local_size) || !starts_with(data, at, zip_local_sig)) {
@@ -99,11 +110,7 @@ std::vector<zip_entry> zip_central_directory(byte_view data) {
     }
     std::uint64_t at = le32(data, end + 16);
     while (has(data, at, zip_central_size) && starts_with(data, at, zip_central_sig)) {
-        zip_entry e;
-        e.flags = le16(data, at + 8);
-        e.method = le16(data, at + 10);
-        e.csize = le32(data, at + 20);
-        e.usize = le32(data, at + 24);
+        zip_entry e = common_fields(data, at + 8);
         const std::uint64_t name_len = le16(data, at + 28);
         const std::uint64_t extra_len = le16(data, at + 30);
         const std::uint64_t comment_len = le16(data, at + 32);
@@ -166,11 +173,7 @@ void unzip_local(byte_view data, member_emitter& em) {
     std::vector<unsigned char> out;
     std::uint64_t at = starts_with(data, 0, "PK00") ? 4 : 0;
     while (has(data, at, zip_local_size) && starts_with(data, at, zip_local_sig)) {
-        zip_entry e;
-        e.flags = le16(data, at + 6);
-        e.method = le16(data, at + 8);
-        e.csize = le32(data, at + 18);
-        e.usize = le32(data, at + 22);
+        zip_entry e = common_fields(data, at + 6);
         const std::uint64_t name_len = le16(data, at + 26);
         e.local_header_size = zip_local_header_size(data, at);
         if (!has(data, at + zip_local_size, name_len)) {
