@@ -16,6 +16,8 @@ and the same messages:
   prestamped  clean, already carrying X-Virus-Scanned and X-Virus-Status headers
   lab-body    the lab test string in the body
   eicar-att   EICAR as a base64 attachment (found only by decoding MIME)
+  eicar-zip   EICAR inside a zip, base64-attached (decoding MIME, then unzipping)
+  rfc822-lab  a forwarded message/rfc822 whose quoted-printable body has the lab string
 each with protocol version 6 (miltertest's full offer) and the clean and eicar-att ones
 also with version 2 (mt.negotiate(conn, 2, 0x1ff, 0x1fffff); with 0x3f, 0x7f
 Debian's clamav-milter closes the connection before answering miltertest).
@@ -25,7 +27,9 @@ the observation per message is that reply sequence, decoded packet by packet (OP
 with its version/actions/flags, each step's reply, then the end-of-message header edits,
 quarantine and final action with reply text; the X-Virus-Scanned version and host
 normalised), plus the milter's log line about the message. It must equal the value
-written here and, for ringscand, clamav-milter's. Last, ringscand gets a garbage packet
+written here and, for ringscand, clamav-milter's. Bad configurations (no MilterSocket, an
+unknown option, LogInfected Loud, RejectMsg with %v twice) exit 1 with clamav-milter's
+first error line. Last, ringscand gets a garbage packet
 on one connection: that connection is closed with a log line naming the cause, the next
 message is served.
 
@@ -34,12 +38,14 @@ Exit: 0 pass, 1 fail, 77 skip (missing peer tool, unless CI=true).
 """
 
 import base64
+import io
 import os
 import re
 import socket
 import struct
 import sys
 import time
+import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,7 +124,32 @@ def messages():
                     "Content-Transfer-Encoding: base64",
                     "Content-Disposition: attachment; filename=\"eicar.com\"", "",
                     att.rstrip(crlf), "--LAB-BOUNDARY--", ""]), C.SIG_EICAR),
+        ("eicar-zip", base + [("Subject", "zipped"), ("MIME-Version", "1.0"),
+                              ("Content-Type", 'multipart/mixed; boundary="ZB"')],
+         crlf.join(["--ZB", "Content-Type: text/plain", "", "a zip for you", "", "--ZB",
+                    "Content-Type: application/zip; name=\"e.zip\"",
+                    "Content-Transfer-Encoding: base64", "",
+                    base64.encodebytes(eicar_zip()).decode("ascii").replace("\n", crlf)
+                    .rstrip(crlf), "--ZB--", ""]), C.SIG_EICAR),
+        ("rfc822-lab", base + [("Subject", "forwarded"), ("MIME-Version", "1.0"),
+                               ("Content-Type", 'multipart/mixed; boundary="FB"')],
+         crlf.join(["--FB", "Content-Type: text/plain", "", "forwarding this", "", "--FB",
+                    "Content-Type: message/rfc822", "", "From: <x@lab.test>",
+                    "Subject: inner", "Content-Type: text/plain",
+                    "Content-Transfer-Encoding: quoted-printable", "",
+                    "inner =3D " + P.LAB_STRING.decode("ascii") + " end", "", "--FB--", ""]),
+         C.SIG_LAB),
     ]
+
+
+def eicar_zip():
+    """EICAR as the one member of a zip (fixed date: the same bytes every run)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        info = zipfile.ZipInfo("eicar.com", date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, P.EICAR)
+    return out.getvalue()
 
 
 def read(path):
@@ -220,7 +251,8 @@ def expected(scenario, msg, sig, version):
 
 def expected_log(scenario, msg, sig):
     subject = {"clean": "clean message", "prestamped": "stamped",
-               "lab-body": "lab string in the body", "eicar-att": "EICAR attached"}[msg]
+               "lab-body": "lab string in the body", "eicar-att": "EICAR attached",
+               "eicar-zip": "zipped", "rfc822-lab": "forwarded"}[msg]
     mid, date = ("<clean@lab.test>", "Tue, 8 Dec 2026 06:00:00 +0000") if msg == "clean" \
         else ("UNKNOWN", "UNKNOWN")
     frm, to = "<sender@lab.test>", "<rcpt@lab.test>"
@@ -368,7 +400,41 @@ def main():
     P.main_wrapper(body)
 
 
+STARTUP_ERRORS = [
+    ("no MilterSocket", "Foreground yes\nClamdSocket tcp:127.0.0.1:1\n",
+     "ERROR: Please configure the MilterSocket directive"),
+    ("unknown option", "MilterSocket {sock}\nFrobnicate yes\n",
+     "ERROR: Parse error at {conf}:2: Unknown option Frobnicate"),
+    ("bad LogInfected", "MilterSocket {sock}\nForeground yes\nClamdSocket tcp:127.0.0.1:1\n"
+     "LogInfected Loud\n", "ERROR: Invalid setting Loud for option LogInfected"),
+    ("RejectMsg %v twice", "MilterSocket {sock}\nForeground yes\nClamdSocket tcp:127.0.0.1:1\n"
+     "OnInfected Reject\nRejectMsg %v and %v\n", "ERROR: %v may appear at most once in RejectMsg"),
+]
+
+
+def startup_errors(m, subject, milter, ringscand, workdir):
+    """A bad clamav-milter.conf: exit code 1 and clamav-milter's first error line."""
+    clamd_conf = P.write_conf(os.path.join(workdir, "startup-clamd.conf"),
+                              [("TCPSocket", str(P.free_tcp_port())), ("TCPAddr", "127.0.0.1"),
+                               ("Foreground", "yes")])
+    for i, (label, text, first_line) in enumerate(STARTUP_ERRORS):
+        conf = os.path.join(workdir, f"bad{i}.conf")
+        sock = os.path.join(workdir, f"bad{i}.sock")
+        with open(conf, "w", encoding="ascii") as f:
+            f.write(text.format(sock=sock))
+        argv = ([milter, "-c", conf] if subject == "clamd"
+                else [ringscand, "-c", clamd_conf, f"--milter-config-file={conf}"])
+
+        def observe():
+            rc, out, err = C.run(argv, timeout=30.0)
+            lines = (err + out).splitlines()
+            return rc, (lines[0] if lines else "").replace(workdir, "<DIR>")
+        m.check(subject, f"startup error: {label}", observe,
+                expect=(1, first_line.format(conf=f"<DIR>/bad{i}.conf")))
+
+
 def phase(m, subject, milter, miltertest, clamd, ringscand, workdir, db):
+    startup_errors(m, subject, milter, ringscand, workdir)
     n = 0
     for scenario, extra in SCENARIOS:
         try:

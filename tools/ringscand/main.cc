@@ -118,15 +118,23 @@ int run(const command_line& cli) {
     if (cli.milter_config_path) {
         std::array<char, 256> host{};
         const bool have_host = ::gethostname(host.data(), host.size() - 1) == 0;
+        // clamav-milter's wording: a parse error is followed by "<prog>: cannot parse config
+        // file <path>"; an invalid value (MilterSocket missing, LogInfected Loud) stands alone.
+        std::optional<proto::clamd_config> milter_config;
+        try {
+            milter_config =
+                proto::clamd_config::load(*cli.milter_config_path, proto::config_kind::milter);
+        } catch (const proto::config_error& error) {
+            std::cerr << error.what() << "\nringscand: cannot parse config file "
+                      << *cli.milter_config_path << "\n";
+            return 1;
+        }
         try {
             milter.emplace(milter::milter_settings_from(
-                proto::clamd_config::load(*cli.milter_config_path, proto::config_kind::milter),
-                clamav_protocol_version,
+                *milter_config, clamav_protocol_version,
                 have_host ? std::optional<std::string_view>(host.data()) : std::nullopt));
         } catch (const proto::config_error& error) {
             std::cerr << error.what() << "\n";
-            std::cerr << "ERROR: Can't open/parse the config file " << *cli.milter_config_path
-                      << "\n";
             return 1;
         }
         for (const std::string& warning : milter->settings.warnings) {
