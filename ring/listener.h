@@ -41,6 +41,9 @@ private:
 struct tcp_endpoint {
     std::string address;
     std::uint16_t port = 0;
+    /// Which listener this is, for a reactor serving several protocols: handed to the
+    /// tagged handler factory with every connection it accepts (ring gives it no meaning).
+    unsigned listener = 0;
 };
 
 /// clamd's LocalSocket (+ LocalSocketMode, FixStaleSocket).
@@ -49,6 +52,7 @@ struct unix_endpoint {
     mode_t mode = 0666;  ///< clamd: chmod(LocalSocketMode & 0666), default 0666
     std::optional<gid_t> group = std::nullopt;  ///< LocalSocketGroup: chown(-1, group)
     bool fix_stale = true;
+    unsigned listener = 0;  ///< as tcp_endpoint::listener
 };
 
 /// Opens `copies` listening sockets on every address `endpoint` resolves to; result[i] holds

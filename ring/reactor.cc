@@ -56,28 +56,43 @@ std::vector<std::size_t> allowed_cpus() {
 // --- reactor ------------------------------------------------------------------------------
 
 reactor::reactor(reactor_options options, handler_factory factory)
+    : reactor(std::move(options),
+              tagged_handler_factory([plain = std::move(factory)](connection& conn, unsigned) {
+                  return plain(conn);
+              })) {}
+
+reactor::reactor(reactor_options options, tagged_handler_factory factory)
     : options_(std::move(options)), factory_(std::move(factory)) {
     unsigned count = options_.shard_count;
     const auto cpus = static_cast<unsigned>(internal::allowed_cpus().size());
     if (count == 0 || count > cpus) {
         count = cpus;
     }
-    std::vector<std::vector<unique_fd>> per_shard(count);
+    std::vector<std::vector<std::pair<unique_fd, unsigned>>> per_shard(count);
     for (const tcp_endpoint& endpoint : options_.tcp) {
         std::vector<std::vector<unique_fd>> copies =
             open_tcp_listeners(endpoint, count, options_.backlog);
         for (unsigned i = 0; i < count; ++i) {
             for (unique_fd& fd : copies[i]) {
-                per_shard[i].push_back(std::move(fd));
+                per_shard[i].emplace_back(std::move(fd), endpoint.listener);
             }
         }
     }
     if (options_.local) {
-        local_listener_ = open_unix_listener(*options_.local, options_.backlog);
+        local_listeners_.emplace_back(open_unix_listener(*options_.local, options_.backlog),
+                                      options_.local->listener);
+    }
+    for (const unix_endpoint& endpoint : options_.more_local) {
+        local_listeners_.emplace_back(open_unix_listener(endpoint, options_.backlog),
+                                      endpoint.listener);
+    }
+    std::vector<std::pair<int, unsigned>> shared;
+    for (const auto& [fd, tag] : local_listeners_) {
+        shared.emplace_back(fd.get(), tag);
     }
     for (unsigned i = 0; i < count; ++i) {
-        shards_.push_back(std::make_unique<shard>(i, options_, factory_, std::move(per_shard[i]),
-                                                  local_listener_.get()));
+        shards_.push_back(
+            std::make_unique<shard>(i, options_, factory_, std::move(per_shard[i]), shared));
     }
     for (auto& each : shards_) {
         each->set_peers(&shards_);
@@ -89,6 +104,9 @@ reactor::~reactor() {
     wait();
     if (options_.local) {
         ::unlink(options_.local->path.c_str());
+    }
+    for (const unix_endpoint& endpoint : options_.more_local) {
+        ::unlink(endpoint.path.c_str());
     }
 }
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace ringscan::ring {
@@ -46,12 +47,18 @@ void read_file(file_reader& reader, int file, std::span<std::byte> into, std::ui
 
 /// Creates the handler for a new connection, on the connection's shard thread.
 using handler_factory = std::function<std::unique_ptr<connection_handler>(connection&)>;
+/// The same, told which listener accepted it (the endpoint's `listener` tag), for a reactor
+/// that serves several protocols on different sockets.
+using tagged_handler_factory =
+    std::function<std::unique_ptr<connection_handler>(connection&, unsigned listener)>;
 
 struct reactor_options {
     unsigned shard_count = 0;  ///< 0: one per CPU this process may run on
     bool pin_shards = true;
     std::vector<tcp_endpoint> tcp;
     std::optional<unix_endpoint> local;
+    /// Further unix sockets, each shared by every shard like `local` (removed on exit too).
+    std::vector<unix_endpoint> more_local;
     int backlog = 200;
     unsigned buffer_count = 256;   ///< provided buffers per shard (power of two)
     unsigned buffer_size = 16384;  ///< bytes per provided buffer
@@ -76,6 +83,8 @@ public:
     /// Opens the listeners (throws std::system_error / std::runtime_error naming the
     /// address). Shards start with start().
     reactor(reactor_options options, handler_factory factory);
+    /// The same, with a factory told which listener accepted each connection.
+    reactor(reactor_options options, tagged_handler_factory factory);
     ~reactor();
     reactor(const reactor&) = delete;
     reactor& operator=(const reactor&) = delete;
@@ -93,10 +102,11 @@ public:
 
 private:
     reactor_options options_;
-    handler_factory factory_;
+    tagged_handler_factory factory_;
     std::vector<std::unique_ptr<shard>> shards_;
     std::vector<std::thread> threads_;
-    unique_fd local_listener_;
+    /// The unix sockets (`local`, then `more_local`) with their tags; shared by every shard.
+    std::vector<std::pair<unique_fd, unsigned>> local_listeners_;
 };
 
 /// Checks that this kernel lets us use io_uring with what the reactor needs; throws

@@ -19,18 +19,15 @@ namespace {
 thread_local shard* current_shard = nullptr;
 }  // namespace
 
-shard::shard(unsigned index, const reactor_options& options, const handler_factory& factory,
-             std::vector<unique_fd> tcp_listeners, int local_listener)
-    : index_(index),
-      options_(options),
-      factory_(factory),
-      tcp_listeners_(std::move(tcp_listeners)),
-      local_listener_(local_listener) {
-    for (const unique_fd& fd : tcp_listeners_) {
-        accept_ops_.push_back(listener_state{fd.get(), socket_family::tcp});
+shard::shard(unsigned index, const reactor_options& options, const tagged_handler_factory& factory,
+             std::vector<std::pair<unique_fd, unsigned>> tcp_listeners,
+             const std::vector<std::pair<int, unsigned>>& local_listeners)
+    : index_(index), options_(options), factory_(factory), tcp_listeners_(std::move(tcp_listeners)) {
+    for (const auto& [fd, tag] : tcp_listeners_) {
+        accept_ops_.push_back(listener_state{fd.get(), socket_family::tcp, tag});
     }
-    if (local_listener_ >= 0) {
-        accept_ops_.push_back(listener_state{local_listener_, socket_family::local});
+    for (const auto& [fd, tag] : local_listeners) {
+        accept_ops_.push_back(listener_state{fd, socket_family::local, tag});
     }
 }
 
@@ -155,7 +152,7 @@ void shard::on_accept(listener_state& listener, const io_uring_cqe& cqe) {
     auto owned = std::make_unique<socket_connection>(*this, cqe.res, listener.family);
     socket_connection& conn = *owned;
     connections_.emplace(&conn, std::move(owned));
-    conn.handler_ = factory_(conn);
+    conn.handler_ = factory_(conn, listener.tag);
     arm_recv(conn);
 }
 

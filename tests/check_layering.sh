@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a library includes a sibling it may not depend on (ARCHITECTURE.md):
 # ring, matcher and proto depend on no other in-tree library; milter only on proto; daemon
-# on ring, proto and matcher (public headers); tools/ on public headers only.
+# on ring, proto, matcher and milter (public headers); tools/ on public headers only.
 set -u
 root=${1:-$(dirname "$0")/..}
 status=0
@@ -25,8 +25,9 @@ check ring    matcher proto milter tools
 check matcher ring proto milter tools
 check proto   ring matcher milter tools
 check milter  ring matcher tools
-# daemon/ (ringscan::daemon) builds on ring, proto and matcher; nothing below it knows it.
-check daemon  milter tools
+# daemon/ (ringscan::daemon) builds on ring, proto, matcher and milter (the in-process milter
+# frontend); nothing below it knows it.
+check daemon  tools
 check_private daemon
 check ring    daemon
 check proto   daemon

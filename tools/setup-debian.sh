@@ -17,6 +17,7 @@ packages=(
     gnuplot-nox  # ringbench --plot (make bench)
     # client peers (tests/peer/*_test.py): pyclamd, clamav-milter + miltertest, clamdtop in tmux
     python3-pyclamd clamav-milter miltertest tmux
+    postfix swaks  # tests/peer/postfix_milter_test.py (Postfix from a private config dir)
 )
 # node and npm for the npm client peers; any install of them will do (the machine's may
 # not be Debian's, whose npm package would conflict with it)
@@ -66,6 +67,9 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix: install the binaries only; the peer test runs it from its own config directory.
+echo "postfix postfix/main_mailer_type select No configuration" |
+    "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 install_npm_clients

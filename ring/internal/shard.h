@@ -24,6 +24,8 @@
 #include <memory>
 #include <sys/socket.h>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 #include <vector>
 
 namespace ringscan::ring {
@@ -43,8 +45,11 @@ struct socket_connection::msghdr_storage {
 
 class shard {
 public:
-    shard(unsigned index, const reactor_options& options, const handler_factory& factory,
-          std::vector<unique_fd> tcp_listeners, int local_listener);
+    /// `tcp_listeners`: this shard's own sockets; `local_listeners`: the unix sockets every
+    /// shard shares (owned by the reactor). Each with its listener tag.
+    shard(unsigned index, const reactor_options& options, const tagged_handler_factory& factory,
+          std::vector<std::pair<unique_fd, unsigned>> tcp_listeners,
+          const std::vector<std::pair<int, unsigned>>& local_listeners);
     ~shard();
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
@@ -78,6 +83,7 @@ private:
     struct listener_state {
         int fd;
         socket_family family;
+        unsigned tag;  ///< handed to the factory with each accepted connection
         detail::op accept_op{detail::op_kind::accept, nullptr};
         bool armed = false;
         bool failed = false;  ///< re-arm on the next tick instead of spinning on an error
@@ -118,9 +124,8 @@ private:
 
     unsigned index_;
     const reactor_options& options_;
-    const handler_factory& factory_;
-    std::vector<unique_fd> tcp_listeners_;
-    int local_listener_;  ///< shared by all shards; owned by the reactor
+    const tagged_handler_factory& factory_;
+    std::vector<std::pair<unique_fd, unsigned>> tcp_listeners_;
     std::vector<listener_state> accept_ops_;
     internal::mailbox mailbox_;
     std::uint64_t wake_value_ = 0;

@@ -462,4 +462,56 @@ TEST_F(ReactorTest, RefusesLiveUnixSocket) {
                  std::runtime_error);
 }
 
+/// Answers every packet with the tag of the listener that accepted its connection.
+class tag_handler final : public connection_handler {
+public:
+    explicit tag_handler(unsigned tag) : tag_(tag) {}
+    void on_data(connection& conn, std::span<const std::byte>) noexcept override {
+        conn.send("listener " + std::to_string(tag_));
+        conn.close_after_send();
+    }
+    void on_peer_closed(connection& conn) noexcept override { conn.close_after_send(); }
+    void on_deadline(connection&) noexcept override {}
+
+private:
+    unsigned tag_;
+};
+
+TEST_F(ReactorTest, TaggedFactoryKnowsWhichListenerAccepted) {
+    const std::uint16_t first = free_port();
+    std::uint16_t second = free_port();
+    while (second == first) {
+        second = free_port();
+    }
+    reactor_options options;
+    options.shard_count = 2;
+    options.tcp.push_back({"127.0.0.1", first, 0});
+    options.tcp.push_back({"127.0.0.1", second, 3});
+    ringscan::ring::unix_endpoint clamd_socket{(dir_ / "clamd.sock").string()};
+    clamd_socket.listener = 1;
+    ringscan::ring::unix_endpoint milter_socket{(dir_ / "milter.sock").string()};
+    milter_socket.listener = 2;
+    milter_socket.mode = 0660;
+    options.local = clamd_socket;
+    options.more_local.push_back(milter_socket);
+    server_ = std::make_unique<reactor>(
+        std::move(options), [](connection&, unsigned tag) -> std::unique_ptr<connection_handler> {
+            return std::make_unique<tag_handler>(tag);
+        });
+    server_->start();
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "milter.sock").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0660u);
+    const auto ask = [](const unique_fd& client) {
+        send_all(client.get(), "?");
+        return read_some(client.get(), SIZE_MAX);
+    };
+    EXPECT_EQ(ask(connect_tcp(first)), "listener 0");
+    EXPECT_EQ(ask(connect_unix((dir_ / "clamd.sock").string())), "listener 1");
+    EXPECT_EQ(ask(connect_unix((dir_ / "milter.sock").string())), "listener 2");
+    EXPECT_EQ(ask(connect_tcp(second)), "listener 3");
+    server_.reset();
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "milter.sock"));  // removed like `local`
+}
+
 }  // namespace

@@ -8,13 +8,16 @@
 #include "daemon/clamd_connection.h"
 #include "daemon/daemon_config.h"
 #include "daemon/logger.h"
+#include "daemon/milter_connection.h"
 #include "daemon/process.h"
 #include "daemon/service.h"
 #include "matcher/engine.h"
 #include "matcher/signatures.h"
+#include "milter/milter_config.h"
 #include "proto/config.h"
 #include "ring/reactor.h"
 
+#include <array>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -31,9 +34,14 @@ using namespace ringscan;
 
 constexpr std::string_view clamav_protocol_version = "1.4.6";
 constexpr std::string_view default_config_path = "/etc/clamav/clamd.conf";
+/// Listener tags: which protocol a connection speaks.
+constexpr unsigned clamd_listener = 0;
+constexpr unsigned milter_listener = 1;
 
 struct command_line {
     std::string config_path{default_config_path};
+    /// clamav-milter.conf: also serve the milter protocol on its MilterSocket.
+    std::optional<std::string> milter_config_path;
     bool foreground = false;
     bool print_version = false;
 };
@@ -43,6 +51,9 @@ void print_usage() {
                  "  -c, --config-file=FILE  clamd.conf to read (default "
               << default_config_path
               << ")\n"
+                 "      --milter-config-file=FILE\n"
+                 "                          also serve clamav-milter's protocol, as configured\n"
+                 "                          in FILE (clamav-milter.conf syntax)\n"
                  "  -F, --foreground        stay in the foreground (as Foreground yes)\n"
                  "  -V, --version           print the version and exit\n"
                  "  -h, --help              this help\n";
@@ -62,6 +73,16 @@ std::optional<command_line> parse_command_line(int argc, char** argv, int& exit_
             cli.config_path = argv[++i];
         } else if (arg.starts_with("--config-file=")) {
             cli.config_path = std::string(arg.substr(std::strlen("--config-file=")));
+        } else if (arg == "--milter-config-file") {
+            if (i + 1 >= argc) {
+                std::cerr << "ERROR: " << arg << " needs a file name\n";
+                exit_code = 1;
+                return std::nullopt;
+            }
+            cli.milter_config_path = argv[++i];
+        } else if (arg.starts_with("--milter-config-file=")) {
+            cli.milter_config_path =
+                std::string(arg.substr(std::strlen("--milter-config-file=")));
         } else if (arg == "-F" || arg == "--foreground") {
             cli.foreground = true;
         } else if (arg == "-V" || arg == "--version") {
@@ -92,6 +113,38 @@ int run(const command_line& cli) {
         log.warning(warning);
     }
 
+    // clamav-milter.conf is read before anything starts, so its errors are startup errors.
+    std::optional<daemon::milter_frontend> milter;
+    if (cli.milter_config_path) {
+        std::array<char, 256> host{};
+        const bool have_host = ::gethostname(host.data(), host.size() - 1) == 0;
+        // clamav-milter's wording: a parse error is followed by "<prog>: cannot parse config
+        // file <path>"; an invalid value (MilterSocket missing, LogInfected Loud) stands alone.
+        std::optional<proto::clamd_config> milter_config;
+        try {
+            milter_config =
+                proto::clamd_config::load(*cli.milter_config_path, proto::config_kind::milter);
+        } catch (const proto::config_error& error) {
+            std::cerr << error.what() << "\nringscand: cannot parse config file "
+                      << *cli.milter_config_path << "\n";
+            return 1;
+        }
+        try {
+            milter.emplace(milter::milter_settings_from(
+                *milter_config, clamav_protocol_version,
+                have_host ? std::optional<std::string_view>(host.data()) : std::nullopt));
+        } catch (const proto::config_error& error) {
+            std::cerr << error.what() << "\n";
+            return 1;
+        }
+        for (const std::string& warning : milter->settings.warnings) {
+            log.info(warning);
+        }
+        for (const std::string& warning : daemon::unsupported_milter_options(milter->settings)) {
+            log.info(warning);
+        }
+    }
+
     ring::probe_io_uring();
     daemon::raise_descriptor_limit(log);
 
@@ -104,9 +157,19 @@ int run(const command_line& cli) {
     options.local = settings.local;
     options.backlog = settings.backlog;
     options.log = [&log](std::string_view line) { log.warning(line); };
-    ring::reactor reactor(std::move(options), [&svc](ring::connection& conn) {
-        return std::make_unique<daemon::clamd_connection>(svc, conn);
-    });
+    if (milter) {
+        daemon::add_milter_listener(milter->settings, milter_listener, options);
+    }
+    ring::reactor reactor(
+        std::move(options),
+        [&svc, &milter](ring::connection& conn,
+                        unsigned listener) -> std::unique_ptr<ring::connection_handler> {
+            static_assert(clamd_listener != milter_listener);
+            if (listener == milter_listener && milter) {
+                return std::make_unique<daemon::milter_connection>(svc, *milter, conn);
+            }
+            return std::make_unique<daemon::clamd_connection>(svc, conn);
+        });
     for (unsigned i = 0; i < reactor.shard_count(); ++i) {
         svc.shards.push_back(std::make_unique<daemon::shard_context>());
     }
@@ -131,6 +194,9 @@ int run(const command_line& cli) {
     }
     if (settings.local) {
         log.info("LOCAL: Unix socket file " + settings.local->path);
+    }
+    if (milter) {
+        log.info("MILTER: listening on " + milter->settings.socket_spec);
     }
     log.info("ringscand ready: " + std::to_string(reactor.shard_count()) +
              " io_uring shards, protocol " + *svc.version());
