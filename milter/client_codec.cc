@@ -1,6 +1,7 @@
 #include "milter/client_codec.h"
 
 #include "base/assert.h"
+#include "milter/wire.h"
 
 #include <array>
 #include <cstring>
@@ -55,49 +56,7 @@ public:
     }
 };
 
-std::uint32_t read_u32(std::string_view data, std::size_t at) {
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-}
-
-void put_u32(std::string& out, std::uint32_t v) {
-    out.push_back(static_cast<char>((v >> 24) & 0xff));
-    out.push_back(static_cast<char>((v >> 16) & 0xff));
-    out.push_back(static_cast<char>((v >> 8) & 0xff));
-    out.push_back(static_cast<char>(v & 0xff));
-}
-
-/// Splits NUL-terminated strings; fails if the data does not end in NUL.
-bool split_argv(std::string_view data, std::vector<std::string>& out) {
-    if (data.empty() || data.back() != '\0') {
-        return false;
-    }
-    std::size_t start = 0;
-    while (start < data.size()) {
-        const std::size_t nul = data.find('\0', start);
-        out.emplace_back(data.substr(start, nul - start));
-        start = nul + 1;
-    }
-    return true;
-}
-
 tl::unexpected<std::error_code> fail(errc e) { return tl::unexpected(make_error_code(e)); }
-
-/// One packet assembled from small pieces, then copied into the sink in one call.
-void emit(sink& out, char command, std::string_view data) {
-    std::string packet;
-    packet.reserve(5 + data.size());
-    put_u32(packet, static_cast<std::uint32_t>(data.size() + 1));
-    packet.push_back(command);
-    packet.append(data);
-    out.copy(packet);
-}
-
-void append_cstr(std::string& s, std::string_view v) {
-    s.append(v);
-    s.push_back('\0');
-}
 
 }  // namespace
 
@@ -194,15 +153,15 @@ result<reply> parse_reply(char code, std::string_view data) {
             if (data.size() < 12) {
                 return fail(errc::malformed_reply);
             }
-            r.version = read_u32(data, 0);
-            r.actions = read_u32(data, 4);
-            r.protocol = read_u32(data, 8);
+            r.version = wire::read_u32(data.data() + 0);
+            r.actions = wire::read_u32(data.data() + 4);
+            r.protocol = wire::read_u32(data.data() + 8);
             std::size_t at = 12;
             while (at < data.size()) {
                 if (data.size() - at < 5) {
                     return fail(errc::malformed_reply);
                 }
-                const std::uint32_t stage = read_u32(data, at);
+                const std::uint32_t stage = wire::read_u32(data.data() + at);
                 at += 4;
                 const std::size_t nul = data.find('\0', at);
                 if (nul == std::string_view::npos) {
@@ -238,11 +197,11 @@ result<reply> parse_reply(char code, std::string_view data) {
                 if (rest.size() < 4) {
                     return fail(errc::malformed_reply);
                 }
-                r.index = read_u32(rest, 0);
+                r.index = wire::read_u32(rest.data() + 0);
                 rest.remove_prefix(4);
             }
             std::vector<std::string> parts;
-            if (!split_argv(rest, parts) || parts.size() != 2) {
+            if (!wire::split_strings(rest, parts) || parts.size() != 2) {
                 return fail(errc::malformed_reply);
             }
             r.name = std::move(parts[0]);
@@ -251,7 +210,7 @@ result<reply> parse_reply(char code, std::string_view data) {
         }
         case rep::addrcpt_par:
         case rep::chgfrom: {
-            if (!split_argv(data, r.args) || r.args.empty()) {
+            if (!wire::split_strings(data, r.args) || r.args.empty()) {
                 return fail(errc::malformed_reply);
             }
             r.value = r.args.front();
@@ -267,7 +226,7 @@ result<std::size_t> reply_decoder::feed(std::span<const char> bytes, std::vector
     std::size_t produced = 0;
     std::size_t at = 0;
     while (buf_.size() - at >= 4) {
-        const std::uint32_t len = read_u32(buf_, at);
+        const std::uint32_t len = wire::read_u32(buf_.data() + at);
         if (len == 0) {
             return fail(errc::empty_packet);
         }
@@ -293,7 +252,7 @@ result<std::size_t> reply_decoder::feed(std::span<const char> bytes, std::vector
 void encode_packet_header(sink& out, char command, std::size_t data_len) {
     RINGSCAN_ASSERT(data_len < 0xffffffffu);
     std::string header;
-    put_u32(header, static_cast<std::uint32_t>(data_len + 1));
+    wire::put_u32(header, static_cast<std::uint32_t>(data_len + 1));
     header.push_back(command);
     out.copy(header);
 }
@@ -301,70 +260,58 @@ void encode_packet_header(sink& out, char command, std::size_t data_len) {
 void encode_optneg(sink& out, std::uint32_t version, std::uint32_t actions,
                    std::uint32_t protocol) {
     std::string data;
-    put_u32(data, version);
-    put_u32(data, actions);
-    put_u32(data, protocol);
-    emit(out, cmd::optneg, data);
+    wire::put_u32(data, version);
+    wire::put_u32(data, actions);
+    wire::put_u32(data, protocol);
+    wire::emit(out, cmd::optneg, data);
 }
 
 void encode_macros(sink& out, char for_command, const macro_list& macros) {
     std::string data(1, for_command);
     for (const auto& [name, value] : macros) {
-        append_cstr(data, name);
-        append_cstr(data, value);
+        wire::append_cstr(data, name);
+        wire::append_cstr(data, value);
     }
-    emit(out, cmd::macro, data);
+    wire::emit(out, cmd::macro, data);
 }
 
 void encode_connect(sink& out, std::string_view hostname, char address_family,
                     std::uint16_t port, std::string_view address) {
     std::string data;
-    append_cstr(data, hostname);
+    wire::append_cstr(data, hostname);
     data.push_back(address_family);
     if (address_family != family::unknown) {
         // The port travels in network order (engine.c st_connectinfo copies it raw).
         data.push_back(static_cast<char>((port >> 8) & 0xff));
         data.push_back(static_cast<char>(port & 0xff));
-        append_cstr(data, address);
+        wire::append_cstr(data, address);
     }
-    emit(out, cmd::connect, data);
+    wire::emit(out, cmd::connect, data);
 }
 
 void encode_helo(sink& out, std::string_view helo) {
-    std::string data;
-    append_cstr(data, helo);
-    emit(out, cmd::helo, data);
+    wire::emit_string(out, cmd::helo, helo);
 }
 
-namespace {
-void encode_argv(sink& out, char command, std::span<const std::string> argv) {
-    RINGSCAN_ASSERT(!argv.empty());
-    std::string data;
-    for (const auto& a : argv) {
-        append_cstr(data, a);
-    }
-    emit(out, command, data);
-}
-}  // namespace
 
 void encode_mail(sink& out, std::span<const std::string> argv) {
-    encode_argv(out, cmd::mail, argv);
+    wire::emit_strings(out, cmd::mail, argv);
 }
 
 void encode_rcpt(sink& out, std::span<const std::string> argv) {
-    encode_argv(out, cmd::rcpt, argv);
+    wire::emit_strings(out, cmd::rcpt, argv);
 }
 
-void encode_data(sink& out) { emit(out, cmd::data, {}); }
+void encode_data(sink& out) { wire::emit(out, cmd::data, {}); }
 
 void encode_header(sink& out, std::string_view name, std::string_view value) {
     std::string data;
-    append_cstr(data, name);
-    append_cstr(data, value);
-    emit(out, cmd::header, data);
+    wire::append_cstr(data, name);
+    wire::append_cstr(data, value);
+    wire::emit(out, cmd::header, data);
 }
 
-void encode_eoh(sink& out) { emit(out, cmd::eoh, {}); }
+void encode_eoh(sink& out) { wire::emit(out, cmd::eoh, {}); }
 
 void encode_body(sink& out, std::string_view chunk) {
     RINGSCAN_ASSERT(chunk.size() <= body_chunk_size);
@@ -372,15 +319,15 @@ void encode_body(sink& out, std::string_view chunk) {
     out.ref(chunk);
 }
 
-void encode_eob(sink& out) { emit(out, cmd::eob, {}); }
-void encode_abort(sink& out) { emit(out, cmd::abort, {}); }
-void encode_quit(sink& out) { emit(out, cmd::quit, {}); }
-void encode_quit_nc(sink& out) { emit(out, cmd::quit_nc, {}); }
+void encode_eob(sink& out) { wire::emit(out, cmd::eob, {}); }
+void encode_abort(sink& out) { wire::emit(out, cmd::abort, {}); }
+void encode_quit(sink& out) { wire::emit(out, cmd::quit, {}); }
+void encode_quit_nc(sink& out) { wire::emit(out, cmd::quit_nc, {}); }
 
 void encode_unknown(sink& out, std::string_view smtp_command) {
     std::string data;
-    append_cstr(data, smtp_command);
-    emit(out, cmd::unknown, data);
+    wire::append_cstr(data, smtp_command);
+    wire::emit(out, cmd::unknown, data);
 }
 
 }  // namespace ringscan::milter

@@ -1,6 +1,7 @@
 #include "milter/filter_codec.h"
 
 #include "base/assert.h"
+#include "milter/wire.h"
 
 namespace ringscan::milter {
 
@@ -8,50 +9,7 @@ namespace {
 
 tl::unexpected<std::error_code> fail(errc e) { return tl::unexpected(make_error_code(e)); }
 
-std::uint32_t read_u32(const char* at) {
-    const auto* p = reinterpret_cast<const unsigned char*>(at);
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-}
-
-void put_u32(std::string& out, std::uint32_t v) {
-    out.push_back(static_cast<char>((v >> 24) & 0xff));
-    out.push_back(static_cast<char>((v >> 16) & 0xff));
-    out.push_back(static_cast<char>((v >> 8) & 0xff));
-    out.push_back(static_cast<char>(v & 0xff));
-}
-
-void append_cstr(std::string& s, std::string_view v) {
-    s.append(v);
-    s.push_back('\0');
-}
-
-/// One packet assembled in a small string, then copied into the sink in one call.
-void emit(sink& out, char code, std::string_view data) {
-    RINGSCAN_ASSERT(data.size() < 0xffffffffu);
-    std::string packet;
-    packet.reserve(5 + data.size());
-    put_u32(packet, static_cast<std::uint32_t>(data.size() + 1));
-    packet.push_back(code);
-    packet.append(data);
-    out.copy(packet);
-}
-
 bool known_command(char code) noexcept { return command_name(code) != "?"; }
-
-/// Splits consecutive NUL-terminated strings (data must end in NUL) into `out`.
-bool split_strings(std::string_view data, std::vector<std::string_view>& out) {
-    if (data.empty() || data.back() != '\0') {
-        return false;
-    }
-    std::size_t start = 0;
-    while (start < data.size()) {
-        const std::size_t nul = data.find('\0', start);
-        out.push_back(data.substr(start, nul - start));
-        start = nul + 1;
-    }
-    return true;
-}
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
@@ -124,9 +82,9 @@ result<command> parse_command(char code, std::string_view data,
             if (data.size() < 12) {
                 return fail(errc::short_packet);
             }
-            c.version = read_u32(data.data());
-            c.actions = read_u32(data.data() + 4);
-            c.protocol = read_u32(data.data() + 8);
+            c.version = wire::read_u32(data.data());
+            c.actions = wire::read_u32(data.data() + 4);
+            c.protocol = wire::read_u32(data.data() + 8);
             return c;
         case cmd::macro:
             if (data.empty()) {
@@ -136,7 +94,7 @@ result<command> parse_command(char code, std::string_view data,
             data.remove_prefix(1);
             // Zero pairs is legal (Postfix sends an empty "D H" for a disabled HELO).
             if (!data.empty()) {
-                if (!split_strings(data, args)) {
+                if (!wire::split_strings(data, args)) {
                     return fail(errc::missing_nul);
                 }
                 if (args.size() % 2 != 0) {
@@ -191,13 +149,13 @@ result<command> parse_command(char code, std::string_view data,
             if (data.empty()) {
                 return fail(errc::bad_field_count);  // no address at all
             }
-            if (!split_strings(data, args)) {
+            if (!wire::split_strings(data, args)) {
                 return fail(errc::missing_nul);
             }
             c.args = args;
             return c;
         case cmd::header:
-            if (!split_strings(data, args)) {
+            if (!wire::split_strings(data, args)) {
                 return fail(errc::missing_nul);
             }
             if (args.size() != 2) {
@@ -225,7 +183,7 @@ result<command> parse_command(char code, std::string_view data,
 
 result<std::uint32_t> command_decoder::check_header(std::span<const char> header) {
     RINGSCAN_ASSERT(header.size() >= 4);
-    const std::uint32_t len = read_u32(header.data());
+    const std::uint32_t len = wire::read_u32(header.data());
     if (len == 0) {
         return fail(errc::empty_packet);
     }
@@ -278,7 +236,7 @@ result<bool> command_decoder::next(std::span<const char>& in, command& out) {
             return false;
         }
     }
-    const std::size_t total = 4 + std::size_t{read_u32(buf_.data())};
+    const std::size_t total = 4 + std::size_t{wire::read_u32(buf_.data())};
     const std::size_t take = std::min(total - buf_.size(), in.size());
     buf_.append(in.data(), take);
     in = in.subspan(take);
@@ -297,54 +255,52 @@ result<bool> command_decoder::next(std::span<const char>& in, command& out) {
 void encode_optneg_reply(sink& out, std::uint32_t version, std::uint32_t actions,
                          std::uint32_t protocol, std::span<const symlist> symlists) {
     std::string data;
-    put_u32(data, version);
-    put_u32(data, actions);
-    put_u32(data, protocol);
+    wire::put_u32(data, version);
+    wire::put_u32(data, actions);
+    wire::put_u32(data, protocol);
     for (const auto& [stage, names] : symlists) {
-        put_u32(data, stage);
-        append_cstr(data, names);
+        wire::put_u32(data, stage);
+        wire::append_cstr(data, names);
     }
-    emit(out, rep::optneg, data);
+    wire::emit(out, rep::optneg, data);
 }
 
-void encode_continue(sink& out) { emit(out, rep::continue_, {}); }
-void encode_accept(sink& out) { emit(out, rep::accept, {}); }
-void encode_reject(sink& out) { emit(out, rep::reject, {}); }
-void encode_tempfail(sink& out) { emit(out, rep::tempfail, {}); }
-void encode_discard(sink& out) { emit(out, rep::discard, {}); }
-void encode_skip(sink& out) { emit(out, rep::skip, {}); }
-void encode_progress(sink& out) { emit(out, rep::progress, {}); }
-void encode_shutdown(sink& out) { emit(out, rep::shutdown, {}); }
+void encode_continue(sink& out) { wire::emit(out, rep::continue_, {}); }
+void encode_accept(sink& out) { wire::emit(out, rep::accept, {}); }
+void encode_reject(sink& out) { wire::emit(out, rep::reject, {}); }
+void encode_tempfail(sink& out) { wire::emit(out, rep::tempfail, {}); }
+void encode_discard(sink& out) { wire::emit(out, rep::discard, {}); }
+void encode_skip(sink& out) { wire::emit(out, rep::skip, {}); }
+void encode_progress(sink& out) { wire::emit(out, rep::progress, {}); }
+void encode_shutdown(sink& out) { wire::emit(out, rep::shutdown, {}); }
 
 void encode_replycode(sink& out, std::string_view text) {
-    std::string data;
-    append_cstr(data, text);
-    emit(out, rep::replycode, data);
+    wire::emit_string(out, rep::replycode, text);
 }
 
 void encode_addheader(sink& out, std::string_view name, std::string_view value) {
     std::string data;
-    append_cstr(data, name);
-    append_cstr(data, value);
-    emit(out, rep::addheader, data);
+    wire::append_cstr(data, name);
+    wire::append_cstr(data, value);
+    wire::emit(out, rep::addheader, data);
 }
 
 void encode_insheader(sink& out, std::uint32_t index, std::string_view name,
                       std::string_view value) {
     std::string data;
-    put_u32(data, index);
-    append_cstr(data, name);
-    append_cstr(data, value);
-    emit(out, rep::insheader, data);
+    wire::put_u32(data, index);
+    wire::append_cstr(data, name);
+    wire::append_cstr(data, value);
+    wire::emit(out, rep::insheader, data);
 }
 
 void encode_chgheader(sink& out, std::uint32_t index, std::string_view name,
                       std::string_view value) {
     std::string data;
-    put_u32(data, index);
-    append_cstr(data, name);
-    append_cstr(data, value);
-    emit(out, rep::chgheader, data);
+    wire::put_u32(data, index);
+    wire::append_cstr(data, name);
+    wire::append_cstr(data, value);
+    wire::emit(out, rep::chgheader, data);
 }
 
 void encode_replbody(sink& out, std::string_view chunk) {
@@ -354,40 +310,24 @@ void encode_replbody(sink& out, std::string_view chunk) {
 }
 
 void encode_addrcpt(sink& out, std::string_view rcpt) {
-    std::string data;
-    append_cstr(data, rcpt);
-    emit(out, rep::addrcpt, data);
+    wire::emit_string(out, rep::addrcpt, rcpt);
 }
 
 void encode_delrcpt(sink& out, std::string_view rcpt) {
-    std::string data;
-    append_cstr(data, rcpt);
-    emit(out, rep::delrcpt, data);
+    wire::emit_string(out, rep::delrcpt, rcpt);
 }
 
-namespace {
-void encode_reply_argv(sink& out, char code, std::span<const std::string> argv) {
-    RINGSCAN_ASSERT(!argv.empty());
-    std::string data;
-    for (const auto& a : argv) {
-        append_cstr(data, a);
-    }
-    emit(out, code, data);
-}
-}  // namespace
 
 void encode_addrcpt_par(sink& out, std::span<const std::string> argv) {
-    encode_reply_argv(out, rep::addrcpt_par, argv);
+    wire::emit_strings(out, rep::addrcpt_par, argv);
 }
 
 void encode_chgfrom(sink& out, std::span<const std::string> argv) {
-    encode_reply_argv(out, rep::chgfrom, argv);
+    wire::emit_strings(out, rep::chgfrom, argv);
 }
 
 void encode_quarantine(sink& out, std::string_view reason) {
-    std::string data;
-    append_cstr(data, reason);
-    emit(out, rep::quarantine, data);
+    wire::emit_string(out, rep::quarantine, reason);
 }
 
 result<std::string> make_reply_text(std::string_view rcode, std::string_view xcode,

@@ -136,19 +136,12 @@ result<std::size_t> filter_session::feed(std::span<const char> bytes, sink& out)
 }
 
 bool filter_session::answers(char step) const noexcept {
-    switch (step) {
-        case cmd::connect: return (protocol_ & smfip::nr_conn) == 0;
-        case cmd::helo: return (protocol_ & smfip::nr_helo) == 0;
-        case cmd::mail: return (protocol_ & smfip::nr_mail) == 0;
-        case cmd::rcpt: return (protocol_ & smfip::nr_rcpt) == 0;
-        case cmd::data: return (protocol_ & smfip::nr_data) == 0;
-        case cmd::header: return (protocol_ & smfip::nr_hdr) == 0;
-        case cmd::eoh: return (protocol_ & smfip::nr_eoh) == 0;
-        case cmd::body: return (protocol_ & smfip::nr_body) == 0;
-        case cmd::unknown: return (protocol_ & smfip::nr_unkn) == 0;
-        case cmd::eob: return true;
-        default: return false;  // MACRO, ABORT, QUIT, QUIT_NC are never answered
+    if (step == cmd::eob) {
+        return true;
     }
+    // MACRO, ABORT, QUIT, QUIT_NC (no flag) are never answered.
+    const std::uint32_t flag = smfip::no_reply_flag(step);
+    return flag != 0 && (protocol_ & flag) == 0;
 }
 
 void filter_session::store_macros(const command& c) {

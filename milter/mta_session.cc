@@ -63,17 +63,9 @@ bool mta_session::step_disabled(char command) const noexcept {
 }
 
 bool mta_session::step_answered(char command) const noexcept {
-    switch (command) {
-        case cmd::connect: return (protocol_ & smfip::nr_conn) == 0;
-        case cmd::helo: return (protocol_ & smfip::nr_helo) == 0;
-        case cmd::mail: return (protocol_ & smfip::nr_mail) == 0;
-        case cmd::rcpt: return (protocol_ & smfip::nr_rcpt) == 0;
-        case cmd::data: return (protocol_ & smfip::nr_data) == 0;
-        case cmd::header: return (protocol_ & smfip::nr_hdr) == 0;
-        case cmd::eoh: return (protocol_ & smfip::nr_eoh) == 0;
-        case cmd::body: return (protocol_ & smfip::nr_body) == 0;
-        default: return true;  // EOB always gets a final action
-    }
+    // EOB (no flag) always gets a final action.
+    const std::uint32_t flag = smfip::no_reply_flag(command);
+    return flag == 0 || (protocol_ & flag) == 0;
 }
 
 void mta_session::emit_step(const step& s, sink& out) {

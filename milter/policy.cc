@@ -200,6 +200,19 @@ void message_policy::apply_action(decision& d, message_action act, std::string_v
     }
 }
 
+std::vector<std::string> message_policy::log_recipients(const macro_lookup& macros,
+                                                        bool multi) const {
+    if (multi) {
+        return recipients_;
+    }
+    return {value_or(macros("{rcpt_addr}"), unavailable)};
+}
+
+std::string message_policy::full_details() const {
+    return " with subject '" + sanitize_header(subject_) + "' message-id '" +
+           sanitize_header(message_id_) + "' date '" + sanitize_header(date_) + "'";
+}
+
 decision message_policy::decide(const scan_outcome& outcome, const macro_lookup& macros,
                                 std::uint32_t granted_actions) const {
     decision d;
@@ -215,20 +228,11 @@ decision message_policy::decide(const scan_outcome& outcome, const macro_lookup&
             }
             if (settings_.log_clean != log_level::off) {
                 const std::string from = value_or(macros("{mail_addr}"), printf_null);
-                std::vector<std::string> to;
-                if (multi) {
-                    to = recipients_;
-                } else {
-                    to.push_back(value_or(macros("{rcpt_addr}"), unavailable));
-                }
-                for (const std::string& rcpt : to) {
+                for (const std::string& rcpt : log_recipients(macros, multi)) {
                     if (settings_.log_clean == log_level::full) {
-                        d.log_lines.push_back(
-                            "Clean message " + value_or(macros("{i}"), printf_null) + " from <" +
-                            from + "> to <" + rcpt + "> with subject '" +
-                            sanitize_header(subject_) + "' message-id '" +
-                            sanitize_header(message_id_) + "' date '" + sanitize_header(date_) +
-                            "'");
+                        d.log_lines.push_back("Clean message " +
+                                              value_or(macros("{i}"), printf_null) + " from <" +
+                                              from + "> to <" + rcpt + ">" + full_details());
                     } else {
                         d.log_lines.push_back("Clean message from <" + from + "> to <" + rcpt +
                                               ">");
@@ -249,19 +253,12 @@ decision message_policy::decide(const scan_outcome& outcome, const macro_lookup&
             }
             if (settings_.log_infected != log_level::off) {
                 const std::string from = value_or(macros("{mail_addr}"), unavailable);
-                std::vector<std::string> to;
-                if (multi) {
-                    to = recipients_;
-                } else {
-                    to.push_back(value_or(macros("{rcpt_addr}"), unavailable));
-                }
-                for (const std::string& rcpt : to) {
+                for (const std::string& rcpt : log_recipients(macros, multi)) {
                     if (settings_.log_infected == log_level::full) {
-                        d.log_lines.push_back(
-                            "Message " + value_or(macros("{i}"), unavailable) + " from <" + from +
-                            "> to <" + rcpt + "> with subject '" + sanitize_header(subject_) +
-                            "' message-id '" + sanitize_header(message_id_) + "' date '" +
-                            sanitize_header(date_) + "' infected by " + std::string(virus));
+                        d.log_lines.push_back("Message " + value_or(macros("{i}"), unavailable) +
+                                              " from <" + from + "> to <" + rcpt + ">" +
+                                              full_details() + " infected by " +
+                                              std::string(virus));
                     } else {
                         d.log_lines.push_back("Message from <" + from + "> to <" + rcpt +
                                               "> infected by " + std::string(virus));

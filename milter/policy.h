@@ -86,6 +86,12 @@ private:
     void add_x_headers(decision& d, std::string_view status, std::uint32_t granted) const;
     void apply_action(decision& d, message_action act, std::string_view virus,
                       std::uint32_t granted) const;
+    /// Whom a log line names: every recipient with SupportMultipleRecipients, else the
+    /// {rcpt_addr} macro (the last recipient), as clamfi_eom logs.
+    [[nodiscard]] std::vector<std::string> log_recipients(const macro_lookup& macros,
+                                                          bool multi) const;
+    /// The " with subject '...' message-id '...' date '...'" part of a Full log line.
+    [[nodiscard]] std::string full_details() const;
 
     const milter_settings& settings_;
     stream_writer writer_;

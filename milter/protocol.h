@@ -105,6 +105,23 @@ inline constexpr std::uint32_t hdr_leadspc = 0x100000;
 inline constexpr std::uint32_t mds_256k = 0x10000000;
 inline constexpr std::uint32_t mds_1m = 0x20000000;
 inline constexpr std::uint32_t all = 0x1fffff;  ///< SMFI_CURR_PROT, what Postfix/Sendmail offer
+
+/// The SMFIP_NR_* bit that lets the milter leave `command` unanswered, or 0 for commands
+/// without one (EOB always gets a final action; MACRO, ABORT, QUIT, QUIT_NC never get a reply).
+[[nodiscard]] constexpr std::uint32_t no_reply_flag(char command) noexcept {
+    switch (command) {
+        case cmd::connect: return nr_conn;
+        case cmd::helo: return nr_helo;
+        case cmd::mail: return nr_mail;
+        case cmd::rcpt: return nr_rcpt;
+        case cmd::data: return nr_data;
+        case cmd::header: return nr_hdr;
+        case cmd::eoh: return nr_eoh;
+        case cmd::body: return nr_body;
+        case cmd::unknown: return nr_unkn;
+        default: return 0;
+    }
+}
 }  // namespace smfip
 
 }  // namespace ringscan::milter
