@@ -285,22 +285,26 @@ void encode_addheader(sink& out, std::string_view name, std::string_view value) 
     wire::emit(out, rep::addheader, data);
 }
 
-void encode_insheader(sink& out, std::uint32_t index, std::string_view name,
-                      std::string_view value) {
+namespace {
+/// INSHEADER and CHGHEADER: u32be index, then name and value as C strings.
+void emit_indexed_header(sink& out, char code, std::uint32_t index, std::string_view name,
+                         std::string_view value) {
     std::string data;
     wire::put_u32(data, index);
     wire::append_cstr(data, name);
     wire::append_cstr(data, value);
-    wire::emit(out, rep::insheader, data);
+    wire::emit(out, code, data);
+}
+}  // namespace
+
+void encode_insheader(sink& out, std::uint32_t index, std::string_view name,
+                      std::string_view value) {
+    emit_indexed_header(out, rep::insheader, index, name, value);
 }
 
 void encode_chgheader(sink& out, std::uint32_t index, std::string_view name,
                       std::string_view value) {
-    std::string data;
-    wire::put_u32(data, index);
-    wire::append_cstr(data, name);
-    wire::append_cstr(data, value);
-    wire::emit(out, rep::chgheader, data);
+    emit_indexed_header(out, rep::chgheader, index, name, value);
 }
 
 void encode_replbody(sink& out, std::string_view chunk) {

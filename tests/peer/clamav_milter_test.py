@@ -69,16 +69,6 @@ mt.echo("RESULT done=true")
 """
 
 
-def lua_str(s):
-    """A Lua long-bracket string literal (no escapes inside); the level avoids collisions."""
-    level = 0
-    while ("]" + "=" * level + "]") in s:
-        level += 1
-    eq = "=" * level
-    # A long string drops a newline right after the opening bracket: start with one.
-    return f"[{eq}[\n{s}]{eq}]"
-
-
 def messages():
     crlf = "\r\n"
     att = base64.encodebytes(P.EICAR).decode("ascii").replace("\n", crlf)
@@ -155,26 +145,18 @@ def start_milter(milter, workdir, name, clamd_socket, on_infected):
     state = C.wait_until(ready, MILTER_READY_S)
     if state != "up":
         raise P.TestFailure(f"clamav-milter not ready ({state or 'timeout'}):\n"
-                            + proc.output()[-2000:] + read(log)[-2000:])
+                            + proc.output()[-2000:] + P.read_text(log)[-2000:])
     return proc, sock, log
-
-
-def read(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def send(miltertest, workdir, sock, msg_name, headers, body, queue_id):
     lua = LUA % {
-        "sock": lua_str(f"unix:{sock}"),
-        "queue_id": lua_str(queue_id),
+        "sock": P.lua_str(f"unix:{sock}"),
+        "queue_id": P.lua_str(queue_id),
         "headers": "\n".join(
-            f"e = mt.header(conn, {lua_str(n)}, {lua_str(v)}); "
+            f"e = mt.header(conn, {P.lua_str(n)}, {P.lua_str(v)}); "
             f"if e ~= nil then error(\"header: \" .. e) end" for n, v in headers),
-        "body": lua_str(body),
+        "body": P.lua_str(body),
     }
     path = os.path.join(workdir, f"{queue_id}.lua")
     with open(path, "w", encoding="utf-8") as f:
@@ -239,7 +221,7 @@ def phase(m, milter, miltertest, subject, daemon, workdir):
             try:
                 m.check(subject, f"{label}: clamav-milter's startup probe (nPING) succeeded",
                         lambda: C.wait_until(
-                            lambda: "Probe for slot 1 returned: success" in read(log), 5.0),
+                            lambda: "Probe for slot 1 returned: success" in P.read_text(log), 5.0),
                         expect=True)
                 for msg, headers, body in messages():
                     n += 1
@@ -247,7 +229,7 @@ def phase(m, milter, miltertest, subject, daemon, workdir):
 
                     def one():
                         res = send(miltertest, workdir, sock, msg, headers, body, qid)
-                        res["log"] = C.wait_until(lambda: verdict_line(read(log), qid), 5.0)
+                        res["log"] = C.wait_until(lambda: verdict_line(P.read_text(log), qid), 5.0)
                         return res
 
                     m.check(subject, f"{label}: {msg}", one, expect=expected(msg, on_infected))

@@ -94,14 +94,6 @@ V6 = "nil, nil, nil"
 V2 = "2, 0x1ff, 0x1fffff"
 
 
-def lua_str(s):
-    level = 0
-    while ("]" + "=" * level + "]") in s:
-        level += 1
-    eq = "=" * level
-    return f"[{eq}[\n{s}]{eq}]"
-
-
 def messages():
     crlf = "\r\n"
     att = base64.encodebytes(P.EICAR).decode("ascii").replace("\n", crlf)
@@ -152,14 +144,6 @@ def eicar_zip():
     return out.getvalue()
 
 
-def read(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def decode_replies(data):
     """The milter's answers as readable lines, one per packet."""
     host = socket.gethostname()
@@ -196,13 +180,13 @@ def decode_replies(data):
 
 def send(miltertest, workdir, sock, name, headers, body, queue_id, negotiate):
     lua = LUA % {
-        "sock": lua_str(f"unix:{sock}"),
+        "sock": P.lua_str(f"unix:{sock}"),
         "negotiate": negotiate,
-        "queue_id": lua_str(queue_id),
+        "queue_id": P.lua_str(queue_id),
         "headers": "\n".join(
-            f"e = mt.header(conn, {lua_str(n)}, {lua_str(v)}); "
+            f"e = mt.header(conn, {P.lua_str(n)}, {P.lua_str(v)}); "
             f"if e ~= nil then error(\"header: \" .. e) end" for n, v in headers),
-        "body": lua_str(body),
+        "body": P.lua_str(body),
     }
     path = os.path.join(workdir, f"{queue_id}.lua")
     with open(path, "w", encoding="utf-8") as f:
@@ -309,9 +293,9 @@ def start_clamav_milter(milter, clamd, workdir, scenario, extra):
     state = wait_socket(s.sock, s.alive, MILTER_READY_S)
     if state != "up":
         raise P.TestFailure(f"clamav-milter not ready ({state or 'timeout'}):\n"
-                            + proc.output()[-2000:] + read(s.log)[-2000:])
+                            + proc.output()[-2000:] + P.read_text(s.log)[-2000:])
     # Ready for mail once its startup probe found clamd.
-    C.wait_until(lambda: "Probe for slot 1 returned: success" in read(s.log), 10.0)
+    C.wait_until(lambda: "Probe for slot 1 returned: success" in P.read_text(s.log), 10.0)
     return s
 
 
@@ -349,7 +333,7 @@ def garbage_check(miltertest, workdir, s):
         closed = c.recv(100) == b""
     if not closed:
         raise P.TestFailure("garbage packet: the connection was not closed")
-    line = C.wait_until(lambda: [x for x in read(s.log).splitlines()
+    line = C.wait_until(lambda: [x for x in P.read_text(s.log).splitlines()
                                  if "milter(" in x and "closing the connection" in x], 5.0)
     if not line or "command" not in line[0]:
         raise P.TestFailure(f"garbage packet: no log line naming the cause: {line!r}")
@@ -458,7 +442,7 @@ def phase(m, subject, milter, miltertest, clamd, ringscand, workdir, db):
                     want_log = expected_log(scenario, name, sig)
 
                     def one():
-                        before_log = len(read(s.log).splitlines())
+                        before_log = len(P.read_text(s.log).splitlines())
                         before = len(tap.sessions)
                         reply = send(miltertest, workdir, tap.addr, name, headers, body, qid,
                                      negotiate)
@@ -471,7 +455,7 @@ def phase(m, subject, milter, miltertest, clamd, ringscand, workdir, db):
 
                         def new_lines():
                             return [x.replace(qid, "<QID>")
-                                    for x in read(s.log).splitlines()[before_log:]
+                                    for x in P.read_text(s.log).splitlines()[before_log:]
                                     if re.match(r"(Clean message|Message) ", x)]
                         if want_log:
                             lines = C.wait_until(new_lines, 5.0)

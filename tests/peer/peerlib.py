@@ -448,6 +448,25 @@ class Tap:
 
 # --- running external clients --------------------------------------------------------------
 
+def read_text(path):
+    """A file's text (undecodable bytes replaced), or "" when it cannot be read yet."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def lua_str(s):
+    """A Lua long-bracket string literal (no escapes inside); the level avoids collisions."""
+    level = 0
+    while ("]" + "=" * level + "]") in s:
+        level += 1
+    eq = "=" * level
+    # A long string drops a newline right after the opening bracket: start with one.
+    return f"[{eq}[\n{s}]{eq}]"
+
+
 def run(argv, timeout=60.0):
     """Run a client to completion (bounded); returns (rc, stdout, stderr) as text."""
     try:

@@ -91,14 +91,6 @@ def postfix(p, *args, timeout=60.0):
     return C.run(["script", "-qc", cmd, "/dev/null"], timeout=timeout)
 
 
-def read(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def start_ringscand(ringscand, d, db, milter_port, on_infected):
     os.makedirs(d, exist_ok=True)
     conf = P.write_conf(os.path.join(d, "clamav-milter.conf"), [
@@ -182,7 +174,7 @@ def main():
         if rc != 0:
             raise P.TestFailure(f"postfix start failed: {out}")
         if not C.wait_until(lambda: _smtp_up(smtp_port), 30.0):
-            raise P.TestFailure("postfix smtpd does not answer\n" + read(f"{p}/postfix.log"))
+            raise P.TestFailure("postfix smtpd does not answer\n" + P.read_text(f"{p}/postfix.log"))
         inbox = os.path.join(p, "mail", "inbox")
         host = socket.gethostname()
         try:
@@ -192,7 +184,7 @@ def main():
 
             def delivered(subject):
                 def headers():
-                    text = read(inbox)
+                    text = P.read_text(inbox)
                     at = text.find(f"Subject: {subject}")
                     if at < 0:
                         return None
@@ -224,7 +216,7 @@ def main():
                              delivered("big one")[-1]),
                     expect=("<- 250 2.0.0 Ok: ", "X-Virus-Status: Clean"))
             m.check("ringscand", "rejected mail never delivered",
-                    lambda: ("eicar attached" in read(inbox), "lab body" in read(inbox)),
+                    lambda: ("eicar attached" in P.read_text(inbox), "lab body" in P.read_text(inbox)),
                     expect=(False, False))
         finally:
             daemon.stop()
